@@ -1,0 +1,66 @@
+"""Validation at the public boundary: errors that name what was expected and what was given."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+
+def check_tensor(name: str, value, *, dims: tuple[int, ...]) -> Tensor:
+    if not isinstance(value, Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor, got {type(value).__name__}")
+    if value.dim() not in dims:
+        want = " or ".join(f"{d}-D" for d in dims)
+        raise ValueError(f"{name} must be {want}, got a {value.dim()}-D tensor of shape "
+                         f"{tuple(value.shape)}")
+    return value
+
+
+def check_like(name: str, value: Tensor, ref: Tensor, ref_name: str) -> None:
+    """Same dtype and device as ``ref`` (the parameters, or the input)."""
+    if value.dtype != ref.dtype:
+        raise TypeError(f"{name} has dtype {value.dtype} but {ref_name} has dtype {ref.dtype}; "
+                        f"convert one of them (e.g. module.to({value.dtype}))")
+    if value.device != ref.device:
+        raise ValueError(f"{name} is on {value.device} but {ref_name} is on {ref.device}; "
+                         "move them to the same device")
+
+
+def check_float(name: str, value: Tensor) -> None:
+    if not value.is_floating_point():
+        raise TypeError(f"{name} must be a floating-point tensor, got dtype {value.dtype}")
+
+
+def check_shape(name: str, value: Tensor, expected: tuple[int, ...]) -> None:
+    if tuple(value.shape) != tuple(expected):
+        raise ValueError(f"{name} must have shape {tuple(expected)}, got {tuple(value.shape)}")
+
+
+def check_lengths(lengths, batch: int, T: int) -> Tensor:
+    """A 1-D integer tensor (or sequence) of B lengths, each in 1..T."""
+    if not isinstance(lengths, Tensor):
+        try:
+            lengths = torch.as_tensor(lengths)
+        except (TypeError, ValueError, RuntimeError) as e:
+            raise TypeError(f"lengths must be a 1-D integer tensor, got {type(lengths).__name__}"
+                            ) from e
+    if lengths.is_floating_point() or lengths.is_complex() or lengths.dtype == torch.bool:
+        raise TypeError(f"lengths must be an integer tensor, got dtype {lengths.dtype}")
+    if lengths.dim() != 1 or lengths.shape[0] != batch:
+        raise ValueError(f"lengths must be 1-D with one entry per sequence (batch size {batch}), "
+                         f"got shape {tuple(lengths.shape)}")
+    lengths = lengths.to("cpu", torch.int64)
+    lo, hi = int(lengths.min()), int(lengths.max())
+    if lo < 1:
+        raise ValueError(f"every length must be at least 1, got {lo}")
+    if hi > T:
+        raise ValueError(f"a length ({hi}) exceeds the number of time steps in the input ({T})")
+    return lengths
+
+
+def check_positive_int(name: str, value) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} must be an int, got {type(value).__name__}")
+    if value <= 0:
+        raise ValueError(f"{name} must be positive, got {value}")
+    return value

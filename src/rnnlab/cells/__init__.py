@@ -1,0 +1,8 @@
+"""Cells: the per-step math of each recurrent family, forward and backward, by hand."""
+
+from .base import CellMath, Tape
+from .gru import GRUMath
+from .lstm import LSTMMath
+from .rnn import NONLINEARITIES, RNNMath
+
+__all__ = ["CellMath", "Tape", "RNNMath", "LSTMMath", "GRUMath", "NONLINEARITIES"]

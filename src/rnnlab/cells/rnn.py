@@ -1,0 +1,83 @@
+"""Elman RNN cell.
+
+Forward, one step:
+
+    a_t = W_ih x_t + b_ih + W_hh h_{t-1} + b_hh
+    h_t = φ(a_t),        φ ∈ {tanh, relu, sigmoid, linear}
+
+Backward, with δh_t = ∂L/∂h_t (error from the output at t plus the error carried from t+1):
+
+    δa_t      = φ'(a_t) ⊙ δh_t           φ' read off h_t: tanh 1 − h², sigmoid h(1 − h),
+                                          relu [h > 0], linear 1
+    δh_{t-1}  = W_hhᵀ δa_t               (carried to step t − 1)
+    ∂L/∂W_hh  = Σ_t δa_t h_{t-1}ᵀ,   ∂L/∂b_hh = Σ_t δa_t     (after the loop)
+
+sigmoid and linear are not in torch.nn.RNN; they are here because the stability analysis of
+the lecture studies exactly these recursions (h(t) = σ(w h(t-1) + c x(t)), h(t) = W h(t-1) + C x).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from .base import CellMath, Tape, flat, grad_buffer, state_buffer
+
+NONLINEARITIES = ("tanh", "relu", "sigmoid", "linear")
+
+
+def _derivative_from_output(h: Tensor, nonlinearity: str) -> Tensor:
+    if nonlinearity == "tanh":
+        return 1 - h * h
+    if nonlinearity == "sigmoid":
+        return h * (1 - h)
+    if nonlinearity == "relu":
+        return (h > 0).to(h.dtype)
+    return torch.ones_like(h)
+
+
+class RNNMath(CellMath):
+    n_gates = 1
+
+    def __init__(self, nonlinearity: str = "tanh"):
+        if nonlinearity not in NONLINEARITIES:
+            raise ValueError(
+                f"unknown nonlinearity {nonlinearity!r}; expected one of {NONLINEARITIES}"
+            )
+        self.nonlinearity = nonlinearity
+        # in-place activation applied to the pre-activation written into the state buffer
+        self._act = {
+            "tanh": torch.Tensor.tanh_,
+            "relu": torch.Tensor.relu_,
+            "sigmoid": torch.Tensor.sigmoid_,
+            "linear": lambda a: a,
+        }[nonlinearity]
+
+    def begin(self, xw, inits, params, padded):
+        (h0,) = inits
+        H = state_buffer(h0, xw.shape[0], padded)
+        tape = Tape(xw=xw, states=(H,), params=params, padded=padded)
+        tape.extra["W_hh_t"] = params["weight_hh"].t()
+        return tape
+
+    def step(self, tape, t, n):
+        H = tape.states[0]
+        # a_t = xw_t + W_hh h_{t-1}, written straight into the slot of h_t, then h_t = φ(a_t)
+        torch.addmm(tape.xw[t, :n], H[t, :n], tape.extra["W_hh_t"], out=H[t + 1, :n])
+        self._act(H[t + 1, :n])
+
+    def begin_backward(self, tape):
+        tape.extra["dphi"] = _derivative_from_output(tape.states[0][1:], self.nonlinearity)
+        tape.dG = grad_buffer(tape.xw, tape.padded)
+
+    def step_back(self, tape, t, n, carry):
+        dh = carry[0][:n]
+        dA = tape.dG[t, :n]
+        torch.mul(dh, tape.extra["dphi"][t, :n], out=dA)  # undoes h_t = φ(a_t)
+        torch.mm(dA, tape.params["weight_hh"], out=dh)  # undoes a_t += W_hh h_{t-1}
+
+    def recurrent_grads(self, tape, dG, db):
+        return {
+            "weight_hh": flat(dG).t() @ flat(tape.states[0][:-1]),
+            "bias_hh": db,
+        }

@@ -1,0 +1,149 @@
+"""The time loop, once for every cell: forward recursion and backpropagation through time.
+
+For one layer and one direction:
+
+    forward   xw = x W_ihᵀ + b                  one (T·B × I)·(I × G·H) product, before the loop
+              for t = 0 … T−1: cell.step        recurrent product + pointwise math, in buffers
+    backward  for t = T−1 … 0: cell.step_back   δ flows from h_t, c_t to h_{t-1}, c_{t-1}
+              dW_ih = δaᵀ x,  dx = δa W_ih      one product each, after the loop
+              dW_hh = δaᵀ h_{t-1}, ...          the cell's, also one product each
+
+No autograd graph is built inside the loop: `_Recurrence` is a torch.autograd.Function whose
+backward is the hand-written BPTT, so gradients reach the input, the initial state and every
+parameter, and the layer composes with anything else in a torch program.
+
+Variable lengths: the caller sorts the batch by length, longest first (`sort_lengths`), so the
+sequences still running at step t are the leading rows ``[:batch_sizes[t]]`` and every step
+works on a contiguous slice, as in a PackedSequence. Outputs past a sequence's end are zero and
+its final state is the state at its own last step. The reverse direction runs the same forward
+loop over each sequence reversed within its own length (`reverse_within_lengths`).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+from torch.autograd.function import once_differentiable
+
+from .cells.base import CellMath, flat
+
+
+def sort_lengths(lengths: Tensor, T: int) -> tuple[Tensor, list[int] | None]:
+    """Longest-first order of the batch and the number of sequences running at each step.
+
+    Returns ``(order, batch_sizes)``; ``batch_sizes`` is None when every sequence has length T
+    (the fast path: no zero-filling, no per-step row counts).
+    """
+    order = torch.sort(lengths.cpu(), descending=True, stable=True).indices
+    if bool((lengths == T).all()):
+        return order, None
+    steps = torch.arange(T).unsqueeze(1)
+    batch_sizes = (lengths.cpu().unsqueeze(0) > steps).sum(1).tolist()
+    return order, batch_sizes
+
+
+def reverse_within_lengths(x: Tensor, lengths: Tensor | None) -> Tensor:
+    """x[t, b] -> x[L_b − 1 − t, b] for t < L_b; padding stays where it is. An involution."""
+    if lengths is None:
+        return x.flip(0)
+    T = x.shape[0]
+    t = torch.arange(T, device=x.device).unsqueeze(1)
+    L = lengths.to(x.device).unsqueeze(0)
+    index = torch.where(t < L, L - 1 - t, t)  # (T, B)
+    return x.gather(0, index.unsqueeze(-1).expand_as(x))
+
+
+class _Recurrence(torch.autograd.Function):
+    """One layer-direction of a recurrent network; backward is the cell's hand-written BPTT."""
+
+    @staticmethod
+    def forward(ctx, cell: CellMath, batch_sizes, lengths, n_states, x, *rest):
+        inits, params = rest[:n_states], dict(zip(cell.param_names, rest[n_states:]))
+        T, B, _ = x.shape
+        W_ih = params["weight_ih"]
+        bias = cell.input_bias(params)
+        xw = flat(x) @ W_ih.t() if bias is None else torch.addmm(bias, flat(x), W_ih.t())
+        xw = xw.view(T, B, -1)  # (T, B, G·H)
+        padded = batch_sizes is not None
+        tape = cell.begin(xw, tuple(inits), params, padded)
+        if padded:
+            for t, n in enumerate(batch_sizes):
+                cell.step(tape, t, n)
+            last = lengths.to(x.device)
+            rows = torch.arange(B, device=x.device)
+            finals = [s[last, rows] for s in tape.states]
+        else:
+            for t in range(T):
+                cell.step(tape, t, B)
+            finals = [s[T].clone() for s in tape.states]
+        ctx.cell, ctx.tape, ctx.batch_sizes = cell, tape, batch_sizes
+        ctx.n_states = n_states
+        ctx.save_for_backward(x, *rest)  # guards against in-place edits before backward
+        return (tape.states[0][1:], *finals)
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, d_out, *d_finals):
+        cell, tape, batch_sizes = ctx.cell, ctx.tape, ctx.batch_sizes
+        x, *_ = ctx.saved_tensors  # version check
+        T, B, _ = x.shape
+        cell.begin_backward(tape)
+        # carry[k] is ∂L/∂state_k at the step being undone; a sequence receives the gradient
+        # of its final state at its own last step
+        if batch_sizes is None:
+            carry = [d.clone() for d in d_finals]
+            for t in reversed(range(T)):
+                carry[0].add_(d_out[t])
+                cell.step_back(tape, t, B, carry)
+        else:
+            carry = [torch.zeros_like(d) for d in d_finals]
+            for t in reversed(range(T)):
+                n = batch_sizes[t]
+                ending = batch_sizes[t + 1] if t + 1 < T else 0
+                if ending < n:
+                    for c, d in zip(carry, d_finals):
+                        c[ending:n] += d[ending:n]
+                carry[0][:n].add_(d_out[t, :n])
+                cell.step_back(tape, t, n, carry)
+
+        params = tape.params
+        dG = flat(tape.dG)  # (T·B, G·H): ∂L/∂xw for every step
+        dx = (dG @ params["weight_ih"]).view_as(x) if ctx.needs_input_grad[4] else None
+        db = dG.sum(0) if params["bias_ih"] is not None else None
+        grads = {"weight_ih": dG.t() @ flat(x), "bias_ih": db}
+        grads.update(cell.recurrent_grads(tape, tape.dG, db))
+        param_grads = [
+            grads.get(name) if params[name] is not None else None for name in cell.param_names
+        ]
+        ctx.tape = None  # free the buffers
+        return (None, None, None, None, dx, *carry, *param_grads)
+
+
+def run_layer(
+    cell: CellMath,
+    x: Tensor,
+    inits: tuple[Tensor, ...],
+    params: dict[str, Tensor | None],
+    *,
+    batch_sizes: list[int] | None = None,
+    lengths: Tensor | None = None,
+    reverse: bool = False,
+) -> tuple[Tensor, tuple[Tensor, ...]]:
+    """Run one layer-direction over x (T, B, I), batch sorted longest first.
+
+    ``inits`` are the initial states (B, size) in ``cell.state_names`` order; ``params`` maps
+    ``cell.param_names`` to tensors (None for absent ones). ``lengths`` (sorted) and
+    ``batch_sizes`` (from `sort_lengths`) describe padding; both None for full-length batches.
+    Returns the output sequence (T, B, H) and the final states (B, size).
+    """
+    if batch_sizes is None:
+        lengths = None
+    if reverse:
+        x = reverse_within_lengths(x, lengths)
+    out, *finals = _Recurrence.apply(
+        cell, batch_sizes, lengths, len(inits), x, *inits,
+        *(params.get(name) for name in cell.param_names),
+    )
+    if reverse:
+        out = reverse_within_lengths(out, lengths)
+    return out, tuple(finals)
