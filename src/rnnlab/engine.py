@@ -25,7 +25,7 @@ import torch
 from torch import Tensor
 from torch.autograd.function import once_differentiable
 
-from .cells.base import CellMath, flat
+from .cells.base import CellMath, flat, weight_grad
 
 
 def sort_lengths(lengths: Tensor, T: int) -> tuple[Tensor, list[int] | None]:
@@ -60,58 +60,67 @@ class _Recurrence(torch.autograd.Function):
     def forward(ctx, cell: CellMath, batch_sizes, lengths, n_states, x, *rest):
         inits, params = rest[:n_states], dict(zip(cell.param_names, rest[n_states:]))
         T, B, _ = x.shape
-        W_ih = params["weight_ih"]
+        W_ih, G = params["weight_ih"], cell.n_gates
+        H = W_ih.shape[0] // G
         bias = cell.input_bias(params)
-        xw = flat(x) @ W_ih.t() if bias is None else torch.addmm(bias, flat(x), W_ih.t())
-        xw = xw.view(T, B, -1)  # (T, B, G·H)
-        padded = batch_sizes is not None
-        tape = cell.begin(xw, tuple(inits), params, padded)
-        if padded:
-            for t, n in enumerate(batch_sizes):
-                cell.step(tape, t, n)
-            last = lengths.to(x.device)
-            rows = torch.arange(B, device=x.device)
-            finals = [s[last, rows] for s in tape.states]
-        else:
-            for t in range(T):
-                cell.step(tape, t, B)
+        # (G, T, B, H), gate-major: one product per gate, written straight into its block
+        xw = x.new_empty(G, T, B, H)
+        for g, (W_g, out) in enumerate(zip(W_ih.view(G, H, -1), xw.view(G, T * B, H))):
+            if bias is None:
+                torch.mm(flat(x), W_g.t(), out=out)
+            else:
+                torch.addmm(bias[g * H : (g + 1) * H], flat(x), W_g.t(), out=out)
+        tape = cell.begin(xw, tuple(inits), params, batch_sizes)
+        for t in range(T):
+            cell.step(tape, t)
+        if batch_sizes is None:
             finals = [s[T].clone() for s in tape.states]
-        ctx.cell, ctx.tape, ctx.batch_sizes = cell, tape, batch_sizes
-        ctx.n_states = n_states
+        else:  # each sequence's state at its own last step
+            rows = torch.arange(B, device=x.device)
+            finals = [s[lengths.to(x.device), rows] for s in tape.states]
+        ctx.cell, ctx.tape = cell, tape
         ctx.save_for_backward(x, *rest)  # guards against in-place edits before backward
         return (tape.states[0][1:], *finals)
 
     @staticmethod
     @once_differentiable
     def backward(ctx, d_out, *d_finals):
-        cell, tape, batch_sizes = ctx.cell, ctx.tape, ctx.batch_sizes
+        cell, tape = ctx.cell, ctx.tape
         x, *_ = ctx.saved_tensors  # version check
         T, B, _ = x.shape
+        batch_sizes = tape.batch_sizes
         cell.begin_backward(tape)
-        # carry[k] is ∂L/∂state_k at the step being undone; a sequence receives the gradient
-        # of its final state at its own last step
+        d_outs = d_out.unbind(0)
+        # carry[k] is ∂L/∂state_k at the step being undone
         if batch_sizes is None:
             carry = [d.clone() for d in d_finals]
             for t in reversed(range(T)):
-                carry[0].add_(d_out[t])
-                cell.step_back(tape, t, B, carry)
+                carry[0].add_(d_outs[t])
+                cell.step_back(tape, t, carry)
         else:
             carry = [torch.zeros_like(d) for d in d_finals]
             for t in reversed(range(T)):
                 n = batch_sizes[t]
                 ending = batch_sizes[t + 1] if t + 1 < T else 0
-                if ending < n:
-                    for c, d in zip(carry, d_finals):
-                        c[ending:n] += d[ending:n]
-                carry[0][:n].add_(d_out[t, :n])
-                cell.step_back(tape, t, n, carry)
+                for c, d in zip(carry, d_finals):  # a sequence's final state is read here
+                    c[ending:n] += d[ending:n]
+                rows = [c[:n] for c in carry]
+                rows[0].add_(d_outs[t][:n])
+                cell.step_back(tape, t, rows)
 
-        params = tape.params
-        dG = flat(tape.dG)  # (T·B, G·H): ∂L/∂xw for every step
-        dx = (dG @ params["weight_ih"]).view_as(x) if ctx.needs_input_grad[4] else None
-        db = dG.sum(0) if params["bias_ih"] is not None else None
-        grads = {"weight_ih": dG.t() @ flat(x), "bias_ih": db}
-        grads.update(cell.recurrent_grads(tape, tape.dG, db))
+        params, dG = tape.params, tape.dG
+        G, H = dG.shape[0], dG.shape[3]
+        dG_rows = dG.view(G, T * B, H)
+        dx = None
+        if ctx.needs_input_grad[4]:  # Σ_g δa_g W_ih,g
+            W_g = params["weight_ih"].view(G, H, -1)
+            dx = dG_rows[0] @ W_g[0]
+            for g in range(1, G):
+                dx.addmm_(dG_rows[g], W_g[g])
+            dx = dx.view_as(x)
+        db = dG.sum((1, 2)).flatten() if params["bias_ih"] is not None else None
+        grads = {"weight_ih": weight_grad(dG, x), "bias_ih": db}
+        grads.update(cell.recurrent_grads(tape, db))
         param_grads = [
             grads.get(name) if params[name] is not None else None for name in cell.param_names
         ]

@@ -1,21 +1,26 @@
 """The contract between a cell (the math) and the engine (the time loop).
 
 A cell is a pair of step functions plus the bookkeeping of what they need. The engine owns
-the loop; a cell never loops over time. Tensors are time-major, (T, B, ...), and the batch is
-sorted by length, longest first, so that the sequences still running at step t are the rows
-``[:n]`` with ``n = batch_sizes[t]``; a step touches only those rows.
+the loop; a cell never loops over time. Tensors are time-major and the batch is sorted by
+length, longest first, so that the sequences still running at step t are the rows ``[:n]``
+with ``n = batch_sizes[t]``; a step touches only those rows.
+
+Gate pre-activations are stored gate-major, (G, T, B, H): each gate of each step is one
+contiguous (B, H) block, so the pointwise math never walks strided columns (for small H that
+halves the cost of a step), and each gate's input projection is one plain matrix product
+written straight into its block.
 
 Life of one layer-direction:
 
     xw = x W_ihᵀ + input_bias                      engine: one matrix product for all T steps
-    tape = cell.begin(xw, inits, params, padded)   cell: allocate every buffer once
-    for t: cell.step(tape, t, n)                   cell: recurrent product + pointwise math
+    tape = cell.begin(xw, inits, params, sizes)    cell: allocate buffers, per-step views
+    for t: cell.step(tape, t)                      cell: recurrent product + pointwise math
     cell.begin_backward(tape)                      cell: pointwise derivative factors, all T at once
-    for t reversed: cell.step_back(tape, t, n, carry)
+    for t reversed: cell.step_back(tape, t, carry)
         carry holds ∂L/∂state_t on entry (rows [:n]) and ∂L/∂state_{t-1} on exit; the cell
-        writes ∂L/∂(pre-activation of the input projection) into tape.dG[t, :n]
-    dW_ih = dGᵀ x, dx = dG W_ih                    engine: one matrix product each
-    cell.recurrent_grads(tape, dG, db)             cell: weight gradients, one product each
+        writes ∂L/∂(pre-activation of the input projection) into tape.dG[t]
+    dW_ih = dGᵀ x, dx = dG W_ih                    engine: one matrix product per gate
+    cell.recurrent_grads(tape, dG, db)             cell: weight gradients, likewise
 
 State buffers are (T + 1, B, size) with slot 0 the initial state, so slot t is h_{t-1} for
 step t and slots 1..T are the outputs. When the batch is padded, buffers that are read past a
@@ -34,12 +39,25 @@ from torch import Tensor
 class Tape:
     """Buffers of one forward pass, kept for the backward pass."""
 
-    xw: Tensor  # (T, B, G·H) input projection; cells overwrite it with gate activations
+    xw: Tensor  # (G, T, B, H) input projection; cells overwrite it with gate activations
     states: tuple[Tensor, ...]  # each (T + 1, B, size)
     params: dict[str, Tensor | None]
-    padded: bool = False  # some sequences end before T: zero-fill what is read past the end
-    extra: dict[str, Tensor] = field(default_factory=dict)
-    dG: Tensor | None = None  # (T, B, G·H) gradient w.r.t. xw, filled by step_back
+    batch_sizes: list[int] | None = None  # rows running at each step; None: all, all along
+    extra: dict = field(default_factory=dict)
+    dG: Tensor | None = None  # (G, T, B, H) gradient w.r.t. xw, filled by step_back
+
+    @property
+    def padded(self) -> bool:
+        """Some sequence ends before T: what is read past its end must be zero."""
+        return self.batch_sizes is not None
+
+    def steps(self, buf: Tensor, dim: int = 0) -> list[Tensor]:
+        """Per-step views of a buffer whose time axis is ``dim`` and batch axis is −2, rows
+        [:n_t]: built once, then indexed in the loop (a view costs as much as a small op)."""
+        views = buf.unbind(dim)
+        if self.batch_sizes is None:
+            return list(views)
+        return [v.narrow(-2, 0, n) for v, n in zip(views, self.batch_sizes)]
 
 
 class CellMath:
@@ -59,20 +77,22 @@ class CellMath:
             return None
         return b_ih + b_hh
 
-    def begin(self, xw: Tensor, inits: tuple[Tensor, ...], params: dict, padded: bool) -> Tape:
+    def begin(self, xw: Tensor, inits: tuple[Tensor, ...], params: dict,
+              batch_sizes: list[int] | None) -> Tape:
         raise NotImplementedError
 
-    def step(self, tape: Tape, t: int, n: int) -> None:
+    def step(self, tape: Tape, t: int) -> None:
         raise NotImplementedError
 
     def begin_backward(self, tape: Tape) -> None:
         raise NotImplementedError
 
-    def step_back(self, tape: Tape, t: int, n: int, carry: list[Tensor]) -> None:
+    def step_back(self, tape: Tape, t: int, carry: list[Tensor]) -> None:
         raise NotImplementedError
 
-    def recurrent_grads(self, tape: Tape, dG: Tensor, db: Tensor | None) -> dict[str, Tensor]:
-        """Gradients of every parameter except weight_ih / bias_ih (the engine's)."""
+    def recurrent_grads(self, tape: Tape, db: Tensor | None) -> dict:
+        """Gradients of every parameter except weight_ih / bias_ih (the engine's); ``db`` is
+        ∂L/∂b_ih, which equals ∂L/∂b_hh wherever b_hh was folded into the input bias."""
         raise NotImplementedError
 
 
@@ -83,6 +103,35 @@ def state_buffer(init: Tensor, T: int, padded: bool) -> Tensor:
     buf = alloc(T + 1, B, size, dtype=init.dtype, device=init.device)
     buf[0] = init
     return buf
+
+
+def gate_rows(W: Tensor, G: int) -> Tensor:
+    """W (G·H, K) as (G, H, K): per-gate blocks, for δh = Σ_g δa_g W_g as one batched product."""
+    return W.view(G, -1, W.shape[1])
+
+
+def gate_major(W: Tensor, G: int) -> Tensor:
+    """W (G·H, K) as (G, K, H): the right factor of a batched product h W_gᵀ per gate."""
+    return gate_rows(W, G).transpose(1, 2)
+
+
+def at_b(a: Tensor, b: Tensor) -> Tensor:
+    """aᵀ b for tall a (N, m), b (N, k): the weight-gradient product Σ_rows a_rowᵀ b_row.
+
+    BLAS is slow on aᵀ b when b is very narrow (k of a few input features); bᵀ a is then
+    several times faster, so the narrow side goes first.
+    """
+    if b.shape[1] < 32 <= a.shape[1]:
+        return (b.t() @ a).t()
+    return a.t() @ b
+
+
+def weight_grad(dG: Tensor, inp: Tensor) -> Tensor:
+    """∂L/∂W for gate-major δ (G, T, B, H) and the input rows the weight saw (T, B, K):
+    Σ_{t,b} δ_{g,t,b}ᵀ inp_{t,b}, returned as (G·H, K), the layout of torch's weights."""
+    G, T, B, H = dG.shape
+    rows = flat(inp)
+    return torch.cat([at_b(d, rows) for d in dG.view(G, T * B, H)])
 
 
 def grad_buffer(like: Tensor, padded: bool) -> Tensor:

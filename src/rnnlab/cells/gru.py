@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import torch
 
-from .base import CellMath, Tape, flat, grad_buffer, state_buffer
+from .base import CellMath, Tape, gate_major, gate_rows, grad_buffer, state_buffer, weight_grad
 
 
 class GRUMath(CellMath):
@@ -40,94 +40,100 @@ class GRUMath(CellMath):
             return params["bias_ih"]
         return super().input_bias(params)
 
-    def begin(self, xw, inits, params, padded):
+    def begin(self, xw, inits, params, batch_sizes):
         (h0,) = inits
-        T, B, H3 = xw.shape
-        Hs = state_buffer(h0, T, padded)
-        tape = Tape(xw=xw, states=(Hs,), params=params, padded=padded)
-        W = params["weight_hh"]
-        H = H3 // 3
+        _, T, B, H = xw.shape
+        Hs = state_buffer(h0, T, batch_sizes is not None)
+        tape = Tape(xw=xw, states=(Hs,), params=params, batch_sizes=batch_sizes)
+        ex, st, W = tape.extra, tape.steps, params["weight_hh"]
+        ex.update(
+            rz=st(xw[:2], 1), r=st(xw[0]), z=st(xw[1]), n=st(xw[2]),
+            h_prev=st(Hs[:-1]), h=st(Hs[1:]),
+        )
         if self.reset_after:
-            tape.extra["W_hh_t"] = W.t()
-            tape.extra["hw"] = torch.empty_like(xw)  # W_hh h_{t-1} + b_hh, for δa_r
+            hw = torch.empty_like(xw)  # W_hh h_{t-1} + b_hh, kept for δa_r
+            b = params["bias_hh"]
+            ex.update(
+                hw_buf=hw, hw=st(hw, 1), hw_rz=st(hw[:2], 1), hw_n=st(hw[2]),
+                W_hh_g=gate_major(W, 3), b_hh=None if b is None else b.view(3, 1, H),
+            )
         else:
-            tape.extra["W_hrz_t"] = W[: 2 * H].t()
-            tape.extra["W_hn_t"] = W[2 * H :].t()
-            tape.extra["rh"] = grad_buffer(Hs[1:], padded)  # r_t ⊙ h_{t-1}, for ∂L/∂W_hn
+            rh = grad_buffer(Hs[1:], tape.padded)  # r_t ⊙ h_{t-1}, read by ∂L/∂W_hn
+            ex.update(rh_buf=rh, rh=st(rh), W_hrz_g=gate_major(W[: 2 * H], 2),
+                      W_hn_t=W[2 * H :].t())
         return tape
 
-    def step(self, tape, t, n):
-        Hs, ex = tape.states[0], tape.extra
-        a = tape.xw[t, :n]  # (n, 3H): becomes [r, z, n]
-        H = a.shape[1] // 3
-        h_prev = Hs[t, :n]
-        rz, r, z, nt = a[:, : 2 * H], a[:, :H], a[:, H : 2 * H], a[:, 2 * H :]
+    def step(self, tape, t):
+        ex = tape.extra
+        h_prev, r, z, n = ex["h_prev"][t], ex["r"][t], ex["z"][t], ex["n"][t]
+        h3 = h_prev.expand(3, *h_prev.shape)
         if self.reset_after:
-            hw = ex["hw"][t, :n]
-            b_hh = tape.params["bias_hh"]
-            if b_hh is None:
-                torch.mm(h_prev, ex["W_hh_t"], out=hw)
+            hw = ex["hw"][t]
+            if ex["b_hh"] is None:
+                torch.bmm(h3, ex["W_hh_g"], out=hw)
             else:
-                torch.addmm(b_hh, h_prev, ex["W_hh_t"], out=hw)
-            rz.add_(hw[:, : 2 * H]).sigmoid_()
-            nt.addcmul_(r, hw[:, 2 * H :]).tanh_()
+                torch.baddbmm(ex["b_hh"], h3, ex["W_hh_g"], out=hw)  # W_hk h_{t-1} + b_hk
+            ex["rz"][t].add_(ex["hw_rz"][t]).sigmoid_()
+            n.addcmul_(r, ex["hw_n"][t]).tanh_()  # n = tanh(a_n + r (W_hn h + b_hn))
         else:
-            rz.addmm_(h_prev, ex["W_hrz_t"]).sigmoid_()
-            rh = torch.mul(r, h_prev, out=ex["rh"][t, :n])
-            nt.addmm_(rh, ex["W_hn_t"]).tanh_()
-        torch.lerp(nt, h_prev, z, out=Hs[t + 1, :n])  # (1 − z) n + z h_{t-1}
+            ex["rz"][t].baddbmm_(h3[:2], ex["W_hrz_g"]).sigmoid_()
+            rh = torch.mul(r, h_prev, out=ex["rh"][t])
+            n.addmm_(rh, ex["W_hn_t"]).tanh_()  # n = tanh(a_n + W_hn (r h))
+        torch.lerp(n, h_prev, z, out=ex["h"][t])  # h_t = (1 − z) n + z h_{t-1}
 
     def begin_backward(self, tape):
-        T, B, H3 = tape.xw.shape
-        H = H3 // 3
-        r, z, nt = tape.xw.view(T, B, 3, H).unbind(2)
+        ex, st = tape.extra, tape.steps
+        r, z, n = tape.xw  # activations, (T, B, H) each
         h_prev = tape.states[0][:-1]
-        ex = tape.extra
-        dan = (1 - z) * (1 - nt * nt)  # ∂h/∂a_n
-        daz = (h_prev - nt) * z * (1 - z)  # ∂h/∂a_z
-        ex["z"], ex["r"] = z, r
+        dan = (1 - z) * (1 - n * n)  # ∂h/∂a_n
+        daz = (h_prev - n) * z * (1 - z)  # ∂h/∂a_z
+        tape.dG = dG = grad_buffer(tape.xw, tape.padded)
+        ex.update(dA=st(dG, 1))
         if self.reset_after:
-            dar = dan * ex["hw"][..., 2 * H :] * r * (1 - r)  # ∂h/∂a_r
-            ex["dh_da"] = torch.stack((dar, daz, dan), dim=2)  # factors for δa (input side)
-            ex["dh_dhw"] = torch.stack((dar, daz, dan * r), dim=2)  # ... recurrent side
-            ex["dhw"] = grad_buffer(tape.xw, tape.padded)
+            dar = dan * ex["hw_buf"][2] * r * (1 - r)  # ∂h/∂a_r
+            dhw = grad_buffer(tape.xw, tape.padded)  # δ(W_hh h + b_hh)
+            ex.update(
+                dh_da=st(torch.stack((dar, daz, dan)), 1),
+                dh_dhw=st(torch.stack((dar, daz, dan * r)), 1),
+                dhw_buf=dhw, dhw=st(dhw, 1), W_hh_gt=gate_rows(tape.params["weight_hh"], 3),
+            )
         else:
-            ex["dh_dazn"] = torch.stack((daz, dan), dim=2)
-            ex["drh_dar"] = h_prev * r * (1 - r)
-        tape.dG = grad_buffer(tape.xw, tape.padded)
+            H = dan.shape[-1]
+            W = tape.params["weight_hh"]
+            ex.update(
+                dh_dazn=st(torch.stack((daz, dan)), 1), drh_dar=st(h_prev * r * (1 - r)),
+                dA_zn=st(dG[1:], 1), dA_rz=st(dG[:2], 1), dA_r=st(dG[0]), dA_n=st(dG[2]),
+                W_hn=W[2 * H :], W_hrz_gt=gate_rows(W[: 2 * H], 2),
+            )
 
-    def step_back(self, tape, t, n, carry):
+    def step_back(self, tape, t, carry):
         ex = tape.extra
-        dh = carry[0][:n]
-        dA = tape.dG[t, :n]
-        dA3 = dA.view(n, 3, -1)
-        W = tape.params["weight_hh"]
+        dh = carry[0]
         if self.reset_after:
-            dhw = ex["dhw"][t, :n]
-            torch.mul(ex["dh_da"][t, :n], dh.unsqueeze(1), out=dA3)
-            torch.mul(ex["dh_dhw"][t, :n], dh.unsqueeze(1), out=dhw.view(n, 3, -1))
-            dh.mul_(ex["z"][t, :n]).addmm_(dhw, W)  # z ⊙ δh + W_hhᵀ δ(W_hh h + b_hh)
+            dhw = ex["dhw"][t]
+            torch.mul(ex["dh_da"][t], dh, out=ex["dA"][t])  # undoes the gates (input side)
+            torch.mul(ex["dh_dhw"][t], dh, out=dhw)  # ... and their recurrent side
+            rec = torch.bmm(dhw, ex["W_hh_gt"]).sum(0)  # undoes W_hh h_{t-1}
+            dh.mul_(ex["z"][t]).add_(rec)  # + z δh through h_t = ... + z h_{t-1}
         else:
-            H = dA3.shape[2]
-            torch.mul(ex["dh_dazn"][t, :n], dh.unsqueeze(1), out=dA3[:, 1:])
-            drh = dA3[:, 2] @ W[2 * H :]  # undoes a_n += W_hn (r ⊙ h)
-            torch.mul(drh, ex["drh_dar"][t, :n], out=dA3[:, 0])  # ... through r
-            dh.mul_(ex["z"][t, :n]).addcmul_(drh, ex["r"][t, :n])  # ... and through h
-            dh.addmm_(dA[:, : 2 * H], W[: 2 * H])  # undoes a_{r,z} += W_h{r,z} h_{t-1}
+            torch.mul(ex["dh_dazn"][t], dh, out=ex["dA_zn"][t])  # undoes z and n
+            drh = ex["dA_n"][t] @ ex["W_hn"]  # undoes a_n += W_hn (r ⊙ h)
+            torch.mul(drh, ex["drh_dar"][t], out=ex["dA_r"][t])  # ... through r
+            rec = torch.bmm(ex["dA_rz"][t], ex["W_hrz_gt"]).sum(0)  # undoes W_h{r,z} h_{t-1}
+            dh.mul_(ex["z"][t]).addcmul_(drh, ex["r"][t]).add_(rec)
 
-    def recurrent_grads(self, tape, dG, db):
-        h_prev = flat(tape.states[0][:-1])
+    def recurrent_grads(self, tape, db):
+        h_prev = tape.states[0][:-1]
         if self.reset_after:
-            dhw = flat(tape.extra["dhw"])
+            dhw = tape.extra["dhw_buf"]
             return {
-                "weight_hh": dhw.t() @ h_prev,
-                "bias_hh": None if db is None else dhw.sum(0),
+                "weight_hh": weight_grad(dhw, h_prev),
+                "bias_hh": None if db is None else dhw.sum((1, 2)).flatten(),
             }
-        H = dG.shape[-1] // 3
-        d = flat(dG)
+        dG = tape.dG
         return {
             "weight_hh": torch.cat(
-                (d[:, : 2 * H].t() @ h_prev, d[:, 2 * H :].t() @ flat(tape.extra["rh"]))
+                (weight_grad(dG[:2], h_prev), weight_grad(dG[2:], tape.extra["rh_buf"]))
             ),
             "bias_hh": db,
         }

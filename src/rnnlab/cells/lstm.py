@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import torch
 
-from .base import CellMath, Tape, flat, grad_buffer, state_buffer
+from .base import CellMath, Tape, gate_major, gate_rows, grad_buffer, state_buffer, weight_grad
 
 
 class LSTMMath(CellMath):
@@ -48,99 +48,102 @@ class LSTMMath(CellMath):
         self.peephole = peephole
         self.truncated = truncated
 
-    def begin(self, xw, inits, params, padded):
+    def begin(self, xw, inits, params, batch_sizes):
         h0, c0 = inits
-        T, B, H4 = xw.shape
-        Hs = state_buffer(h0, T, padded)
-        Cs = state_buffer(c0, T, padded)
-        tape = Tape(xw=xw, states=(Hs, Cs), params=params, padded=padded)
-        ex = tape.extra
-        ex["W_hh_t"] = params["weight_hh"].t()
-        ex["tanh_c"] = torch.empty(T, B, H4 // 4, dtype=xw.dtype, device=xw.device)
+        _, T, B, H = xw.shape
+        padded = batch_sizes is not None
+        Hs, Cs = state_buffer(h0, T, padded), state_buffer(c0, T, padded)
+        tape = Tape(xw=xw, states=(Hs, Cs), params=params, batch_sizes=batch_sizes)
+        tanh_c = torch.empty(T, B, H, dtype=xw.dtype, device=xw.device)
+        ex, st = tape.extra, tape.steps
+        ex.update(
+            a=st(xw, 1), i_f=st(xw[:2], 1), i=st(xw[0]), f=st(xw[1]), g=st(xw[2]), o=st(xw[3]),
+            h_prev=st(Hs[:-1]), h=st(Hs[1:]), c_prev=st(Cs[:-1]), c=st(Cs[1:]),
+            tanh_c_buf=tanh_c, tanh_c=st(tanh_c), W_hh_g=gate_major(params["weight_hh"], 4),
+        )
         if params["weight_hr"] is not None:
-            ex["W_hr_t"] = params["weight_hr"].t()
-            ex["m"] = grad_buffer(ex["tanh_c"], padded)  # m_t, read by ∂L/∂W_hr
+            m = grad_buffer(tanh_c, padded)  # m_t, read by ∂L/∂W_hr
+            ex.update(m_buf=m, m=st(m), W_hr_t=params["weight_hr"].t())
+        if self.peephole:
+            p = params["weight_peephole"].view(3, H)
+            ex.update(p_if=p[:2].unsqueeze(1), p_i=p[0], p_f=p[1], p_o=p[2])
         return tape
 
-    def step(self, tape, t, n):
-        Hs, Cs = tape.states
-        ex, p = tape.extra, tape.params
-        a = tape.xw[t, :n]  # (n, 4H): becomes [i, f, g, o]
-        H = a.shape[1] // 4
-        a.addmm_(Hs[t, :n], ex["W_hh_t"])
-        c_prev, c = Cs[t, :n], Cs[t + 1, :n]
+    def step(self, tape, t):
+        ex = tape.extra
+        a, h_prev, c_prev, c = ex["a"][t], ex["h_prev"][t], ex["c_prev"][t], ex["c"][t]
+        i, f, g, o, i_f = ex["i"][t], ex["f"][t], ex["g"][t], ex["o"][t], ex["i_f"][t]
+        a.baddbmm_(h_prev.expand(4, *h_prev.shape), ex["W_hh_g"])  # a_k += W_hk h_{t-1}
         if self.peephole:
-            a.view(n, 4, H)[:, :2].addcmul_(c_prev.unsqueeze(1), p["weight_peephole"][: 2 * H].view(2, H))
-        a[:, : 2 * H].sigmoid_()
-        i, f, g, o = a[:, :H], a[:, H : 2 * H], a[:, 2 * H : 3 * H], a[:, 3 * H :]
+            i_f.addcmul_(c_prev, ex["p_if"])
+        i_f.sigmoid_()
         g.tanh_()
         torch.mul(f, c_prev, out=c)
-        c.addcmul_(i, g)
+        c.addcmul_(i, g)  # c_t = f c_{t-1} + i g
         if self.peephole:
-            o.addcmul_(c, p["weight_peephole"][2 * H :])
+            o.addcmul_(c, ex["p_o"])
         o.sigmoid_()
-        tc = torch.tanh(c, out=ex["tanh_c"][t, :n])
+        tc = torch.tanh(c, out=ex["tanh_c"][t])
         if "m" in ex:
-            m = torch.mul(o, tc, out=ex["m"][t, :n])
-            torch.mm(m, ex["W_hr_t"], out=Hs[t + 1, :n])
+            torch.mm(torch.mul(o, tc, out=ex["m"][t]), ex["W_hr_t"], out=ex["h"][t])
         else:
-            torch.mul(o, tc, out=Hs[t + 1, :n])
+            torch.mul(o, tc, out=ex["h"][t])  # h_t = o tanh(c_t)
 
     def begin_backward(self, tape):
-        T, B, H4 = tape.xw.shape
-        H = H4 // 4
-        i, f, g, o = tape.xw.view(T, B, 4, H).unbind(2)
-        tc = tape.extra["tanh_c"]
-        c_prev = tape.states[1][:-1]
-        ex = tape.extra
-        # pointwise derivative factors for all steps at once; the loop only multiplies by δ
-        ex["f"] = f
-        ex["dm_dc"] = o * (1 - tc * tc)  # ∂m/∂c
-        ex["dm_dao"] = tc * o * (1 - o)  # ∂m/∂a_o
-        ex["dc_daifg"] = torch.stack(  # ∂c/∂a_i, ∂c/∂a_f, ∂c/∂a_g
-            (g * i * (1 - i), c_prev * f * (1 - f), i * (1 - g * g)), dim=2
+        ex, st = tape.extra, tape.steps
+        i, f, g, o = tape.xw  # activations, (T, B, H) each
+        tc, c_prev = ex["tanh_c_buf"], tape.states[1][:-1]
+        # pointwise derivative factors for all steps at once; the loop only multiplies by δ.
+        # σ' = σ − σ² and tanh' = 1 − tanh², each one fused op
+        dc_daifg = torch.empty((3,) + i.shape, dtype=i.dtype, device=i.device)
+        torch.mul(torch.addcmul(i, i, i, value=-1), g, out=dc_daifg[0])  # ∂c/∂a_i
+        torch.mul(torch.addcmul(f, f, f, value=-1), c_prev, out=dc_daifg[1])  # ∂c/∂a_f
+        torch.mul(torch.addcmul(torch.ones_like(g), g, g, value=-1), i, out=dc_daifg[2])
+        dm_dc = torch.addcmul(torch.ones_like(tc), tc, tc, value=-1).mul_(o)  # ∂m/∂c
+        dm_dao = torch.addcmul(o, o, o, value=-1).mul_(tc)  # ∂m/∂a_o
+        tape.dG = dG = grad_buffer(tape.xw, tape.padded)
+        ex.update(
+            dm_dc=st(dm_dc), dm_dao=st(dm_dao), dc_daifg=st(dc_daifg, 1),
+            dA=st(dG, 1), dA_ifg=st(dG[:3], 1), dA_i=st(dG[0]), dA_f=st(dG[1]), dA_o=st(dG[3]),
+            W_hh_gt=gate_rows(tape.params["weight_hh"], 4),
         )
         if "m" in ex:
-            ex["dh"] = grad_buffer(tape.states[0][1:], tape.padded)  # δh_t, read by ∂L/∂W_hr
-        tape.dG = grad_buffer(tape.xw, tape.padded)
-
-    def step_back(self, tape, t, n, carry):
+            ex["dh_buf"] = dh = grad_buffer(tape.states[0][1:], tape.padded)
+            ex["dh"] = st(dh)  # δh_t, read by ∂L/∂W_hr
+    def step_back(self, tape, t, carry):
         ex, p = tape.extra, tape.params
-        dh, dc = carry[0][:n], carry[1][:n]
-        dA = tape.dG[t, :n].view(n, 4, -1)
-        H = dA.shape[2]
+        dh, dc = carry
         if "m" in ex:
-            ex["dh"][t, :n] = dh
+            ex["dh"][t].copy_(dh)
             dm = dh @ p["weight_hr"]  # undoes h_t = W_hr m_t
         else:
             dm = dh
-        torch.mul(dm, ex["dm_dao"][t, :n], out=dA[:, 3])  # undoes m_t = o_t tanh c_t (o side)
-        dc.addcmul_(dm, ex["dm_dc"][t, :n])  # ... and the tanh(c_t) side
+        dA_o = ex["dA_o"][t]
+        torch.mul(dm, ex["dm_dao"][t], out=dA_o)  # undoes m_t = o_t tanh c_t (o side)
+        dc.addcmul_(dm, ex["dm_dc"][t])  # ... and the tanh(c_t) side
         peep = self.peephole and not self.truncated
         if peep:
-            dc.addcmul_(dA[:, 3], p["weight_peephole"][2 * H :])  # undoes o's peephole on c_t
-        torch.mul(ex["dc_daifg"][t, :n], dc.unsqueeze(1), out=dA[:, :3])  # undoes c_t = f c + i g
-        dc.mul_(ex["f"][t, :n])  # the carousel: δc_{t-1} = f_t δc_t
+            dc.addcmul_(dA_o, ex["p_o"])  # undoes o's peephole on c_t
+        torch.mul(ex["dc_daifg"][t], dc, out=ex["dA_ifg"][t])  # undoes c_t = f c + i g
+        dc.mul_(ex["f"][t])  # the carousel: δc_{t-1} = f_t δc_t
         if peep:  # undoes the i and f peepholes on c_{t-1}
-            dc.addcmul_(dA[:, 0], p["weight_peephole"][:H])
-            dc.addcmul_(dA[:, 1], p["weight_peephole"][H : 2 * H])
+            dc.addcmul_(ex["dA_i"][t], ex["p_i"])
+            dc.addcmul_(ex["dA_f"][t], ex["p_f"])
         if self.truncated:
             dh.zero_()  # the 1997 truncation: no error into h_{t-1} through the gates
-        else:
-            torch.mm(tape.dG[t, :n], p["weight_hh"], out=dh)  # undoes a += W_hh h_{t-1}
+        else:  # undoes a_k += W_hk h_{t-1}: δh_{t-1} = Σ_k W_hkᵀ δa_k
+            torch.sum(torch.bmm(ex["dA"][t], ex["W_hh_gt"]), 0, out=dh)
 
-    def recurrent_grads(self, tape, dG, db):
+    def recurrent_grads(self, tape, db):
         Hs, Cs = tape.states
-        ex = tape.extra
-        grads = {"weight_hh": flat(dG).t() @ flat(Hs[:-1]), "bias_hh": db}
+        ex, dG = tape.extra, tape.dG
+        grads = {"weight_hh": weight_grad(dG, Hs[:-1]), "bias_hh": db}
         if "m" in ex:
-            grads["weight_hr"] = flat(ex["dh"]).t() @ flat(ex["m"])
+            grads["weight_hr"] = weight_grad(ex["dh_buf"].unsqueeze(0), ex["m_buf"])
         if self.peephole:
-            T, B, H4 = dG.shape
-            dA = dG.view(T, B, 4, H4 // 4)
             grads["weight_peephole"] = torch.cat((
-                (dA[:, :, 0] * Cs[:-1]).sum((0, 1)),
-                (dA[:, :, 1] * Cs[:-1]).sum((0, 1)),
-                (dA[:, :, 3] * Cs[1:]).sum((0, 1)),
+                (dG[0] * Cs[:-1]).sum((0, 1)),
+                (dG[1] * Cs[:-1]).sum((0, 1)),
+                (dG[3] * Cs[1:]).sum((0, 1)),
             ))
         return grads

@@ -21,7 +21,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from .base import CellMath, Tape, flat, grad_buffer, state_buffer
+from .base import CellMath, Tape, grad_buffer, state_buffer, weight_grad
 
 NONLINEARITIES = ("tanh", "relu", "sigmoid", "linear")
 
@@ -45,7 +45,7 @@ class RNNMath(CellMath):
                 f"unknown nonlinearity {nonlinearity!r}; expected one of {NONLINEARITIES}"
             )
         self.nonlinearity = nonlinearity
-        # in-place activation applied to the pre-activation written into the state buffer
+        # in-place φ, applied to the pre-activation already written into h_t's slot
         self._act = {
             "tanh": torch.Tensor.tanh_,
             "relu": torch.Tensor.relu_,
@@ -53,31 +53,32 @@ class RNNMath(CellMath):
             "linear": lambda a: a,
         }[nonlinearity]
 
-    def begin(self, xw, inits, params, padded):
+    def begin(self, xw, inits, params, batch_sizes):
         (h0,) = inits
-        H = state_buffer(h0, xw.shape[0], padded)
-        tape = Tape(xw=xw, states=(H,), params=params, padded=padded)
-        tape.extra["W_hh_t"] = params["weight_hh"].t()
+        Hs = state_buffer(h0, xw.shape[1], batch_sizes is not None)
+        tape = Tape(xw=xw, states=(Hs,), params=params, batch_sizes=batch_sizes)
+        tape.extra.update(
+            a=tape.steps(xw[0]), h_prev=tape.steps(Hs[:-1]), h=tape.steps(Hs[1:]),
+            W_hh_t=params["weight_hh"].t(),
+        )
         return tape
 
-    def step(self, tape, t, n):
-        H = tape.states[0]
-        # a_t = xw_t + W_hh h_{t-1}, written straight into the slot of h_t, then h_t = φ(a_t)
-        torch.addmm(tape.xw[t, :n], H[t, :n], tape.extra["W_hh_t"], out=H[t + 1, :n])
-        self._act(H[t + 1, :n])
+    def step(self, tape, t):
+        ex = tape.extra
+        h = ex["h"][t]
+        torch.addmm(ex["a"][t], ex["h_prev"][t], ex["W_hh_t"], out=h)  # a_t = xw_t + W_hh h_{t-1}
+        self._act(h)  # h_t = φ(a_t)
 
     def begin_backward(self, tape):
-        tape.extra["dphi"] = _derivative_from_output(tape.states[0][1:], self.nonlinearity)
+        dphi = _derivative_from_output(tape.states[0][1:], self.nonlinearity)
         tape.dG = grad_buffer(tape.xw, tape.padded)
+        tape.extra.update(dphi=tape.steps(dphi), dA=tape.steps(tape.dG[0]))
 
-    def step_back(self, tape, t, n, carry):
-        dh = carry[0][:n]
-        dA = tape.dG[t, :n]
-        torch.mul(dh, tape.extra["dphi"][t, :n], out=dA)  # undoes h_t = φ(a_t)
+    def step_back(self, tape, t, carry):
+        ex = tape.extra
+        dh, dA = carry[0], ex["dA"][t]
+        torch.mul(dh, ex["dphi"][t], out=dA)  # undoes h_t = φ(a_t)
         torch.mm(dA, tape.params["weight_hh"], out=dh)  # undoes a_t += W_hh h_{t-1}
 
-    def recurrent_grads(self, tape, dG, db):
-        return {
-            "weight_hh": flat(dG).t() @ flat(tape.states[0][:-1]),
-            "bias_hh": db,
-        }
+    def recurrent_grads(self, tape, db):
+        return {"weight_hh": weight_grad(tape.dG, tape.states[0][:-1]), "bias_hh": db}
