@@ -124,7 +124,7 @@ class _Recurrence(torch.autograd.Function):
         param_grads = [
             grads.get(name) if params[name] is not None else None for name in cell.param_names
         ]
-        ctx.tape = None  # free the buffers
+        tape.back = tape.dG = None  # backward-only buffers; the forward ones live with ctx
         return (None, None, None, None, dx, *carry, *param_grads)
 
 

@@ -43,7 +43,8 @@ class Tape:
     states: tuple[Tensor, ...]  # each (T + 1, B, size)
     params: dict[str, Tensor | None]
     batch_sizes: list[int] | None = None  # rows running at each step; None: all, all along
-    extra: dict = field(default_factory=dict)
+    extra: dict = field(default_factory=dict)  # per-step views and buffers of the forward pass
+    back: dict | None = None  # extra + what only the backward pass needs; dropped after it
     dG: Tensor | None = None  # (G, T, B, H) gradient w.r.t. xw, filled by step_back
 
     @property

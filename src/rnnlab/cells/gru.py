@@ -82,17 +82,18 @@ class GRUMath(CellMath):
         torch.lerp(n, h_prev, z, out=ex["h"][t])  # h_t = (1 − z) n + z h_{t-1}
 
     def begin_backward(self, tape):
+        bk = tape.back = dict(tape.extra)  # forward views + what only backward needs
         ex, st = tape.extra, tape.steps
         r, z, n = tape.xw  # activations, (T, B, H) each
         h_prev = tape.states[0][:-1]
         dan = (1 - z) * (1 - n * n)  # ∂h/∂a_n
         daz = (h_prev - n) * z * (1 - z)  # ∂h/∂a_z
         tape.dG = dG = grad_buffer(tape.xw, tape.padded)
-        ex.update(dA=st(dG, 1))
+        bk.update(dA=st(dG, 1))
         if self.reset_after:
             dar = dan * ex["hw_buf"][2] * r * (1 - r)  # ∂h/∂a_r
             dhw = grad_buffer(tape.xw, tape.padded)  # δ(W_hh h + b_hh)
-            ex.update(
+            bk.update(
                 dh_da=st(torch.stack((dar, daz, dan)), 1),
                 dh_dhw=st(torch.stack((dar, daz, dan * r)), 1),
                 dhw_buf=dhw, dhw=st(dhw, 1), W_hh_gt=gate_rows(tape.params["weight_hh"], 3),
@@ -100,14 +101,14 @@ class GRUMath(CellMath):
         else:
             H = dan.shape[-1]
             W = tape.params["weight_hh"]
-            ex.update(
+            bk.update(
                 dh_dazn=st(torch.stack((daz, dan)), 1), drh_dar=st(h_prev * r * (1 - r)),
                 dA_zn=st(dG[1:], 1), dA_rz=st(dG[:2], 1), dA_r=st(dG[0]), dA_n=st(dG[2]),
                 W_hn=W[2 * H :], W_hrz_gt=gate_rows(W[: 2 * H], 2),
             )
 
     def step_back(self, tape, t, carry):
-        ex = tape.extra
+        ex = tape.back
         dh = carry[0]
         if self.reset_after:
             dhw = ex["dhw"][t]
@@ -125,7 +126,7 @@ class GRUMath(CellMath):
     def recurrent_grads(self, tape, db):
         h_prev = tape.states[0][:-1]
         if self.reset_after:
-            dhw = tape.extra["dhw_buf"]
+            dhw = tape.back["dhw_buf"]
             return {
                 "weight_hh": weight_grad(dhw, h_prev),
                 "bias_hh": None if db is None else dhw.sum((1, 2)).flatten(),
@@ -133,7 +134,7 @@ class GRUMath(CellMath):
         dG = tape.dG
         return {
             "weight_hh": torch.cat(
-                (weight_grad(dG[:2], h_prev), weight_grad(dG[2:], tape.extra["rh_buf"]))
+                (weight_grad(dG[:2], h_prev), weight_grad(dG[2:], tape.back["rh_buf"]))
             ),
             "bias_hh": db,
         }

@@ -90,6 +90,7 @@ class LSTMMath(CellMath):
             torch.mul(o, tc, out=ex["h"][t])  # h_t = o tanh(c_t)
 
     def begin_backward(self, tape):
+        bk = tape.back = dict(tape.extra)  # forward views + what only backward needs
         ex, st = tape.extra, tape.steps
         i, f, g, o = tape.xw  # activations, (T, B, H) each
         tc, c_prev = ex["tanh_c_buf"], tape.states[1][:-1]
@@ -102,16 +103,17 @@ class LSTMMath(CellMath):
         dm_dc = torch.addcmul(torch.ones_like(tc), tc, tc, value=-1).mul_(o)  # ∂m/∂c
         dm_dao = torch.addcmul(o, o, o, value=-1).mul_(tc)  # ∂m/∂a_o
         tape.dG = dG = grad_buffer(tape.xw, tape.padded)
-        ex.update(
+        bk.update(
             dm_dc=st(dm_dc), dm_dao=st(dm_dao), dc_daifg=st(dc_daifg, 1),
             dA=st(dG, 1), dA_ifg=st(dG[:3], 1), dA_i=st(dG[0]), dA_f=st(dG[1]), dA_o=st(dG[3]),
             W_hh_gt=gate_rows(tape.params["weight_hh"], 4),
         )
         if "m" in ex:
-            ex["dh_buf"] = dh = grad_buffer(tape.states[0][1:], tape.padded)
-            ex["dh"] = st(dh)  # δh_t, read by ∂L/∂W_hr
+            bk["dh_buf"] = dh = grad_buffer(tape.states[0][1:], tape.padded)
+            bk["dh"] = st(dh)  # δh_t, read by ∂L/∂W_hr
+
     def step_back(self, tape, t, carry):
-        ex, p = tape.extra, tape.params
+        ex, p = tape.back, tape.params
         dh, dc = carry
         if "m" in ex:
             ex["dh"][t].copy_(dh)
@@ -136,7 +138,7 @@ class LSTMMath(CellMath):
 
     def recurrent_grads(self, tape, db):
         Hs, Cs = tape.states
-        ex, dG = tape.extra, tape.dG
+        ex, dG = tape.back, tape.dG
         grads = {"weight_hh": weight_grad(dG, Hs[:-1]), "bias_hh": db}
         if "m" in ex:
             grads["weight_hr"] = weight_grad(ex["dh_buf"].unsqueeze(0), ex["m_buf"])

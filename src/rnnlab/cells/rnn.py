@@ -70,12 +70,13 @@ class RNNMath(CellMath):
         self._act(h)  # h_t = φ(a_t)
 
     def begin_backward(self, tape):
+        bk = tape.back = dict(tape.extra)  # forward views + what only backward needs
         dphi = _derivative_from_output(tape.states[0][1:], self.nonlinearity)
         tape.dG = grad_buffer(tape.xw, tape.padded)
-        tape.extra.update(dphi=tape.steps(dphi), dA=tape.steps(tape.dG[0]))
+        bk.update(dphi=tape.steps(dphi), dA=tape.steps(tape.dG[0]))
 
     def step_back(self, tape, t, carry):
-        ex = tape.extra
+        ex = tape.back
         dh, dA = carry[0], ex["dA"][t]
         torch.mul(dh, ex["dphi"][t], out=dA)  # undoes h_t = φ(a_t)
         torch.mm(dA, tape.params["weight_hh"], out=dh)  # undoes a_t += W_hh h_{t-1}

@@ -1,0 +1,114 @@
+"""Naive per-step autograd versions of every cell, written from the equations.
+
+Independent of the engine: one sequence at a time, a Python loop over time, torch autograd for
+the gradients. The 1997 truncation is expressed by detaching what the gates see of the past.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+ACT = {
+    "tanh": torch.tanh,
+    "relu": torch.relu,
+    "sigmoid": torch.sigmoid,
+    "linear": lambda a: a,
+}
+
+
+def _lin(W, x, b=None):
+    y = x @ W.t()
+    return y if b is None else y + b
+
+
+def rnn_step(p, x, state, nonlinearity="tanh"):
+    (h,) = state
+    return (ACT[nonlinearity](_lin(p["weight_ih"], x, p.get("bias_ih"))
+                              + _lin(p["weight_hh"], h, p.get("bias_hh"))),)
+
+
+def lstm_step(p, x, state, peephole=False, truncated=False):
+    h, c = state
+    H = c.shape[-1]
+    # the 1997 truncation: what the gates see of the past carries no gradient
+    h_in = h.detach() if truncated else h
+    c_in = c.detach() if truncated else c
+    a = _lin(p["weight_ih"], x, p.get("bias_ih")) + _lin(p["weight_hh"], h_in, p.get("bias_hh"))
+    a_i, a_f, a_g, a_o = a.split(H, dim=-1)
+    if peephole:
+        w = p["weight_peephole"]
+        a_i = a_i + w[:H] * c_in
+        a_f = a_f + w[H : 2 * H] * c_in
+    i, f, g = torch.sigmoid(a_i), torch.sigmoid(a_f), torch.tanh(a_g)
+    c_new = f * c + i * g
+    if peephole:
+        a_o = a_o + w[2 * H :] * (c_new.detach() if truncated else c_new)
+    o = torch.sigmoid(a_o)
+    m = o * torch.tanh(c_new)
+    h_new = m @ p["weight_hr"].t() if p.get("weight_hr") is not None else m
+    return h_new, c_new
+
+
+def gru_step(p, x, state, reset_after=True):
+    (h,) = state
+    H = h.shape[-1]
+    W_hh, b_hh = p["weight_hh"], p.get("bias_hh")
+    xi = _lin(p["weight_ih"], x, p.get("bias_ih"))
+    x_r, x_z, x_n = xi.split(H, dim=-1)
+    W_hr, W_hz, W_hn = W_hh.split(H)
+    b_hr, b_hz, b_hn = (None, None, None) if b_hh is None else b_hh.split(H)
+    r = torch.sigmoid(x_r + _lin(W_hr, h, b_hr))
+    z = torch.sigmoid(x_z + _lin(W_hz, h, b_hz))
+    if reset_after:
+        n = torch.tanh(x_n + r * _lin(W_hn, h, b_hn))
+    else:
+        n = torch.tanh(x_n + _lin(W_hn, r * h, b_hn))
+    return ((1 - z) * n + z * h,)
+
+
+def run(step, layer_params, x, inits, lengths, num_layers, bidirectional):
+    """Stacked, optionally bidirectional network; one sequence at a time, own length each.
+
+    layer_params[k] are the parameters of layer-direction k; inits[j] (L·D, B, size).
+    Returns output (T, B, D·H) zero past each length, and finals (L·D, B, size) per state.
+    """
+    T, B, _ = x.shape
+    D = 2 if bidirectional else 1
+    outputs, finals = [], [[[None] * B for _ in range(num_layers * D)] for _ in inits]
+    for b in range(B):
+        L = int(lengths[b]) if lengths is not None else T
+        seq = x[:L, b]
+        for layer in range(num_layers):
+            outs = []
+            for d in range(D):
+                k = layer * D + d
+                state = tuple(s[k, b] for s in inits)
+                order = range(L - 1, -1, -1) if d == 1 else range(L)
+                ys = [None] * L
+                for t in order:
+                    state = step(layer_params[k], seq[t], state)
+                    ys[t] = state[0]
+                outs.append(torch.stack(ys))
+                for j, s in enumerate(state):
+                    finals[j][k][b] = s
+            seq = torch.cat(outs, dim=-1)
+        pad = seq.new_zeros(T - L, seq.shape[-1])
+        outputs.append(torch.cat((seq, pad)))
+    out = torch.stack(outputs, dim=1)
+    return out, tuple(torch.stack([torch.stack(f) for f in fs]) for fs in finals)
+
+
+MATH_NAMES = ("weight_ih", "weight_hh", "bias_ih", "bias_hh", "weight_hr", "weight_peephole")
+
+
+def module_params(module, num_layers, bidirectional) -> list[dict[str, Tensor]]:
+    """Parameters of each layer-direction under their math names (weight_ih, ...)."""
+    D = 2 if bidirectional else 1
+    out = []
+    for layer in range(num_layers):
+        for d in range(D):
+            sfx = f"_l{layer}" + ("_reverse" if d else "")
+            named = dict(module.named_parameters())
+            out.append({n: named[n + sfx] for n in MATH_NAMES if n + sfx in named})
+    return out
