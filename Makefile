@@ -10,7 +10,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(PY) -m rnnlab.demo
+	.venv/bin/rnnlab demo
 
 test: $(STAMP)
 	$(PY) -m ruff check src tests benchmarks
