@@ -112,3 +112,41 @@ def module_params(module, num_layers, bidirectional) -> list[dict[str, Tensor]]:
             named = dict(module.named_parameters())
             out.append({n: named[n + sfx] for n in MATH_NAMES if n + sfx in named})
     return out
+
+
+SQUASH = {
+    "g2": lambda a: 4 * torch.sigmoid(a) - 2,
+    "h1": lambda a: 2 * torch.sigmoid(a) - 1,
+    "logistic": torch.sigmoid,
+    "tanh": torch.tanh,
+    "identity": lambda a: a,
+}
+
+
+def lstm1997_step(p, x, state, *, K, S, output_gate=True, gate_recurrence=True, g="g2",
+                  h="h1", truncated=True):
+    """One step of the 1997 LSTM from App. A.1, one unit type at a time."""
+    y, s = state
+    C = K * S
+    src = y.detach() if truncated else y  # truncation: net inputs carry no error back in time
+
+    def net(rows, bias_name):
+        a = x @ p["weight_ih"][rows].t()
+        if p.get("weight_hh") is not None:
+            a = a + src @ p["weight_hh"][rows].t()
+        if p.get(bias_name) is not None:
+            a = a + p[bias_name]
+        return a
+
+    gK = 2 * K if output_gate else K
+    y_in = torch.sigmoid(net(slice(0, K), "bias_in"))
+    y_out = torch.sigmoid(net(slice(K, 2 * K), "bias_out")) if output_gate else None
+    g_c = SQUASH[g](net(slice(gK, gK + C), "bias_cell"))
+    s_new = s + y_in.repeat_interleave(S, dim=-1) * g_c  # the carousel, weight 1.0
+    y_c = SQUASH[h](s_new)
+    if output_gate:
+        y_c = y_out.repeat_interleave(S, dim=-1) * y_c
+    parts = [y_c]
+    if gate_recurrence:
+        parts += [y_in] + ([y_out] if output_gate else [])
+    return torch.cat(parts, dim=-1), s_new

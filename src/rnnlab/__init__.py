@@ -1,7 +1,9 @@
 """rnnlab: a lab for recurrent neural networks with hand-written backpropagation through time."""
 
-from .layers import GRU, LSTM, RNN, GRUCell, LSTMCell, RNNCell
+from .layers import GRU, LSTM, LSTM1997, RNN, GRUCell, LSTMCell, RNNCell
 
 __version__ = "0.1.0"
 
-__all__ = ["RNN", "LSTM", "GRU", "RNNCell", "LSTMCell", "GRUCell", "__version__"]
+__all__ = [
+    "RNN", "LSTM", "GRU", "RNNCell", "LSTMCell", "GRUCell", "LSTM1997", "__version__",
+]

@@ -118,7 +118,7 @@ class _Recurrence(torch.autograd.Function):
             for g in range(1, G):
                 dx.addmm_(dG_rows[g], W_g[g])
             dx = dx.view_as(x)
-        db = dG.sum((1, 2)).flatten() if params["bias_ih"] is not None else None
+        db = dG.sum((1, 2)).flatten()  # ∂L/∂(any bias folded into the input projection)
         grads = {"weight_ih": weight_grad(dG, x), "bias_ih": db}
         grads.update(cell.recurrent_grads(tape, db))
         param_grads = [

@@ -23,7 +23,7 @@ from torch import Tensor, nn
 from torch.nn.utils.rnn import PackedSequence, pad_packed_sequence
 
 from . import _checks as ck
-from .cells import NONLINEARITIES, GRUMath, LSTMMath, RNNMath
+from .cells import NONLINEARITIES, SQUASHERS, GRUMath, LSTM1997Math, LSTMMath, RNNMath
 from .cells.base import CellMath
 from .engine import run_layer, sort_lengths
 
@@ -126,7 +126,7 @@ class _RecurrentBase(nn.Module):
             x = input if batched else input.unsqueeze(1)
             if batched and self.batch_first:
                 x = x.transpose(0, 1)
-        weight = self.weight_ih_l0
+        weight = next(self.parameters())
         ck.check_float("input", x)
         ck.check_like("input", x, weight, "the module's parameters")
         T, B, I = x.shape
@@ -152,6 +152,7 @@ class _RecurrentBase(nn.Module):
             lengths_sorted = None
 
         out, finals = self._run_layers(x, inits, batch_sizes, lengths_sorted)
+        out = self._output_units(out)
 
         if batch_sizes is not None:
             inverse = torch.argsort(order).to(x.device)
@@ -187,6 +188,10 @@ class _RecurrentBase(nn.Module):
             if self.dropout and self.training and layer < self.num_layers - 1:
                 layer_input = F.dropout(layer_input, self.dropout, training=True)
         return layer_input, tuple(torch.stack(acc) for acc in finals)
+
+    def _output_units(self, out: Tensor) -> Tensor:
+        """The part of the state sequence that is the layer's output (all of it, here)."""
+        return out
 
     def _state_sizes(self) -> tuple[int, ...]:
         out = self.proj_size or self.hidden_size
@@ -431,3 +436,121 @@ class GRUCell(_CellBase):
 
     def _make_cell(self):
         return GRUMath(reset_after=self.reset_after)
+
+
+# -- the 1997 LSTM --------------------------------------------------------------------------
+
+
+class LSTM1997(_RecurrentBase):
+    """The LSTM of Hochreiter & Schmidhuber (1997): ``num_blocks`` memory cell blocks of
+    ``block_size`` cells, one input gate and one output gate per block, no forget gate, the
+    constant error carousel s_c(t) = s_c(t-1) + y^in(t) g(net_c(t)). The equations are in
+    rnnlab.cells.lstm1997.
+
+    Input (T, B, input_size) [(B, T, ·) with batch_first]; output y^c, (T, B, C) with
+    C = num_blocks · block_size; state (y, s), each (1, B, ·) as torch.nn.LSTM's: y the cells'
+    outputs and (with ``gate_recurrence``) the gates' activations, which the units see at the
+    next step; s the cell states. Both start at zero unless ``hx`` is given.
+
+    Options (all keyword-only): ``output_gate`` (task 2a has none); ``recurrent`` (False: cells
+    and gates see only the input, as in task 2a); ``gate_recurrence`` (units see the previous
+    gate activations too, as in the paper's experiments); ``bias``: True (every unit), False, or
+    the unit types that have one, e.g. ("in", "out"); ``g``, ``h``: squashers, "g2" = 4σ−2 and
+    "h1" = 2σ−1 (the paper's), "logistic", "tanh", "identity"; ``init_range``: weights and biases
+    uniform in ±init_range; ``input_gate_bias``, ``output_gate_bias``: a number or one number per
+    block, overriding the random initial bias (e.g. −3, −6; or −1, −2, −3); ``truncated``: the
+    paper's truncated gradient (default) or full BPTT (False).
+    """
+
+    _has_cell_state = True
+
+    def __init__(self, input_size: int, num_blocks: int, block_size: int = 1, *,
+                 output_gate: bool = True, recurrent: bool = True,
+                 gate_recurrence: bool = True, bias=True, g: str = "g2", h: str = "h1",
+                 init_range: float = 0.1, input_gate_bias=None, output_gate_bias=None,
+                 truncated: bool = True, batch_first: bool = False, device=None,
+                 dtype=None) -> None:
+        nn.Module.__init__(self)
+        factory = {"device": device, "dtype": dtype}
+        self.input_size = ck.check_positive_int("input_size", input_size)
+        self.num_blocks = ck.check_positive_int("num_blocks", num_blocks)
+        self.block_size = ck.check_positive_int("block_size", block_size)
+        for name, value in (("g", g), ("h", h)):
+            if value not in SQUASHERS:
+                raise ValueError(f"unknown squasher {name}={value!r}; expected one of "
+                                 f"{tuple(SQUASHERS)}")
+        if not isinstance(init_range, (int, float)) or init_range < 0:
+            raise ValueError(f"init_range must be a non-negative number, got {init_range!r}")
+        kinds = ("in", "out", "cell")
+        if bias is True:
+            bias = kinds
+        elif bias is False or bias is None:
+            bias = ()
+        bias = tuple(bias)
+        unknown = [b for b in bias if b not in kinds]
+        if unknown:
+            raise ValueError(f"bias must be True, False or a subset of {kinds}, got {bias!r}")
+        if "out" in bias and not output_gate:
+            bias = tuple(b for b in bias if b != "out")
+        self.output_gate, self.recurrent = bool(output_gate), bool(recurrent)
+        self.gate_recurrence = bool(gate_recurrence) and self.recurrent
+        self.bias_units, self.g, self.h = bias, g, h
+        self.init_range, self.truncated = float(init_range), bool(truncated)
+        # what the shared forward path of _RecurrentBase reads
+        self.num_layers, self.bidirectional, self.batch_first = 1, False, bool(batch_first)
+        self.dropout, self.proj_size = 0.0, 0
+        self.hidden_size = self.num_cells = num_blocks * block_size
+        cell = self._make_cell()
+        K, C = num_blocks, self.num_cells
+        shapes = {"weight_ih": (cell.rows, input_size)}
+        if self.recurrent:
+            shapes["weight_hh"] = (cell.rows, cell.state_size)
+        sizes = {"in": K, "out": K, "cell": C}
+        for kind in bias:
+            shapes["bias_" + kind] = (sizes[kind],)
+        for name, shape in shapes.items():
+            self.register_parameter(name, nn.Parameter(torch.empty(shape, **factory)))
+        self._names = [{name: name for name in shapes}]
+        self._gate_bias = {"in": input_gate_bias, "out": output_gate_bias}
+        for kind, value in self._gate_bias.items():
+            if value is not None:
+                if kind not in bias:
+                    raise ValueError(f"{kind}put_gate_bias is given but the {kind}put gates "
+                                     f"have no bias (bias={bias!r})")
+                self._block_values(f"{kind}put_gate_bias", value)
+        self.reset_parameters()
+
+    def _block_values(self, name, value) -> Tensor:
+        values = torch.as_tensor(value, dtype=torch.float64).flatten()
+        if values.numel() == 1:
+            values = values.expand(self.num_blocks)
+        if values.numel() != self.num_blocks:
+            raise ValueError(f"{name} needs one value or one per block ({self.num_blocks}), "
+                             f"got {values.numel()}")
+        return values
+
+    def reset_parameters(self) -> None:
+        """Uniform in ±init_range, then the given gate biases (one value per block)."""
+        with torch.no_grad():
+            for p in self.parameters():
+                p.uniform_(-self.init_range, self.init_range)
+            for kind, value in self._gate_bias.items():
+                if value is not None:
+                    p = getattr(self, "bias_" + kind)
+                    p.copy_(self._block_values(f"{kind}put_gate_bias", value))
+
+    def _make_cell(self):
+        return LSTM1997Math(self.num_blocks, self.block_size, output_gate=self.output_gate,
+                            gate_recurrence=self.gate_recurrence, g=self.g, h=self.h,
+                            truncated=self.truncated)
+
+    def _state_sizes(self):
+        return (self._make_cell().state_size, self.num_cells)
+
+    def _output_units(self, out):
+        return out[..., : self.num_cells]
+
+    def extra_repr(self) -> str:
+        return (f"{self.input_size}, num_blocks={self.num_blocks}, "
+                f"block_size={self.block_size}, output_gate={self.output_gate}, "
+                f"g={self.g!r}, h={self.h!r}, truncated={self.truncated}")

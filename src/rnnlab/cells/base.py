@@ -91,7 +91,7 @@ class CellMath:
     def step_back(self, tape: Tape, t: int, carry: list[Tensor]) -> None:
         raise NotImplementedError
 
-    def recurrent_grads(self, tape: Tape, db: Tensor | None) -> dict:
+    def recurrent_grads(self, tape: Tape, db: Tensor) -> dict:
         """Gradients of every parameter except weight_ih / bias_ih (the engine's); ``db`` is
         ∂L/∂b_ih, which equals ∂L/∂b_hh wherever b_hh was folded into the input bias."""
         raise NotImplementedError

@@ -129,7 +129,7 @@ class GRUMath(CellMath):
             dhw = tape.back["dhw_buf"]
             return {
                 "weight_hh": weight_grad(dhw, h_prev),
-                "bias_hh": None if db is None else dhw.sum((1, 2)).flatten(),
+                "bias_hh": dhw.sum((1, 2)).flatten(),
             }
         dG = tape.dG
         return {

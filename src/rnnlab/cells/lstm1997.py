@@ -1,0 +1,198 @@
+"""The LSTM of Hochreiter & Schmidhuber (1997): memory cell blocks, no forget gate.
+
+K blocks of S cells (C = K·S cells). Each block j has one input gate and one output gate that
+its S cells share. With y(t-1) the vector of everything the units see from the previous step —
+the outputs of all cells and (``gate_recurrence``) the activations of all gates — and f the
+logistic function:
+
+    net_in_j(t)  = W_in,j · [x(t), y(t-1)] + b_in_j         y^in_j(t)  = f(net_in_j(t))
+    net_out_j(t) = W_out,j · [x(t), y(t-1)] + b_out_j       y^out_j(t) = f(net_out_j(t))
+    net_c(t)     = W_c · [x(t), y(t-1)] + b_c               (cell c of block j)
+    s_c(t)       = s_c(t-1) + y^in_j(t) g(net_c(t))         the constant error carousel, weight 1.0
+    y^c(t)       = y^out_j(t) h(s_c(t))
+
+with s_c(0) = 0 unless an initial state is given. The paper's squashers are g(x) = 4σ(x) − 2 in
+[−2, 2] and h(x) = 2σ(x) − 1 in [−1, 1] (App. A.1; the legend of its Table 10 swaps them). Task
+2a uses g logistic, h identity and no output gate (then y^c = h(s_c)).
+
+Backward, with δy^c, δs_c the errors at step t (from the output and from step t+1):
+
+    δy^out_j = Σ_{c∈j} δy^c h(s_c)                     undoes y^c = y^out h(s_c)
+    δs_c    += δy^c y^out_j h'(s_c)
+    δnet_c   = δs_c y^in_j g'(net_c)                   undoes s_c += y^in g(net_c)
+    δy^in_j  = Σ_{c∈j} δs_c g(net_c)
+    δnet_in  = δy^in f'(net_in),  δnet_out = δy^out f'(net_out)      undo the gate squashing
+    δs_c(t-1) = δs_c(t)                                the carousel carries error unchanged
+    δy(t-1)  = W_recᵀ δnet                             only if not ``truncated``
+
+``truncated=True`` is the paper's learning rule (§4, App. A.1): error reaching net_in, net_out
+or net_c is not propagated back in time; only the carousel carries error backwards.
+
+Layout for the engine: the unit rows are one block, [in (K), out (K, if any), cells (C)], and the
+recurrent state is y = [y^c (C), y^in (K), y^out (K)], so W_hh has one column per source unit.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from .base import CellMath, Tape, grad_buffer, state_buffer, weight_grad
+
+
+def _scaled_logistic(scale: float, shift: float):
+    """x ↦ scale·σ(x) − shift, and its derivative read off the output y: scale·s(1 − s)."""
+
+    def fn(a: Tensor) -> Tensor:
+        return torch.sigmoid(a).mul_(scale).sub_(shift)
+
+    def derivative(y: Tensor) -> Tensor:
+        s = (y + shift) / scale
+        return s * (1 - s) * scale
+
+    return fn, derivative
+
+
+SQUASHERS = {
+    "g2": _scaled_logistic(4.0, 2.0),  # g(x) = 4σ(x) − 2 ∈ [−2, 2], the paper's cell input
+    "h1": _scaled_logistic(2.0, 1.0),  # h(x) = 2σ(x) − 1 ∈ [−1, 1], the paper's cell output
+    "logistic": _scaled_logistic(1.0, 0.0),
+    "tanh": (torch.tanh, lambda y: 1 - y * y),
+    "identity": (lambda a: a.clone(), torch.ones_like),
+}
+
+
+class LSTM1997Math(CellMath):
+    n_gates = 1  # the unit rows [in, out, cells] form one block of unequal parts
+    param_names = ("weight_ih", "weight_hh", "bias_ih", "bias_in", "bias_out", "bias_cell")
+    state_names = ("y", "s")
+
+    def __init__(self, num_blocks: int, block_size: int, *, output_gate: bool = True,
+                 gate_recurrence: bool = True, g: str = "g2", h: str = "h1",
+                 truncated: bool = True):
+        for name, value in (("g", g), ("h", h)):
+            if value not in SQUASHERS:
+                raise ValueError(f"unknown squasher {name}={value!r}; expected one of "
+                                 f"{tuple(SQUASHERS)}")
+        self.K, self.S, self.C = num_blocks, block_size, num_blocks * block_size
+        self.output_gate = output_gate
+        self.gate_recurrence = gate_recurrence
+        self.g, self.g_prime = SQUASHERS[g]
+        self.h, self.h_prime = SQUASHERS[h]
+        self.truncated = truncated
+
+    @property
+    def gates(self) -> int:
+        """Gate units per block: input gate, and output gate if any."""
+        return 2 if self.output_gate else 1
+
+    @property
+    def rows(self) -> int:
+        return self.gates * self.K + self.C
+
+    @property
+    def state_size(self) -> int:
+        """Units in y: all cells, then (gate_recurrence) all gates."""
+        return self.C + (self.gates * self.K if self.gate_recurrence else 0)
+
+    def input_bias(self, params):
+        parts = [params["bias_in"], params["bias_out"] if self.output_gate else None,
+                 params["bias_cell"]]
+        if all(p is None for p in parts):
+            return None
+        sizes = (self.K, self.K if self.output_gate else 0, self.C)
+        ref = next(p for p in parts if p is not None)
+        return torch.cat([p if p is not None else ref.new_zeros(n)
+                          for p, n in zip(parts, sizes)])
+
+    def begin(self, xw, inits, params, batch_sizes):
+        y0, s0 = inits
+        _, T, B, _ = xw.shape
+        padded = batch_sizes is not None
+        Ys, Ss = state_buffer(y0, T, padded), state_buffer(s0, T, padded)
+        tape = Tape(xw=xw, states=(Ys, Ss), params=params, batch_sizes=batch_sizes)
+        gK, C = self.gates * self.K, self.C
+        g_buf = torch.empty(T, B, C, dtype=xw.dtype, device=xw.device)  # g(net_c)
+        h_buf = torch.empty(T, B, C, dtype=xw.dtype, device=xw.device)  # h(s_c)
+        st = tape.steps
+        W = params["weight_hh"]
+        tape.extra.update(
+            a=st(xw[0]), y_prev=st(Ys[:-1]), y=st(Ys[1:]), s_prev=st(Ss[:-1]), s=st(Ss[1:]),
+            g_buf=g_buf, g=st(g_buf), h_buf=h_buf, h=st(h_buf),
+            W_hh_t=None if W is None else W.t(), gK=gK,
+        )
+        return tape
+
+    def _blocks(self, v: Tensor) -> Tensor:
+        """(n, C) -> (n, K, S): the cells of each block side by side."""
+        return v.view(v.shape[0], self.K, self.S)
+
+    def step(self, tape, t):
+        ex = tape.extra
+        K, C, gK = self.K, self.C, ex["gK"]
+        a, y_prev, y = ex["a"][t], ex["y_prev"][t], ex["y"][t]
+        if ex["W_hh_t"] is not None:
+            a.addmm_(y_prev, ex["W_hh_t"])  # net = W_x x(t) + W_rec y(t-1) + b
+        gates = a[:, :gK].sigmoid_()  # y^in, y^out
+        y_in = gates[:, :K].unsqueeze(2)
+        g = ex["g"][t]
+        g.copy_(self.g(a[:, gK:]))
+        s = torch.addcmul(ex["s_prev"][t].view_as(self._blocks(g)), y_in, self._blocks(g),
+                          out=ex["s"][t].view_as(self._blocks(g)))  # s_c += y^in g(net_c)
+        h = ex["h"][t]
+        h.copy_(self.h(s.view_as(g)))
+        y_c = y[:, :C]
+        if self.output_gate:
+            torch.mul(gates[:, K:].unsqueeze(2), self._blocks(h), out=self._blocks(y_c))
+        else:
+            y_c.copy_(h)
+        if self.gate_recurrence:
+            y[:, C:].copy_(gates)
+
+    def begin_backward(self, tape):
+        bk = tape.back = dict(tape.extra)
+        st = tape.steps
+        gK = bk["gK"]
+        act = tape.xw[0]  # (T, B, rows): gate activations, then net_c
+        gates = act[..., :gK]
+        tape.dG = dG = grad_buffer(tape.xw, tape.padded)
+        bk.update(
+            dgate=st(gates * (1 - gates)),  # f'(net) from the gate outputs
+            dg=st(self.g_prime(bk["g_buf"])), dh=st(self.h_prime(bk["h_buf"])),
+            gates=st(gates), dA=st(dG[0]),
+        )
+
+    def step_back(self, tape, t, carry):
+        ex = tape.back
+        K, C, gK = self.K, self.C, ex["gK"]
+        dy, ds = carry
+        dA = ex["dA"][t]
+        gates, h, g = ex["gates"][t], ex["h"][t], ex["g"][t]
+        dyc = self._blocks(dy[:, :C])
+        dgate = dA[:, :gK]
+        if self.output_gate:
+            # δy^out = Σ_cells δy^c h(s_c), and δs_c += δy^c y^out h'(s_c)
+            torch.sum(dyc * self._blocks(h), 2, out=dgate[:, K:])
+            ds.view_as(dyc).addcmul_(dyc * gates[:, K:].unsqueeze(2), self._blocks(ex["dh"][t]))
+        else:
+            ds.view_as(dyc).addcmul_(dyc, self._blocks(ex["dh"][t]))
+        ds_b = ds.view_as(dyc)
+        # δnet_c = δs_c y^in g'(net_c);  δy^in = Σ_cells δs_c g(net_c)
+        y_in = gates[:, :K].unsqueeze(2)
+        torch.mul(ds_b * y_in, self._blocks(ex["dg"][t]), out=self._blocks(dA[:, gK:]))
+        torch.sum(ds_b * self._blocks(g), 2, out=dgate[:, :K])
+        if self.gate_recurrence:
+            dgate.add_(dy[:, C:])  # error that reached the gates as sources of step t+1
+        dgate.mul_(ex["dgate"][t])  # undoes the gates' squashing
+        # δs_c(t-1) = δs_c(t): the carousel, nothing to do
+        if self.truncated or ex["W_hh_t"] is None:
+            dy.zero_()  # the 1997 truncation: no error flows back through net_*
+        else:
+            torch.mm(dA, tape.params["weight_hh"], out=dy)
+
+    def recurrent_grads(self, tape, db):
+        K, gK = self.K, self.gates * self.K
+        grads = {"bias_in": db[:K], "bias_out": db[K:gK], "bias_cell": db[gK:]}
+        if tape.params["weight_hh"] is not None:
+            grads["weight_hh"] = weight_grad(tape.dG, tape.states[0][:-1])
+        return grads
