@@ -1,0 +1,245 @@
+"""The 1997 LSTM's on-line learning rule: truncated RTRL with forward traces.
+
+Hochreiter & Schmidhuber learn on-line: because of the truncation, a cell state depends on the
+weights into its own cell input and input gate only along the carousel, so the derivatives
+
+    ∂s_c(t)/∂w_{c,m}   = ∂s_c(t-1)/∂w_{c,m}   + y^in_j(t) g'(net_c(t)) u_m(t)       (cell input)
+    ∂s_c(t)/∂w_{in_j,m} = ∂s_c(t-1)/∂w_{in_j,m} + g(net_c(t)) f'(net_in_j(t)) u_m(t)   (input gate)
+
+(u(t) = [x(t), y(t-1), 1], the sources a unit sees, the 1 for biases) can be carried forward in
+time: memory C × M per sequence, whatever its length. Where a target is given the error of the
+output units, δ_k = (y_k − target_k) f'(net_k), becomes
+
+    e_c      = Σ_k w_kc δ_k                                  error at the cell outputs
+    ∂E/∂w_k  = δ_k z                                         output units (z = y^c [, x])
+    ∂E/∂w_out_j = Σ_{c∈j} e_c h(s_c) f'(net_out_j) u         output gates: this step only
+    ∂E/∂w_{c,·}  = e_c y^out_j h'(s_c) ∂s_c/∂w_{c,·}          cells, through the traces
+    ∂E/∂w_{in_j,·} = Σ_{c∈j} e_c y^out_j h'(s_c) ∂s_c/∂w_{in_j,·}
+
+with E = ½ Σ_k (y_k − target_k)². For one sequence this sums to exactly the truncated BPTT
+gradient of rnnlab.LSTM1997 (``truncated=True``) with a logistic readout; here the weights can
+change at every step that has a target (the paper's on-line learning) or once per sequence.
+
+This is a second time loop beside the engine's on purpose: RTRL runs forward only and keeps
+derivatives instead of the past, which is what makes T = 10⁶ sequences cost no memory.
+
+Several independent networks ("trials") run in lockstep: every weight has a leading trial
+dimension N, so the paper's "mean of 10 trials" is one batched run.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from .cells.lstm1997 import LSTM1997Math
+from .layers import LSTM1997
+
+
+class OnlineLSTM1997:
+    """N independent 1997 LSTMs with logistic output units, learning on-line.
+
+    Arguments as `rnnlab.LSTM1997` (``num_blocks``, ``block_size``, ``output_gate``,
+    ``recurrent``, ``gate_recurrence``, ``bias``, ``g``, ``h``, ``init_range``,
+    ``input_gate_bias``, ``output_gate_bias``), plus ``output_size``, ``output_bias`` (the output
+    units' bias), ``output_sees_input`` (the outputs also see x, as in task 2a), ``trials`` N
+    and ``generator`` (a torch.Generator for the initial weights).
+
+    Weights: ``W`` (N, R, M), the rows [in gates, out gates, cells] over the sources
+    [x, y(t-1), 1]; ``V`` (N, O, Z) the output units over [y^c (, x), 1].
+    """
+
+    def __init__(self, input_size: int, num_blocks: int, block_size: int = 1,
+                 output_size: int = 1, *, trials: int = 1, output_bias: bool = True,
+                 output_sees_input: bool = False, generator: torch.Generator | None = None,
+                 dtype: torch.dtype = torch.float32, device=None, **lstm_options) -> None:
+        if isinstance(trials, bool) or not isinstance(trials, int) or trials < 1:
+            raise ValueError(f"trials must be a positive int, got {trials!r}")
+        # one LSTM1997 validates the options and supplies shapes and initial values
+        proto = LSTM1997(input_size, num_blocks, block_size, dtype=dtype, device=device,
+                         **lstm_options)
+        self.options = dict(lstm_options)
+        self.input_size, self.num_blocks, self.block_size = input_size, num_blocks, block_size
+        self.output_size, self.trials = output_size, trials
+        self.output_bias, self.output_sees_input = output_bias, output_sees_input
+        self.cell: LSTM1997Math = proto._make_cell()
+        cell = self.cell
+        I, R, Y = input_size, cell.rows, cell.state_size
+        self.M = I + Y + 1
+        self.Z = cell.C + (I if output_sees_input else 0) + 1
+        factory = {"dtype": dtype, "device": device}
+        # which connections exist: no recurrent columns without recurrence, a bias column
+        # only for the unit types that have one
+        mask = torch.ones(R, self.M, **factory)
+        if not proto.recurrent:
+            mask[:, I : I + Y] = 0
+        K, gK = cell.K, cell.gates * cell.K
+        kinds = {"in": slice(0, K), "out": slice(K, gK), "cell": slice(gK, R)}
+        for kind, rows in kinds.items():
+            if kind not in proto.bias_units:
+                mask[rows, -1] = 0
+        self.mask = mask
+        self.V_mask = torch.ones(output_size, self.Z, **factory)
+        if not output_bias:
+            self.V_mask[:, -1] = 0
+        r = proto.init_range
+        self.W = (torch.rand(trials, R, self.M, generator=generator, **factory) * 2 - 1) * r
+        self.V = (torch.rand(trials, output_size, self.Z, generator=generator, **factory)
+                  * 2 - 1) * r
+        for kind, value in proto._gate_bias.items():
+            if value is not None:
+                self.W[:, kinds[kind], -1] = proto._block_values(kind, value).to(**factory)
+        self.W *= self.mask
+        self.V *= self.V_mask
+
+    # -- conversion to and from modules ------------------------------------------------------
+
+    @classmethod
+    def from_modules(cls, lstm: LSTM1997, readout: nn.Linear, *,
+                     output_sees_input: bool = False) -> OnlineLSTM1997:
+        """One trial with the weights of an LSTM1997 and its (logistic) readout."""
+        options = {k: getattr(lstm, k) for k in ("output_gate", "recurrent", "g", "h")}
+        options.update(gate_recurrence=lstm.gate_recurrence, bias=lstm.bias_units)
+        learner = cls(lstm.input_size, lstm.num_blocks, lstm.block_size, readout.out_features,
+                      output_bias=readout.bias is not None,
+                      output_sees_input=output_sees_input, dtype=lstm.weight_ih.dtype,
+                      device=lstm.weight_ih.device, **options)
+        with torch.no_grad():
+            learner.W.zero_()
+            learner.W[0] = _stack_rows(lstm, learner.cell, learner.M)
+            learner.V.zero_()
+            learner.V[0, :, :-1] = readout.weight
+            if readout.bias is not None:
+                learner.V[0, :, -1] = readout.bias
+        return learner
+
+    def to_modules(self, trial: int = 0) -> tuple[LSTM1997, nn.Linear]:
+        """Trial ``trial`` as an LSTM1997 and an nn.Linear readout (apply σ to its output)."""
+        opts = {k: v for k, v in self.options.items()
+                if k not in ("input_gate_bias", "output_gate_bias")}
+        lstm = LSTM1997(self.input_size, self.num_blocks, self.block_size,
+                        dtype=self.W.dtype, device=self.W.device, **opts)
+        readout = nn.Linear(self.Z - 1, self.output_size, bias=self.output_bias,
+                            dtype=self.W.dtype, device=self.W.device)
+        I, Y = self.input_size, self.cell.state_size
+        W, cell = self.W[trial], self.cell
+        K, gK = cell.K, cell.gates * cell.K
+        with torch.no_grad():
+            lstm.weight_ih.copy_(W[:, :I])
+            if lstm.recurrent:
+                lstm.weight_hh.copy_(W[:, I : I + Y])
+            for kind, rows in (("in", slice(0, K)), ("out", slice(K, gK)),
+                               ("cell", slice(gK, None))):
+                if kind in lstm.bias_units:
+                    getattr(lstm, "bias_" + kind).copy_(W[rows, -1])
+            readout.weight.copy_(self.V[trial, :, :-1])
+            if self.output_bias:
+                readout.bias.copy_(self.V[trial, :, -1])
+        return lstm, readout
+
+    # -- the on-line loop ---------------------------------------------------------------------
+
+    def run(self, x: Tensor, targets: Tensor | None = None, mask: Tensor | None = None, *,
+            lr: float = 0.0, update: str = "step",
+            outputs_at: str = "all") -> tuple[Tensor, dict[str, Tensor]]:
+        """Run sequences through every trial, learning as it goes.
+
+        x (T, N, B, I) — B sequences per trial, processed in parallel, all of length T;
+        targets (T, N, B, O) and mask (T, N, B) or (T,) (True where a target is given).
+        ``update``: "step" changes the weights by −lr·∂E/∂w at each step with a target (the
+        paper's on-line learning), "sequence" once at the end, "none" never. Returns the output
+        units' activations (T, N, B, O) — at every step, or with ``outputs_at="targets"``
+        only where a target is given (NaN elsewhere; saves the readout at the other steps) —
+        and the summed gradient {"W", "V"} of the sequence (the gradients of the weights as
+        they were when each error arrived).
+        """
+        if outputs_at not in ("all", "targets"):
+            raise ValueError(f"outputs_at must be 'all' or 'targets', got {outputs_at!r}")
+        if update not in ("step", "sequence", "none"):
+            raise ValueError(f"update must be 'step', 'sequence' or 'none', got {update!r}")
+        N = self.trials
+        if x.dim() != 4 or x.shape[1] != N or x.shape[3] != self.input_size:
+            raise ValueError(f"x must be (T, trials={N}, B, input_size={self.input_size}), "
+                             f"got {tuple(x.shape)}")
+        T, _, B, I = x.shape
+        cell = self.cell
+        K, S, C, gK, Y = cell.K, cell.S, cell.C, cell.gates * cell.K, cell.state_size
+        if targets is not None and mask is None:
+            mask = torch.ones(T, dtype=torch.bool, device=x.device)
+        # the steps with a target anywhere: only they need the error and gradient block
+        target_steps = set() if targets is None else set(
+            torch.nonzero(mask.reshape(T, -1).any(1)).flatten().tolist())
+        f = dict(dtype=x.dtype, device=x.device)
+        y = torch.zeros(N, B, Y, **f)
+        s = torch.zeros(N, B, K, S, **f)  # cell states, block by block
+        trace_c = torch.zeros(N, B, K, S, self.M, **f)  # ∂s_c/∂w_{c,·}
+        trace_in = torch.zeros(N, B, K, S, self.M, **f)  # ∂s_c/∂w_{in_j(c),·}
+        grad_W, grad_V = torch.zeros_like(self.W), torch.zeros_like(self.V)
+        outputs = torch.full((T, N, B, self.output_size), float("nan"), **f)
+        one = torch.ones(N, B, 1, **f)
+        W_t, V_t = self.W.transpose(1, 2), self.V.transpose(1, 2)  # views: follow updates
+        for t in range(T):
+            u = torch.cat((x[t], y, one), dim=2)  # (N, B, M): the sources
+            u5 = u[:, :, None, None, :]
+            net = torch.bmm(u, W_t)  # (N, B, R)
+            gates = torch.sigmoid(net[..., :gK])
+            y_in = gates[..., :K].unsqueeze(3)  # (N, B, K, 1): one per block
+            gc = cell.g(net[..., gK:]).view(N, B, K, S)
+            s.addcmul_(y_in, gc)  # the carousel
+            hs = cell.h(s)
+            if cell.output_gate:
+                y_out = gates[..., K:].unsqueeze(3)
+                y_c = y_out * hs
+            else:
+                y_out, y_c = None, hs
+            # the traces, ∂s_c/∂w, carried forward
+            trace_c.addcmul_((y_in * cell.g_prime(gc)).unsqueeze(4), u5)
+            trace_in.addcmul_((gc * (y_in * (1 - y_in))).unsqueeze(4), u5)
+            y_c = y_c.view(N, B, C)
+            y = torch.cat((y_c, gates), dim=2) if cell.gate_recurrence else y_c
+            if t not in target_steps and outputs_at == "targets":
+                continue
+            z = [y_c, x[t]] if self.output_sees_input else [y_c]
+            z = torch.cat((*z, one), dim=2)  # (N, B, Z)
+            out = torch.sigmoid(torch.bmm(z, V_t))  # (N, B, O)
+            outputs[t] = out
+            if t not in target_steps:
+                continue
+            m = mask[t] if mask.dim() == 1 else mask[t].unsqueeze(-1)
+            delta = (out - targets[t]) * out * (1 - out) * m  # (N, B, O)
+            gV = torch.bmm(delta.transpose(1, 2), z) * self.V_mask  # (N, O, Z)
+            e_c = torch.bmm(delta, self.V[..., :C]).view(N, B, K, S)  # at the cell outputs
+            gW = torch.empty_like(self.W)
+            if cell.output_gate:
+                d_out = (e_c * hs).sum(3) * gates[..., K:] * (1 - gates[..., K:])  # (N, B, K)
+                torch.bmm(d_out.transpose(1, 2), u, out=gW[:, K:gK])
+                e_s = e_c * y_out * cell.h_prime(hs)
+            else:
+                e_s = e_c * cell.h_prime(hs)
+            e_s = e_s.unsqueeze(4)
+            torch.sum((e_s * trace_c).view(N, B, C, self.M), 1, out=gW[:, gK:])
+            torch.sum(e_s * trace_in, (1, 3), out=gW[:, :K])
+            gW *= self.mask
+            grad_W += gW
+            grad_V += gV
+            if update == "step":
+                self.W.sub_(gW, alpha=lr)
+                self.V.sub_(gV, alpha=lr)
+        if update == "sequence":
+            self.W -= lr * grad_W
+            self.V -= lr * grad_V
+        return outputs, {"W": grad_W, "V": grad_V}
+
+
+def _stack_rows(lstm: LSTM1997, cell: LSTM1997Math, M: int) -> Tensor:
+    """An LSTM1997's weights as one (R, M) matrix over the sources [x, y(t-1), 1]."""
+    I, Y, R = lstm.input_size, cell.state_size, cell.rows
+    W = lstm.weight_ih.new_zeros(R, M)
+    W[:, :I] = lstm.weight_ih
+    if lstm.recurrent:
+        W[:, I : I + Y] = lstm.weight_hh
+    K, gK = cell.K, cell.gates * cell.K
+    for kind, rows in (("in", slice(0, K)), ("out", slice(K, gK)), ("cell", slice(gK, R))):
+        if kind in lstm.bias_units:
+            W[rows, -1] = getattr(lstm, "bias_" + kind)
+    return W

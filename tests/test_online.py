@@ -1,0 +1,161 @@
+"""The on-line (truncated RTRL) learner of the 1997 LSTM."""
+
+import types
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+
+import rnnlab
+from rnnlab.online import _stack_rows
+
+CONFIGS = [
+    ("adding-net", dict(input_size=2, num_blocks=2, block_size=2), {}),
+    ("reber-net", dict(input_size=7, num_blocks=3, block_size=2, bias=("in", "out")),
+     {"output_bias": False}),
+    ("task-2a", dict(input_size=5, num_blocks=1, output_gate=False, recurrent=False, bias=False,
+                     g="logistic", h="identity"), {"output_bias": False, "shortcut": True}),
+    ("no-gate-recurrence", dict(input_size=3, num_blocks=2, block_size=1, gate_recurrence=False),
+     {}),
+]
+
+
+def _module_pair(spec, readout_opts, outputs=3):
+    torch.manual_seed(1)
+    spec = dict(spec)
+    I = spec.pop("input_size")
+    K = spec.pop("num_blocks")
+    S = spec.pop("block_size", 1)
+    lstm = rnnlab.LSTM1997(I, K, S, init_range=0.5, dtype=torch.float64, **spec)
+    z = lstm.num_cells + (I if readout_opts.get("shortcut") else 0)
+    readout = nn.Linear(z, outputs, bias=readout_opts.get("output_bias", True),
+                        dtype=torch.float64)
+    return lstm, readout
+
+
+def _bptt_gradient(lstm, readout, x, targets, mask, shortcut):
+    """½ Σ (σ(readout) − target)² at the masked steps, differentiated by the engine."""
+    y, _ = lstm(x)
+    z = torch.cat((y, x), dim=-1) if shortcut else y
+    out = torch.sigmoid(readout(z))
+    E = 0.5 * (((out - targets) ** 2) * mask.view(-1, 1, 1)).sum()
+    params = list(lstm.parameters()) + list(readout.parameters())
+    grads = dict(zip([n for n, _ in lstm.named_parameters()] +
+                     ["readout." + n for n, _ in readout.named_parameters()],
+                     torch.autograd.grad(E, params)))
+    return out, grads
+
+
+@pytest.mark.parametrize("name,spec,readout_opts", CONFIGS, ids=[c[0] for c in CONFIGS])
+def test_one_sequence_gradient_equals_truncated_bptt(name, spec, readout_opts):
+    lstm, readout = _module_pair(spec, readout_opts)
+    shortcut = readout_opts.get("shortcut", False)
+    learner = rnnlab.OnlineLSTM1997.from_modules(lstm, readout, output_sees_input=shortcut)
+    T, B = 9, 2
+    x = torch.randn(T, B, lstm.input_size, dtype=torch.float64)
+    targets = torch.rand(T, B, 3, dtype=torch.float64)
+    mask = torch.tensor([0, 1, 0, 0, 1, 1, 0, 0, 1], dtype=torch.bool)
+    outputs, grads = learner.run(x.unsqueeze(1), targets.unsqueeze(1), mask, update="none")
+    ref_out, ref = _bptt_gradient(lstm, readout, x, targets, mask, shortcut)
+    torch.testing.assert_close(outputs[:, 0], ref_out, rtol=1e-12, atol=1e-12)
+    as_module = types.SimpleNamespace(
+        input_size=lstm.input_size, recurrent=lstm.recurrent, bias_units=lstm.bias_units,
+        **{n: ref[n] for n in ref if not n.startswith("readout.")},
+    )
+    want_W = _stack_rows(as_module, learner.cell, learner.M)
+    torch.testing.assert_close(grads["W"][0], want_W, rtol=1e-10, atol=1e-13)
+    torch.testing.assert_close(grads["V"][0, :, :-1], ref["readout.weight"], rtol=1e-10,
+                               atol=1e-13)
+    if readout.bias is not None:
+        torch.testing.assert_close(grads["V"][0, :, -1], ref["readout.bias"], rtol=1e-10,
+                                   atol=1e-13)
+
+
+def test_round_trip_through_modules():
+    learner = rnnlab.OnlineLSTM1997(2, 2, 2, trials=3, input_gate_bias=[-3, -6],
+                                    generator=torch.Generator().manual_seed(0))
+    lstm, readout = learner.to_modules(trial=2)
+    assert lstm.bias_in.tolist() == [-3, -6]
+    again = rnnlab.OnlineLSTM1997.from_modules(lstm, readout)
+    torch.testing.assert_close(again.W[0], learner.W[2])
+    torch.testing.assert_close(again.V[0], learner.V[2])
+    assert sum(p.numel() for p in lstm.parameters()) + readout.weight.numel() + 1 == 93
+
+
+def test_trials_in_lockstep_equal_separate_runs():
+    gen = torch.Generator().manual_seed(3)
+    batch = rnnlab.OnlineLSTM1997(2, 2, 2, trials=4, generator=gen, dtype=torch.float64)
+    singles = []
+    for k in range(4):
+        lstm, readout = batch.to_modules(k)
+        singles.append(rnnlab.OnlineLSTM1997.from_modules(lstm, readout))
+    T = 12
+    x = torch.randn(T, 4, 1, 2, dtype=torch.float64)
+    targets = torch.rand(T, 4, 1, 1, dtype=torch.float64)
+    mask = torch.zeros(T, dtype=torch.bool)
+    mask[[3, 7, 11]] = True
+    out, _ = batch.run(x, targets, mask, lr=0.5, update="step")
+    for k, single in enumerate(singles):
+        o, _ = single.run(x[:, k : k + 1], targets[:, k : k + 1], mask, lr=0.5, update="step")
+        torch.testing.assert_close(out[:, k], o[:, 0])
+        torch.testing.assert_close(batch.W[k], single.W[0])
+
+
+def test_learning_reduces_the_error():
+    """A seeded, tiny problem: remember the sign of the first input for 10 steps."""
+    gen = torch.Generator().manual_seed(0)
+    learner = rnnlab.OnlineLSTM1997(1, 2, 1, trials=2, generator=gen, input_gate_bias=-1.0)
+    data = torch.Generator().manual_seed(1)
+
+    def batch(n=8):
+        x = torch.zeros(10, 2, n, 1)
+        sign = torch.randint(0, 2, (2, n, 1), generator=data).float()
+        x[0] = sign * 2 - 1
+        targets = sign.expand(10, 2, n, 1)
+        return x, targets
+
+    mask = torch.zeros(10, dtype=torch.bool)
+    mask[-1] = True
+
+    def error():
+        x, t = batch(256)
+        out, _ = learner.run(x, t, mask, update="none")
+        return (out[-1] - t[-1]).abs().mean().item()
+
+    before = error()
+    for _ in range(150):
+        x, t = batch()
+        learner.run(x, t, mask, lr=1.0, update="sequence")
+    after = error()
+    assert after < 0.5 * before, (before, after)
+
+
+def _peak_rss_kib():
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1])
+    raise OSError
+
+
+def test_memory_does_not_grow_with_T():
+    try:
+        Path("/proc/self/clear_refs").write_text("5")  # reset the peak-RSS mark
+        _peak_rss_kib()
+    except OSError:
+        pytest.skip("peak RSS cannot be measured here")
+    learner = rnnlab.OnlineLSTM1997(2, 4, 2, trials=16)
+    mask = torch.zeros(1, dtype=torch.bool)  # no targets: the forward traces alone
+
+    def peak_growth(T):
+        x = torch.randn(T, 16, 16, 2)
+        mask_T = mask.expand(T)
+        Path("/proc/self/clear_refs").write_text("5")
+        base = _peak_rss_kib()
+        learner.run(x, torch.zeros(T, 16, 16, 1), mask_T, update="none")
+        return _peak_rss_kib() - base
+
+    small, large = peak_growth(1_000), peak_growth(10_000)
+    # per step, BPTT would keep 256 sequences × ~60 values (≈ 60 kB): 600 MB for T = 10,000.
+    # the learner keeps only its inputs, targets and outputs (≈ 13 MB) beyond fixed traces.
+    assert large - small < 40_000, (small, large)
