@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import torch
 
-from .base import CellMath, Tape, gate_major, gate_rows, grad_buffer, state_buffer, weight_grad
+from .base import CellMath, Tape, grad_buffer, state_buffer, weight_grad
 
 
 class LSTMMath(CellMath):
@@ -59,7 +59,8 @@ class LSTMMath(CellMath):
         ex.update(
             a=st(xw, 1), i_f=st(xw[:2], 1), i=st(xw[0]), f=st(xw[1]), g=st(xw[2]), o=st(xw[3]),
             h_prev=st(Hs[:-1]), h=st(Hs[1:]), c_prev=st(Cs[:-1]), c=st(Cs[1:]),
-            tanh_c_buf=tanh_c, tanh_c=st(tanh_c), W_hh_g=gate_major(params["weight_hh"], 4),
+            tanh_c_buf=tanh_c, tanh_c=st(tanh_c), W_hh_t=params["weight_hh"].t(),
+            hw=xw.new_empty(B, 4 * H),  # scratch, token-major: the layout of one product
         )
         if params["weight_hr"] is not None:
             m = grad_buffer(tanh_c, padded)  # m_t, read by ∂L/∂W_hr
@@ -73,7 +74,9 @@ class LSTMMath(CellMath):
         ex = tape.extra
         a, h_prev, c_prev, c = ex["a"][t], ex["h_prev"][t], ex["c_prev"][t], ex["c"][t]
         i, f, g, o, i_f = ex["i"][t], ex["f"][t], ex["g"][t], ex["o"][t], ex["i_f"][t]
-        a.baddbmm_(h_prev.expand(4, *h_prev.shape), ex["W_hh_g"])  # a_k += W_hk h_{t-1}
+        n = h_prev.shape[0]
+        hw = torch.mm(h_prev, ex["W_hh_t"], out=ex["hw"][:n])  # W_hh h_{t-1}: one product
+        a.add_(hw.view(n, 4, -1).transpose(0, 1))  # ... into the four gate blocks
         if self.peephole:
             i_f.addcmul_(c_prev, ex["p_if"])
         i_f.sigmoid_()
@@ -106,7 +109,6 @@ class LSTMMath(CellMath):
         bk.update(
             dm_dc=st(dm_dc), dm_dao=st(dm_dao), dc_daifg=st(dc_daifg, 1),
             dA=st(dG, 1), dA_ifg=st(dG[:3], 1), dA_i=st(dG[0]), dA_f=st(dG[1]), dA_o=st(dG[3]),
-            W_hh_gt=gate_rows(tape.params["weight_hh"], 4),
         )
         if "m" in ex:
             bk["dh_buf"] = dh = grad_buffer(tape.states[0][1:], tape.padded)
@@ -133,8 +135,11 @@ class LSTMMath(CellMath):
             dc.addcmul_(ex["dA_f"][t], ex["p_f"])
         if self.truncated:
             dh.zero_()  # the 1997 truncation: no error into h_{t-1} through the gates
-        else:  # undoes a_k += W_hk h_{t-1}: δh_{t-1} = Σ_k W_hkᵀ δa_k
-            torch.sum(torch.bmm(ex["dA"][t], ex["W_hh_gt"]), 0, out=dh)
+        else:  # undoes a += W_hh h_{t-1}: δh_{t-1} = W_hhᵀ δa, one product
+            n = dh.shape[0]
+            da = ex["hw"][:n]
+            da.view(n, 4, -1).copy_(ex["dA"][t].transpose(0, 1))
+            torch.mm(da, tape.params["weight_hh"], out=dh)
 
     def recurrent_grads(self, tape, db):
         Hs, Cs = tape.states
