@@ -273,3 +273,13 @@ def test_binary_addition():
     total = (b.y[..., 0] * weights.unsqueeze(1)).sum(0)
     assert torch.equal(total, a + c)
     assert a.max() < 2 ** (n - 1) and c.max() < 2 ** (n - 1)
+
+
+@pytest.mark.parametrize("name", tasks.names())
+def test_mean_length(name):
+    small = {"longlag-2a": {"p": 10}, "longlag-2b": {"p": 10}, "longlag-2c": {"p": 5, "q": 20},
+             "latch-3a": {"T": 50}, "latch-3b": {"T": 50}, "latch-3c": {"T": 50},
+             "adding-1997": {"T": 50}, "multiplication-1997": {"T": 50}}.get(name, {})
+    task = tasks.make(name, **small)
+    lengths = task.sample(4000, gen()).lengths.float()
+    assert abs(lengths.mean().item() - task.mean_length) < 0.05 * task.mean_length + 0.3

@@ -140,12 +140,13 @@ class OnlineLSTM1997:
     # -- the on-line loop ---------------------------------------------------------------------
 
     def run(self, x: Tensor, targets: Tensor | None = None, mask: Tensor | None = None, *,
-            lr: float = 0.0, update: str = "step",
+            lr: float | Tensor = 0.0, update: str = "step",
             outputs_at: str = "all") -> tuple[Tensor, dict[str, Tensor]]:
         """Run sequences through every trial, learning as it goes.
 
         x (T, N, B, I) — B sequences per trial, processed in parallel, all of length T;
         targets (T, N, B, O) and mask (T, N, B) or (T,) (True where a target is given).
+        ``lr`` is one rate, or one per trial (N,) (0 freezes a trial).
         ``update``: "step" changes the weights by −lr·∂E/∂w at each step with a target (the
         paper's on-line learning), "sequence" once at the end, "none" never. Returns the output
         units' activations (T, N, B, O) — at every step, or with ``outputs_at="targets"``
@@ -178,6 +179,7 @@ class OnlineLSTM1997:
         outputs = torch.full((T, N, B, self.output_size), float("nan"), **f)
         one = torch.ones(N, B, 1, **f)
         W_t, V_t = self.W.transpose(1, 2), self.V.transpose(1, 2)  # views: follow updates
+        lr = torch.as_tensor(lr, **f).reshape(-1, 1, 1)  # one rate, or one per trial
         for t in range(T):
             u = torch.cat((x[t], y, one), dim=2)  # (N, B, M): the sources
             u5 = u[:, :, None, None, :]
@@ -223,11 +225,11 @@ class OnlineLSTM1997:
             grad_W += gW
             grad_V += gV
             if update == "step":
-                self.W.sub_(gW, alpha=lr)
-                self.V.sub_(gV, alpha=lr)
+                self.W.sub_(gW * lr)
+                self.V.sub_(gV * lr)
         if update == "sequence":
-            self.W -= lr * grad_W
-            self.V -= lr * grad_V
+            self.W.sub_(grad_W * lr)
+            self.V.sub_(grad_V * lr)
         return outputs, {"W": grad_W, "V": grad_V}
 
 

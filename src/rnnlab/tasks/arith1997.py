@@ -24,6 +24,10 @@ class _MarkedPairs(Task):
     defaults = {"T": 100}
     input_size, output_size = 2, 1
 
+    @property
+    def mean_length(self):
+        return self.T + (self.T // 10) / 2
+
     def _check(self):
         positive_int(self, "T", 24)  # X1 in the first 10, X2 in the first T/2 − 1 others
 

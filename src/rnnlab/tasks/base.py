@@ -84,6 +84,11 @@ class Task:
             e = 0.5 * (out - batch.y) ** 2
         return (e.sum(-1) * m).sum(0)
 
+    @property
+    def mean_length(self) -> float:
+        """Expected number of steps per sequence (for cost estimates)."""
+        raise NotImplementedError
+
     def describe(self) -> str:
         args = ", ".join(f"{k}={v}" for k, v in self.params.items())
         return f"{self.name}({args})"

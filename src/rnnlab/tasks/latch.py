@@ -31,6 +31,10 @@ class _Latch(Task):
     noisy_targets = False
     tolerance = 0.2
 
+    @property
+    def mean_length(self):
+        return self.T + (self.T // 10) / 2
+
     def _check(self):
         positive_int(self, "T", 2)
         positive_int(self, "N", 1)

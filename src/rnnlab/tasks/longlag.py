@@ -34,6 +34,10 @@ class _TwoSequences(Task):
 
     output_size = input_size
 
+    @property
+    def mean_length(self):
+        return float(self.p)
+
     def _symbols(self, batch_size, generator):
         p = self.p
         key = torch.randint(0, 2, (batch_size,), generator=generator) + (p - 1)  # x or y
@@ -89,6 +93,10 @@ class LongLag2c(Task):
         return self.p + 4
 
     output_size = 2
+
+    @property
+    def mean_length(self):
+        return self.q + 12.0  # q + 13 symbols, the last only predicted
 
     def _sample(self, batch_size, generator):
         p, q = self.p, self.q

@@ -32,6 +32,10 @@ class Adding(Task):
     def _check(self):
         positive_int(self, "T", 2)
 
+    @property
+    def mean_length(self):
+        return float(self.T)
+
     baseline_mse = 1 / 6
 
     def _sample(self, batch_size, generator):
@@ -63,6 +67,10 @@ class Copy(Task):
 
     def _check(self):
         positive_int(self, "T", 1)
+
+    @property
+    def mean_length(self):
+        return self.T + 20.0
 
     @property
     def baseline_ce(self) -> float:

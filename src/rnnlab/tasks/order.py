@@ -19,6 +19,7 @@ A, X, E, B_TRIGGER = 0, 4, 6, 7
 
 class _Order(Task):
     input_size = 8
+    mean_length = 105.0
 
     @property
     def output_size(self):

@@ -82,6 +82,7 @@ class Reber(Task):
     reference = ("exp. 1: 4 blocks × 1 (264 w.) lr 0.1: 100 % solved after 39,740 strings; "
                  "3 × 2 (276 w.) lr 0.5: 100 % after 8,440")
     input_size = output_size = 7
+    mean_length = 11.0  # strings average 12 symbols; the last is only predicted
 
     def _sample(self, batch_size, generator):
         return self.encode([embedded_string(generator) for _ in range(batch_size)])
@@ -115,6 +116,14 @@ class Reber(Task):
             if s not in seen:
                 test.append(s)
         return self.encode(train), self.encode(test)
+
+    @staticmethod
+    def subset(batch: Batch, index) -> Batch:
+        """The strings ``index`` of a batch (for drawing from the fixed training set)."""
+        lengths = batch.lengths[index]
+        T = int(lengths.max())
+        return Batch(batch.x[:T, index], batch.y[:T, index], batch.mask[:T, index], lengths,
+                     {"legal": batch.extra["legal"][:T, index]})
 
     def correct(self, out, batch):
         legal = batch.extra["legal"]

@@ -29,6 +29,10 @@ class Parity(Task):
             raise ValueError(f"task 'parity': variable must be true or false, got "
                              f"{self.variable!r}")
 
+    @property
+    def mean_length(self):
+        return (self.L + 1) / 2 if self.variable else float(self.L)
+
     def _sample(self, batch_size, generator):
         L, B = self.L, batch_size
         lengths = (uniform_lengths(B, 1, L, generator) if self.variable
@@ -55,6 +59,10 @@ class BinaryAddition(Task):
 
     def _check(self):
         positive_int(self, "bits", 2)
+
+    @property
+    def mean_length(self):
+        return float(self.bits)
 
     def _sample(self, batch_size, generator):
         n, B = self.bits, batch_size

@@ -1,0 +1,444 @@
+"""The trainer: two protocols, one run folder, progress counted in sequences presented.
+
+``minibatch`` — any model (rnn, lstm, gru, lstm1997; options passed through) with a readout,
+    Adam or SGD, a batch size, gradient-norm clipping. Gradients from the engine.
+``paper`` — one of the 1997 experiments (`EXPERIMENTS`): the paper's network, initialisation
+    and learning rate, learned on-line, one sequence at a time, by the truncated RTRL of
+    `OnlineLSTM1997`; the trials of one experiment run in lockstep and stop one by one.
+
+Both stop by the experiment's rule (`StopRule`) or at a budget of training sequences, then test
+on fresh sequences (2560 or 10,000 as the paper) and count the wrong ones.
+"""
+
+from __future__ import annotations
+
+import time
+from contextlib import nullcontext
+from dataclasses import asdict
+from pathlib import Path
+
+import torch
+from torch import Tensor
+
+from .. import __version__, tasks
+from ..online import OnlineLSTM1997
+from ..tasks import Batch, Task
+from .experiments import EXPERIMENTS, Experiment
+from .model import SequenceModel, make_model
+from .runs import RunDir, optimizer_from_flat, optimizer_to_flat
+from .stopping import RecentWindow, StopRule
+
+DEFAULTS = {
+    "protocol": "minibatch",
+    "task_params": {},
+    "model": "lstm",
+    "hidden": 32,
+    "model_options": {},
+    "readout_bias": True,
+    "shortcut": False,
+    "optimizer": "adam",
+    "lr": 3e-3,
+    "batch_size": 32,
+    "clip": 1.0,
+    "max_sequences": 200_000,
+    "stop": None,
+    "test_size": 2560,
+    "seed": 0,
+    "trials": None,
+    "experiment": None,
+    "log_every": 2000,
+    "checkpoint_seconds": 30.0,
+}
+
+
+def default_stop(task_name: str) -> StopRule:
+    """The paper's rule for a 1997 task; otherwise the 1000 most recent sequences correct."""
+    for exp in EXPERIMENTS.values():
+        if exp.task == task_name:
+            return exp.stop
+    return StopRule(kind="recent", window=1000)
+
+
+def make_config(task: str, **options) -> dict:
+    """A complete, validated, JSON-able config; unknown or bad options raise ValueError."""
+    unknown = sorted(set(options) - set(DEFAULTS))
+    if unknown:
+        raise ValueError(f"unknown training option(s): {', '.join(unknown)}")
+    cfg = {**DEFAULTS, **{k: v for k, v in options.items() if v is not None}, "task": task}
+    if cfg["protocol"] not in ("minibatch", "paper"):
+        raise ValueError(f"protocol must be 'minibatch' or 'paper', got {cfg['protocol']!r}")
+    if cfg["protocol"] == "paper":
+        key = cfg["experiment"] or _experiment_for(task, cfg["task_params"])
+        if key not in EXPERIMENTS:
+            raise ValueError(f"unknown experiment {key!r}; known: {', '.join(EXPERIMENTS)}")
+        exp = EXPERIMENTS[key]
+        params = {**exp.task_params, **(cfg["task_params"] if exp.task == task else {})}
+        cfg.update(experiment=key, task=exp.task, task_params=params,
+                   model="lstm1997", lr=options.get("lr") or exp.lr,
+                   test_size=options.get("test_size") or exp.test_size,
+                   trials=cfg["trials"] or 1, stop=cfg["stop"] or asdict(exp.stop))
+    task_obj = tasks.make(cfg["task"], **cfg["task_params"])  # validates task and parameters
+    if cfg["stop"] is None:
+        cfg["stop"] = asdict(default_stop(cfg["task"]))
+    StopRule(**cfg["stop"])
+    for name in ("hidden", "batch_size", "max_sequences", "test_size", "log_every"):
+        v = cfg[name]
+        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+            raise ValueError(f"{name} must be a positive integer, got {v!r}")
+    for name in ("lr", "clip"):
+        if not isinstance(cfg[name], (int, float)) or cfg[name] <= 0:
+            raise ValueError(f"{name} must be a positive number, got {cfg[name]!r}")
+    if cfg["optimizer"] not in ("adam", "sgd"):
+        raise ValueError(f"optimizer must be 'adam' or 'sgd', got {cfg['optimizer']!r}")
+    if cfg["protocol"] == "minibatch":  # building it validates the model and its options
+        make_model(task_obj, cfg["model"], cfg["hidden"], cfg["model_options"],
+                   readout_bias=cfg["readout_bias"], shortcut=cfg["shortcut"])
+    cfg["version"] = __version__
+    return cfg
+
+
+def _experiment_for(task: str, params: dict) -> str:
+    """The paper's experiment on this task that matches the parameters, else its first one
+    (whose network and learning rate then run on the given parameters)."""
+    candidates = [k for k, e in EXPERIMENTS.items() if e.task == task]
+    if not candidates:
+        raise ValueError(f"the paper protocol runs the paper's experiments; {task!r} is not "
+                         f"one of their tasks (see `rnnlab tasks`)")
+    for key in candidates:
+        if all(EXPERIMENTS[key].task_params.get(k) == v for k, v in params.items()):
+            return key
+    return candidates[0]
+
+
+# -- measuring ----------------------------------------------------------------------------------
+
+
+def sequence_errors(task: Task, out: Tensor, batch: Batch) -> Tensor:
+    """(B,) the per-sequence training error of the stopping rules: the mean squared error over
+    target steps and output units (for cross-entropy tasks, the mean cross-entropy)."""
+    steps = batch.mask.sum(0).clamp_min(1).to(out.dtype)
+    if task.loss == "ce":
+        return task.error(out, batch) / steps
+    sq = ((out - batch.y) ** 2).mean(-1) * batch.mask
+    return sq.sum(0) / steps
+
+
+@torch.no_grad()
+def evaluate(predict, task: Task, n: int, generator: torch.Generator | None = None, *,
+             batches: tuple[Batch, ...] | None = None, chunk: int = 1000) -> dict:
+    """Test on ``n`` fresh sequences (or on the given batches): how many are wrong by the task's
+    criterion, the mean absolute and squared error at the target steps."""
+    generator = generator or torch.Generator().manual_seed(12345)
+    wrong = total = 0
+    abs_sum = sq_sum = targets = 0.0
+    if batches is None:
+        batches = tuple(task.sample(min(chunk, n - s), generator) for s in range(0, n, chunk))
+    for batch in batches:
+        out = predict(batch)
+        wrong += int((~task.correct(out, batch)).sum())
+        total += batch.x.shape[1]
+        if task.loss != "ce":
+            m = batch.mask.unsqueeze(-1).to(out.dtype)
+            abs_sum += float(((out - batch.y).abs() * m).sum())
+            sq_sum += float((((out - batch.y) ** 2) * m).sum())
+            targets += float(m.sum()) * out.shape[-1]
+    result = {"n": total, "wrong": wrong, "fraction_wrong": wrong / max(1, total)}
+    if targets:
+        result.update(mean_abs_error=abs_sum / targets, mse=sq_sum / targets)
+    return result
+
+
+def _predictor(model: SequenceModel):
+    def predict(batch: Batch) -> Tensor:
+        was = model.training
+        model.eval()
+        out = model(batch.x, batch.lengths)
+        model.train(was)
+        return out
+    return predict
+
+
+def _test_generator(cfg: dict, sequences: int) -> torch.Generator:
+    """Fresh test data that depends only on the seed and the progress: resumable."""
+    return torch.Generator().manual_seed(cfg["seed"] * 1_000_003 + sequences + 7)
+
+
+def _rule_met(rule: StopRule, window: RecentWindow, predict, task, cfg, seen, fixed) -> bool:
+    if rule.kind == "recent":
+        return window.satisfies(rule)
+    # test and fixed rules are checked every `every` sequences, and only once the recent
+    # training sequences were all correct (a cheap filter before an expensive test)
+    if not (window.full and window.wrong() == 0):
+        return False
+    if rule.kind == "fixed":
+        return evaluate(predict, task, 0, batches=fixed)["wrong"] == 0
+    r = evaluate(predict, task, rule.n, _test_generator(cfg, seen))
+    return r["wrong"] <= rule.max_wrong and (rule.beta is None
+                                             or r.get("mean_abs_error", 0) < rule.beta)
+
+
+class _Progress:
+    """A live line: sequences, sequences/s, recent error and % correct (rich)."""
+
+    def __init__(self, enabled: bool, total: int, label: str):
+        self.enabled = enabled
+        if not enabled:
+            return
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+        )
+
+        self.bar = Progress(TextColumn("[bold]{task.description}"), BarColumn(),
+                            MofNCompleteColumn(), TextColumn("{task.fields[info]}"),
+                            TimeElapsedColumn(), transient=False)
+        self.id = self.bar.add_task(label, total=total, info="")
+
+    def __enter__(self):
+        return self.bar.__enter__() if self.enabled else None
+
+    def __exit__(self, *exc):
+        if self.enabled:
+            self.bar.__exit__(*exc)
+
+    def update(self, completed: int, rate: float, error: float, correct: float) -> None:
+        if self.enabled:
+            self.bar.update(self.id, completed=completed,
+                            info=f"{rate:7.0f} seq/s  err {error:.4f}  {100 * correct:5.1f}% ok")
+
+
+# -- the two protocols -------------------------------------------------------------------------
+
+
+def train(config: dict, out: str | Path | None = None, *, resume: bool = False,
+          progress: bool = False) -> dict:
+    """Train as ``config`` (from `make_config`) says; with ``out``, keep a run folder there
+    (``resume`` continues the run in it). Returns the result (also written to result.json)."""
+    run = RunDir(out) if out is not None else None
+    if run is not None:
+        if resume:
+            config = run.config()
+        else:
+            run.create(config)
+    task = tasks.make(config["task"], **config["task_params"])
+    fn = _train_paper if config["protocol"] == "paper" else _train_minibatch
+    result = fn(config, task, run, resume, progress)
+    if run is not None:
+        run.write_result(result)
+    return result
+
+
+def _fixed_sets(task: Task, rule: StopRule, seed: int):
+    if rule.kind != "fixed":
+        return None, None
+    if not hasattr(task, "fixed_sets"):
+        raise ValueError(f"task {task.name!r} has no fixed training and test sets")
+    return task.fixed_sets(seed)
+
+
+def _train_minibatch(cfg, task, run, resume, progress) -> dict:
+    torch.manual_seed(cfg["seed"])
+    model = make_model(task, cfg["model"], cfg["hidden"], cfg["model_options"],
+                       readout_bias=cfg["readout_bias"], shortcut=cfg["shortcut"])
+    params = list(model.parameters())
+    opt = (torch.optim.Adam(params, lr=cfg["lr"]) if cfg["optimizer"] == "adam"
+           else torch.optim.SGD(params, lr=cfg["lr"]))
+    rule = StopRule(**cfg["stop"])
+    window = RecentWindow(rule.window)
+    data = torch.Generator().manual_seed(cfg["seed"])
+    train_set, test_set = _fixed_sets(task, rule, cfg["seed"])
+    seen, elapsed, solved_at = 0, 0.0, None
+    if resume:
+        tensors, meta = run.load()
+        model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
+        optimizer_from_flat(opt, tensors, meta["optimizer"])
+        data.set_state(tensors["rng.data"])
+        torch.set_rng_state(tensors["rng.torch"])
+        window.load(meta["window"])
+        seen, elapsed, solved_at = meta["sequences"], meta["elapsed"], meta["solved_at"]
+        run.truncate_metrics(seen)
+    predict = _predictor(model)
+    fixed = (train_set, test_set) if train_set is not None else None
+
+    def checkpoint():
+        if run is None:
+            return
+        tensors, optim_meta = optimizer_to_flat(opt)
+        tensors.update({"model." + k: v for k, v in model.state_dict().items()})
+        tensors.update({"rng.data": data.get_state(), "rng.torch": torch.get_rng_state()})
+        run.save(tensors, {"sequences": seen, "elapsed": elapsed, "solved_at": solved_at,
+                           "window": window.state(), "optimizer": optim_meta})
+
+    start, last_ckpt = time.perf_counter() - elapsed, time.perf_counter()
+    next_log, next_check = _next(seen, cfg["log_every"]), _next(seen, rule.every)
+    B = cfg["batch_size"]
+    bar = _Progress(progress, cfg["max_sequences"], f"{task.name} {cfg['model']}")
+    try:
+        with bar if progress else nullcontext():
+            while solved_at is None and seen < cfg["max_sequences"]:
+                if train_set is not None:
+                    pick = torch.randint(0, train_set.x.shape[1], (B,), generator=data)
+                    batch = task.subset(train_set, pick)
+                else:
+                    batch = task.sample(B, data)
+                out = model(batch.x, batch.lengths)
+                loss = task.error(out, batch).mean()
+                opt.zero_grad()
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_(params, cfg["clip"])
+                opt.step()
+                seen += B
+                with torch.no_grad():
+                    out = out.detach()
+                    window.add(task.correct(out, batch).tolist(),
+                               sequence_errors(task, out, batch).tolist())
+                elapsed = time.perf_counter() - start
+                if rule.kind == "recent" or seen >= next_check:
+                    next_check = _next(seen, rule.every)
+                    if _rule_met(rule, window, predict, task, cfg, seen, fixed):
+                        solved_at = seen
+                if seen >= next_log or solved_at is not None:
+                    next_log = _next(seen, cfg["log_every"])
+                    record = {"sequences": seen, "seconds": round(elapsed, 3),
+                              "loss": float(loss.detach()), "recent_error": window.mean_error(),
+                              "recent_correct": window.fraction_correct()}
+                    if run is not None:
+                        run.log(record)
+                    bar.update(seen, seen / max(elapsed, 1e-9), window.mean_error(),
+                               window.fraction_correct())
+                if time.perf_counter() - last_ckpt > cfg["checkpoint_seconds"]:
+                    checkpoint()
+                    last_ckpt = time.perf_counter()
+    except KeyboardInterrupt:
+        checkpoint()  # nothing is lost: --resume continues from here
+        raise
+    checkpoint()
+    if fixed is not None:
+        test = evaluate(predict, task, 0, batches=fixed)
+    else:
+        test = evaluate(predict, task, cfg["test_size"],
+                        torch.Generator().manual_seed(cfg["seed"] + 999_983))
+    return {
+        "protocol": "minibatch", "task": task.describe(), "model": cfg["model"],
+        "solved": solved_at is not None, "sequences": seen, "sequences_to_success": solved_at,
+        "stop_rule": rule.describe(), "test": test, "wall_seconds": round(elapsed, 2),
+    }
+
+
+def _next(seen: int, every: int) -> int:
+    return (seen // every + 1) * every
+
+
+def paper_learner(exp: Experiment, task: Task, trials: int, seed: int) -> OnlineLSTM1997:
+    return OnlineLSTM1997(task.input_size, exp.blocks, exp.block_size, task.output_size,
+                          trials=trials, output_bias=exp.output_bias,
+                          output_sees_input=exp.shortcut,
+                          generator=torch.Generator().manual_seed(seed), **exp.lstm)
+
+
+def trial_model(learner: OnlineLSTM1997, k: int, task: Task) -> SequenceModel:
+    """Trial k of the on-line learner as a SequenceModel (to test it with the engine)."""
+    lstm, readout = learner.to_modules(k)
+    model = SequenceModel(lstm, task.output_size, "sigmoid", readout_bias=learner.output_bias,
+                          shortcut=learner.output_sees_input)
+    model.readout.load_state_dict(readout.state_dict())
+    return model
+
+
+def _train_paper(cfg, task, run, resume, progress) -> dict:
+    exp = EXPERIMENTS[cfg["experiment"]]
+    N = cfg["trials"]
+    learner = paper_learner(exp, task, N, cfg["seed"])
+    rule = StopRule(**cfg["stop"])
+    windows = [RecentWindow(rule.window) for _ in range(N)]
+    data = torch.Generator().manual_seed(cfg["seed"] + 1)
+    train_set, test_set = _fixed_sets(task, rule, cfg["seed"])
+    fixed = (train_set, test_set) if train_set is not None else None
+    seen, elapsed = 0, 0.0
+    solved_at: list[int | None] = [None] * N
+    if resume:
+        tensors, meta = run.load()
+        learner.W.copy_(tensors["W"])
+        learner.V.copy_(tensors["V"])
+        data.set_state(tensors["rng.data"])
+        for w, state in zip(windows, meta["windows"]):
+            w.load(state)
+        seen, elapsed, solved_at = meta["sequences"], meta["elapsed"], meta["solved_at"]
+        run.truncate_metrics(seen)
+
+    def checkpoint():
+        if run is not None:
+            run.save({"W": learner.W, "V": learner.V, "rng.data": data.get_state()},
+                     {"sequences": seen, "elapsed": elapsed, "solved_at": solved_at,
+                      "windows": [w.state() for w in windows]})
+
+    start, last_ckpt = time.perf_counter() - elapsed, time.perf_counter()
+    next_log, next_check = _next(seen, cfg["log_every"]), _next(seen, rule.every)
+    bar = _Progress(progress, cfg["max_sequences"], f"{exp.key} ×{N}")
+    try:
+        with bar if progress else nullcontext():
+            while seen < cfg["max_sequences"] and any(s is None for s in solved_at):
+                if train_set is not None:
+                    batch = task.subset(train_set, torch.randint(
+                        0, train_set.x.shape[1], (N,), generator=data))
+                else:
+                    batch = task.sample(N, data)  # one sequence per trial
+                active = torch.tensor([s is None for s in solved_at])
+                out, _ = learner.run(batch.x.unsqueeze(2), batch.y.unsqueeze(2),
+                                     batch.mask.unsqueeze(2), lr=exp.lr * active.float(),
+                                     update="step", outputs_at="targets")
+                out = out[:, :, 0].nan_to_num(0.0)
+                seen += 1
+                correct = task.correct(out, batch).tolist()
+                errors = sequence_errors(task, out, batch).tolist()
+                check = rule.kind == "recent" or seen >= next_check
+                if check:
+                    next_check = _next(seen, rule.every)
+                for k in range(N):
+                    if solved_at[k] is not None:
+                        continue
+                    windows[k].add([correct[k]], [errors[k]])
+                    if check and _rule_met(rule, windows[k],
+                                           _predictor(trial_model(learner, k, task)), task,
+                                           cfg, seen, fixed):
+                        solved_at[k] = seen
+                elapsed = time.perf_counter() - start
+                if seen >= next_log:
+                    next_log = _next(seen, cfg["log_every"])
+                    live = [w for w, s in zip(windows, solved_at) if s is None] or windows
+                    err = sum(w.mean_error() for w in live) / len(live)
+                    ok = sum(w.fraction_correct() for w in live) / len(live)
+                    if run is not None:
+                        run.log({"sequences": seen, "seconds": round(elapsed, 3),
+                                 "recent_error": err, "recent_correct": ok,
+                                 "solved": sum(s is not None for s in solved_at)})
+                    bar.update(seen, seen * N / max(elapsed, 1e-9), err, ok)
+                if time.perf_counter() - last_ckpt > cfg["checkpoint_seconds"]:
+                    checkpoint()
+                    last_ckpt = time.perf_counter()
+    except KeyboardInterrupt:
+        checkpoint()
+        raise
+    checkpoint()
+    trials = []
+    for k in range(N):
+        predict = _predictor(trial_model(learner, k, task))
+        if fixed is not None:
+            test = evaluate(predict, task, 0, batches=fixed)
+        else:
+            test = evaluate(predict, task, cfg["test_size"],
+                            torch.Generator().manual_seed(cfg["seed"] + 999_983 + k))
+        trials.append({"solved": solved_at[k] is not None, "sequences": solved_at[k],
+                       "test": test})
+    solved = [t["sequences"] for t in trials if t["solved"]]
+    return {
+        "protocol": "paper", "experiment": exp.key, "task": task.describe(),
+        "trials": trials, "solved": len(solved), "n_trials": N,
+        "mean_sequences": sum(solved) / len(solved) if solved else None,
+        "min_sequences": min(solved, default=None), "max_sequences": max(solved, default=None),
+        "budget": cfg["max_sequences"], "paper_sequences": exp.paper_sequences,
+        "stop_rule": rule.describe(), "wall_seconds": round(elapsed, 2),
+    }

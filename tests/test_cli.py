@@ -1,0 +1,68 @@
+"""The `rnnlab` command: user errors are one line and exit 2; the commands run."""
+
+import sys
+
+import pytest
+
+from rnnlab import cli
+
+
+def run(monkeypatch, capsys, *args):
+    monkeypatch.setattr(sys, "argv", ["rnnlab", *args])
+    code = 0
+    try:
+        cli.main()
+    except SystemExit as e:
+        code = e.code or 0
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+@pytest.mark.parametrize("args,message", [
+    (["train", "addding"], "unknown task 'addding'"),
+    (["train", "adding", "--param", "T=-3"], "T must be an int"),
+    (["train", "adding", "--param", "T"], "key=value"),
+    (["train", "adding", "--model", "lstm2"], "unknown model 'lstm2'"),
+    (["train", "adding", "--model", "gru", "--option", "peephole=true"], "peephole"),
+    (["train", "adding", "--batch-size", "0"], "batch_size"),
+    (["train", "adding", "--no-such-flag"], "No such option"),
+    (["train", "adding", "--lr", "fast"], "Invalid value for '--lr'"),
+    (["train"], "give a TASK"),
+    (["train", "--resume", "/no/such/run"], "no run folder"),
+    (["eval", "/no/such/run"], "no run folder"),
+    (["reproduce", "9z"], "unknown experiment"),
+    (["nonsense"], "No such command"),
+])
+def test_user_errors_are_one_line_and_exit_2(monkeypatch, capsys, args, message):
+    code, out, err = run(monkeypatch, capsys, *args)
+    assert code == 2, (out, err)
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1 and message in lines[0], err
+    assert "Traceback" not in err
+
+
+def test_corrupt_run_folder(monkeypatch, capsys, tmp_path):
+    (tmp_path / "config.json").write_text("{not json")
+    code, _, err = run(monkeypatch, capsys, "eval", str(tmp_path))
+    assert code == 2 and "not valid JSON" in err
+
+
+def test_tasks_and_reproduce_list(monkeypatch, capsys):
+    code, out, _ = run(monkeypatch, capsys, "tasks")
+    assert code == 0 and "adding-1997" in out and "reber" in out
+    code, out, _ = run(monkeypatch, capsys, "reproduce", "--list")
+    assert code == 0 and "4-T100" in out and "74,000" in out
+
+
+def test_train_then_eval(monkeypatch, capsys, tmp_path):
+    folder = tmp_path / "run"
+    code, out, err = run(monkeypatch, capsys, "train", "binary-addition", "-p", "bits=3",
+                         "--hidden", "8", "--lr", "0.02", "--max-sequences", "3000",
+                         "--out", str(folder))
+    assert code == 0, err
+    assert "binary-addition(bits=3) with lstm" in out
+    code, out, err = run(monkeypatch, capsys, "eval", str(folder), "--n", "200")
+    assert code == 0 and "wrong of 200" in out, err
+    (folder / "checkpoint.safetensors").write_bytes(b"garbage")
+    code, _, err = run(monkeypatch, capsys, "eval", str(folder))
+    assert code == 2 and "not a valid rnnlab checkpoint" in err
