@@ -121,3 +121,14 @@ def test_corrupt_checkpoint_is_a_clear_error(tmp_path):
     (tmp_path / "checkpoint.safetensors").write_bytes(b"not a checkpoint")
     with pytest.raises(ValueError, match="not a valid rnnlab checkpoint"):
         load_checkpoint(tmp_path / "checkpoint.safetensors")
+
+
+def test_demo_runs_and_draws(tmp_path, capsys):
+    from rnnlab import demo
+
+    rows = demo.main(budget=96, T=24, out=tmp_path / "demo", batch_size=32)
+    assert len(rows) == 3
+    out = capsys.readouterr().out
+    assert "solved (ST3)" in out and "tanh RNN" in out and "LSTM 1997" in out
+    png = tmp_path / "demo" / "learning_curves.png"
+    assert png.stat().st_size > 10_000 and png.read_bytes()[:4] == b"\x89PNG"

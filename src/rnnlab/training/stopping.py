@@ -68,6 +68,10 @@ class RecentWindow:
     def full(self) -> bool:
         return len(self.correct) >= self.size
 
+    def last_all_correct(self, k: int) -> bool:
+        """The k most recent sequences were all correct."""
+        return len(self.correct) >= k and all(list(self.correct)[-k:])
+
     def wrong(self) -> int:
         return len(self.correct) - sum(self.correct)
 
