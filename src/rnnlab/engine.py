@@ -2,11 +2,12 @@
 
 For one layer and one direction:
 
-    forward   xw = x W_ihᵀ + b                  one (T·B × I)·(I × G·H) product, before the loop
+    forward   xw = x W_ihᵀ + b                  one (T·B × I)·(I × H) product per gate, before
+                                                the loop, into gate-major buffers (G, T, B, H)
               for t = 0 … T−1: cell.step        recurrent product + pointwise math, in buffers
     backward  for t = T−1 … 0: cell.step_back   δ flows from h_t, c_t to h_{t-1}, c_{t-1}
-              dW_ih = δaᵀ x,  dx = δa W_ih      one product each, after the loop
-              dW_hh = δaᵀ h_{t-1}, ...          the cell's, also one product each
+              dW_ih = δaᵀ x,  dx = δa W_ih      one product per gate, after the loop
+              dW_hh = δaᵀ h_{t-1}, ...          the cell's, likewise
 
 No autograd graph is built inside the loop: `_Recurrence` is a torch.autograd.Function whose
 backward is the hand-written BPTT, so gradients reach the input, the initial state and every
@@ -25,7 +26,7 @@ import torch
 from torch import Tensor
 from torch.autograd.function import once_differentiable
 
-from .cells.base import CellMath, flat, weight_grad
+from .cells.base import CellMath, Tape, flat, weight_grad
 
 
 def sort_lengths(lengths: Tensor, T: int) -> tuple[Tensor, list[int] | None]:
@@ -53,6 +54,34 @@ def reverse_within_lengths(x: Tensor, lengths: Tensor | None) -> Tensor:
     return x.gather(0, index.unsqueeze(-1).expand_as(x))
 
 
+def _forward(cell: CellMath, x: Tensor, inits: tuple[Tensor, ...], params: dict,
+             batch_sizes: list[int] | None) -> Tape:
+    """The forward loop: hoisted input projection, then the cell's steps. Returns the tape."""
+    T, B, _ = x.shape
+    W_ih, G = params["weight_ih"], cell.n_gates
+    H = W_ih.shape[0] // G
+    bias = cell.input_bias(params)
+    # (G, T, B, H), gate-major: one product per gate, written straight into its block
+    xw = x.new_empty(G, T, B, H)
+    for g, (W_g, out) in enumerate(zip(W_ih.view(G, H, -1), xw.view(G, T * B, H))):
+        if bias is None:
+            torch.mm(flat(x), W_g.t(), out=out)
+        else:
+            torch.addmm(bias[g * H : (g + 1) * H], flat(x), W_g.t(), out=out)
+    tape = cell.begin(xw, inits, params, batch_sizes)
+    for t in range(T):
+        cell.step(tape, t)
+    return tape
+
+
+@torch.no_grad()
+def trajectory(cell: CellMath, x: Tensor, inits: tuple[Tensor, ...], params: dict) -> Tape:
+    """Run one layer-direction forward (full-length batch, no gradient) and return the tape:
+    every state at every step (``tape.states``, each (T + 1, B, size), slot 0 the initial
+    state) and the gate activations (``tape.xw``, (G, T, B, H)). For the stability analysis."""
+    return _forward(cell, x, inits, {n: params.get(n) for n in cell.param_names}, None)
+
+
 class _Recurrence(torch.autograd.Function):
     """One layer-direction of a recurrent network; backward is the cell's hand-written BPTT."""
 
@@ -60,19 +89,7 @@ class _Recurrence(torch.autograd.Function):
     def forward(ctx, cell: CellMath, batch_sizes, lengths, n_states, x, *rest):
         inits, params = rest[:n_states], dict(zip(cell.param_names, rest[n_states:]))
         T, B, _ = x.shape
-        W_ih, G = params["weight_ih"], cell.n_gates
-        H = W_ih.shape[0] // G
-        bias = cell.input_bias(params)
-        # (G, T, B, H), gate-major: one product per gate, written straight into its block
-        xw = x.new_empty(G, T, B, H)
-        for g, (W_g, out) in enumerate(zip(W_ih.view(G, H, -1), xw.view(G, T * B, H))):
-            if bias is None:
-                torch.mm(flat(x), W_g.t(), out=out)
-            else:
-                torch.addmm(bias[g * H : (g + 1) * H], flat(x), W_g.t(), out=out)
-        tape = cell.begin(xw, tuple(inits), params, batch_sizes)
-        for t in range(T):
-            cell.step(tape, t)
+        tape = _forward(cell, x, tuple(inits), params, batch_sizes)
         if batch_sizes is None:
             finals = [s[T].clone() for s in tape.states]
         else:  # each sequence's state at its own last step
