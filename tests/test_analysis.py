@@ -1,6 +1,7 @@
 """Stability analysis against closed forms and torch autograd."""
 
 import functools
+import json
 
 import naive
 import numpy as np
@@ -10,8 +11,6 @@ import torch
 import rnnlab
 from rnnlab import analysis
 from rnnlab.engine import trajectory
-
-torch.set_default_dtype(torch.float64)
 
 
 @pytest.fixture(autouse=True)
@@ -180,3 +179,64 @@ def test_trajectory_matches_the_module():
     tape = trajectory(m._make_cell(), x, (torch.zeros(2, 4),), params)
     out, _ = m(x)
     torch.testing.assert_close(tape.states[0][1:], out)
+
+
+def test_sigmoid_gradients_vanish_through_depth():
+    from rnnlab.analysis.depth import vanishing_through_depth
+
+    r = vanishing_through_depth(("sigmoid", "tanh"), depth=8, width=64, instances=2)
+    sig, tanh = r["sigmoid"]["batch"], r["tanh"]["batch"]
+    assert len(sig) == 9  # 8 hidden layers and the output layer
+    assert sig[0]["median"] < 1e-4 * sig[-2]["median"]  # orders of magnitude on the way down
+    assert sig[0]["median"] / sig[-2]["median"] < tanh[0]["median"] / tanh[-2]["median"]
+    assert len(r["tanh"]["single"]) == 9
+
+
+@pytest.mark.parametrize("ref", [
+    torch.nn.LSTM(3, 5, num_layers=2, proj_size=2), torch.nn.GRU(3, 4, bidirectional=True),
+    torch.nn.RNN(3, 4, bias=False), rnnlab.LSTM(3, 4, peephole=True),
+], ids=["lstm-proj", "gru-bidir", "rnn-nobias", "rnnlab-peephole"])
+def test_architecture_is_read_off_a_state_dict(ref):
+    from rnnlab.analysis.report import infer_module
+
+    module = infer_module({k: v.double() for k, v in ref.state_dict().items()})
+    x = torch.randn(5, 2, 3)
+    torch.testing.assert_close(module(x)[0], ref.double()(x)[0])
+
+
+def test_analyze_and_figures_commands(tmp_path, monkeypatch, capsys):
+    import sys
+
+    from safetensors.torch import save_file
+
+    from rnnlab import cli
+
+    def run(*args):
+        monkeypatch.setattr(sys, "argv", ["rnnlab", *args])
+        try:
+            cli.main()
+        except SystemExit as e:
+            return e.code or 0, capsys.readouterr()
+        return 0, capsys.readouterr()
+
+    save_file(torch.nn.LSTM(2, 4).state_dict(), tmp_path / "m.safetensors")
+    code, out = run("analyze", str(tmp_path / "m.safetensors"), "--out", str(tmp_path / "a"),
+                    "--steps", "30", "--batch", "4")
+    assert code == 0, out.err
+    report = json.loads((tmp_path / "a" / "analysis.json").read_text())
+    assert {"spectrum", "jacobian_norms", "gradient_norms", "lyapunov", "memory_response",
+            "gate_saturation"} <= set(report)
+    assert len(report["jacobian_norms"]) == 31 and (tmp_path / "a" / "gradients.png").exists()
+    torch.save({"weight": torch.zeros(2)}, tmp_path / "bad.pt")
+    code, out = run("analyze", str(tmp_path / "bad.pt"))
+    assert code == 2 and "not a recurrent state_dict" in out.err
+    (tmp_path / "junk.safetensors").write_bytes(b"junk")
+    code, out = run("analyze", str(tmp_path / "junk.safetensors"))
+    assert code == 2 and "not a readable safetensors file" in out.err
+    code, out = run("analyze", str(tmp_path / "m.safetensors"), "--what", "vibes")
+    assert code == 2 and "unknown analysis vibes" in out.err
+    code, out = run("figures", "--out", str(tmp_path / "f"), "--only", "linear_responses",
+                    "--only", "multitap")
+    assert code == 0, out.err
+    assert (tmp_path / "f" / "multitap.png").stat().st_size > 10_000
+    assert "multitap.png" in (tmp_path / "f" / "figures.md").read_text()

@@ -196,6 +196,45 @@ def reproduce(
 
 
 @app.command()
+def analyze(
+    model: Path = typer.Argument(..., help="a run folder, or a state_dict file (.safetensors "
+                                 "or a weights-only torch file) of an RNN/LSTM/GRU"),
+    what: str = typer.Option(",".join(("spectrum", "jacobian", "gradients", "lyapunov",
+                                       "memory", "saturation")), help="comma-separated"),
+    out: Path = typer.Option(None, help="output folder (default: MODEL-analysis)"),
+    steps: int = typer.Option(100, help="time steps of the driving inputs (files only)"),
+    batch: int = typer.Option(16, help="sequences to average over"),
+    nonlinearity: str = typer.Option("tanh", help="for a bare RNN state_dict"),
+    seed: int = typer.Option(0),
+) -> None:
+    """Stability analysis of a trained or initialised model: analysis.json and PNGs."""
+    from .analysis.report import analyze as run_analysis
+
+    if steps < 2 or batch < 1:
+        raise UserError("--steps must be ≥ 2 and --batch ≥ 1")
+    folder = out or Path(str(model).rstrip("/") + "-analysis")
+    report = run_analysis(model, folder, [w.strip() for w in what.split(",") if w.strip()],
+                          steps=steps, batch=batch, seed=seed, nonlinearity=nonlinearity,
+                          echo=typer.echo)
+    if "lyapunov" in report:
+        top = ", ".join(f"{v:+.3f}" for v in report["lyapunov"]["exponents"][:5])
+        typer.echo(f"largest Lyapunov exponents (per step): {top}")
+    for row in report.get("spectrum", [])[:8]:
+        typer.echo(f"{row['layer']} {row['gate']}: spectral radius {row['spectral_radius']:.3f}")
+
+
+@app.command()
+def figures(
+    out: Path = typer.Option(Path("figures"), help="output folder"),
+    only: list[str] = typer.Option(None, "--only", help="just these figures"),
+) -> None:
+    """Regenerate the lecture's stability figures from scratch, each with a caption."""
+    from .analysis.figures import make_all
+
+    make_all(out, only or None, echo=typer.echo)
+
+
+@app.command()
 def demo() -> None:
     """The lecture's claim in one run: on the 1997 adding problem a tanh RNN forgets and LSTMs
     remember (same budget of sequences each); prints a table and writes a learning curve."""

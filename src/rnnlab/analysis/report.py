@@ -1,0 +1,190 @@
+"""`rnnlab analyze`: the analysis of one saved model, as numbers (analysis.json) and PNGs.
+
+A model is a run folder of `rnnlab train` (minibatch runs of rnn, lstm or gru; the inputs are
+then the run's task) or a state_dict file of torch.nn.RNN/LSTM/GRU or rnnlab's (safetensors, or
+a torch file read with weights_only=True: nothing in it is executed); the architecture is read
+off the parameter names and shapes.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import torch  # noqa: E402
+from torch import Tensor  # noqa: E402
+
+from .. import layers, tasks  # noqa: E402
+from .models import (  # noqa: E402
+    gate_saturation,
+    gradient_norms,
+    jacobian_norms,
+    lyapunov_spectrum,
+    memory_response,
+    recurrent_spectra,
+)
+
+WHAT = ("spectrum", "jacobian", "gradients", "lyapunov", "memory", "saturation")
+
+
+def infer_module(state: dict[str, Tensor], nonlinearity: str = "tanh") -> layers._RecurrentBase:
+    """An rnnlab RNN/LSTM/GRU shaped like a torch.nn-style state_dict, with its weights."""
+    if "weight_ih_l0" not in state or "weight_hh_l0" not in state:
+        raise ValueError("not a recurrent state_dict: it has no weight_ih_l0 / weight_hh_l0 "
+                         f"(keys: {', '.join(list(state)[:6])}…)")
+    W_ih, W_hh = state["weight_ih_l0"], state["weight_hh_l0"]
+    proj = state["weight_hr_l0"].shape[0] if "weight_hr_l0" in state else 0
+    H = state["weight_hr_l0"].shape[1] if proj else W_hh.shape[1]
+    gates = W_hh.shape[0] // H
+    cls = {1: layers.RNN, 3: layers.GRU, 4: layers.LSTM}.get(gates)
+    if cls is None or W_hh.shape[0] % H:
+        raise ValueError(f"cannot tell the cell from weight_hh_l0 of shape {tuple(W_hh.shape)}")
+    num_layers = 1 + max(int(k.split("_l")[1].split("_")[0]) for k in state if "_l" in k)
+    kw = dict(num_layers=num_layers, bias="bias_ih_l0" in state,
+              bidirectional="weight_ih_l0_reverse" in state, dtype=W_ih.dtype)
+    if cls is layers.RNN:
+        kw["nonlinearity"] = nonlinearity
+    if cls is layers.LSTM:
+        kw["proj_size"] = proj
+        kw["peephole"] = "weight_peephole_l0" in state
+    module = cls(W_ih.shape[1], H, **kw)
+    try:
+        module.load_state_dict(state)
+    except RuntimeError as e:
+        raise ValueError(f"the state_dict does not fit a {cls.__name__}: {e}") from e
+    return module
+
+
+def load(path: Path, nonlinearity: str = "tanh"):
+    """(module, task or None) from a run folder or a state_dict file."""
+    path = Path(path)
+    if path.is_dir():
+        from ..training import RunDir, make_model
+
+        run = RunDir(path)
+        cfg = run.config()
+        if cfg.get("model") not in ("rnn", "lstm", "gru") or cfg.get("protocol") != "minibatch":
+            raise ValueError(f"{path}: analyze covers minibatch runs of rnn, lstm and gru "
+                             f"models, not {cfg.get('protocol')}/{cfg.get('model')}")
+        task = tasks.make(cfg["task"], **cfg["task_params"])
+        model = make_model(task, cfg["model"], cfg["hidden"], cfg["model_options"],
+                           readout_bias=cfg["readout_bias"], shortcut=cfg["shortcut"])
+        tensors, _ = run.load()
+        model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
+        return model.core, task
+    if not path.is_file():
+        raise ValueError(f"no run folder or model file at {path}")
+    if path.suffix == ".safetensors":
+        from safetensors import SafetensorError
+        from safetensors.torch import load_file
+
+        try:
+            state = load_file(str(path))
+        except (SafetensorError, OSError) as e:
+            raise ValueError(f"{path} is not a readable safetensors file ({e})") from e
+    else:
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as e:  # noqa: BLE001  (any unreadable or unsafe file)
+            raise ValueError(f"{path} is not a weights-only torch file ({e})") from e
+        if not isinstance(state, dict):
+            raise ValueError(f"{path} holds a {type(state).__name__}, not a state_dict")
+    return infer_module(state, nonlinearity), None
+
+
+def analyze(path: Path, out: Path, what=WHAT, *, steps: int = 100, batch: int = 16,
+            seed: int = 0, nonlinearity: str = "tanh", echo=print) -> dict:
+    unknown = [w for w in what if w not in WHAT]
+    if unknown:
+        raise ValueError(f"unknown analysis {', '.join(unknown)}; choose from {', '.join(WHAT)}")
+    module, task = load(path, nonlinearity)
+    module = module.double().eval()
+    gen = torch.Generator().manual_seed(seed)
+    if task is not None:
+        x = task.sample(batch, gen).x.double()
+        source = f"{batch} sequences of its task, {task.describe()}"
+    else:
+        x = torch.randn(steps, batch, module.input_size, generator=gen, dtype=torch.float64)
+        source = f"{batch} sequences of {steps} standard-normal inputs"
+    if module.batch_first:
+        module.batch_first = False  # the analysis is time-major
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    report: dict = {"model": repr(module), "inputs": source}
+    family = type(module).__name__
+
+    if "spectrum" in what:
+        rows = recurrent_spectra(module)
+        report["spectrum"] = [
+            {"layer": r["layer"], "gate": r["gate"], "spectral_radius": r["spectral_radius"],
+             "largest_singular_value": float(r["singular_values"][0]),
+             "eigenvalues_top": [[float(z.real), float(z.imag)] for z in r["eigenvalues"][:8]]}
+            for r in rows]
+        first = [r for r in rows if r["layer"] == rows[0]["layer"]]
+        fig, axes = plt.subplots(1, len(first), figsize=(3.2 * len(first), 3.4), squeeze=False)
+        for ax, r in zip(axes[0], first):
+            z = r["eigenvalues"]
+            t = torch.linspace(0, 2 * torch.pi, 200)
+            ax.plot(t.cos(), t.sin(), color="grey", linewidth=0.8)
+            ax.scatter(z.real, z.imag, s=10)
+            ax.set_aspect("equal")
+            ax.set_title(f"{r['layer']} gate {r['gate']}: ρ = {r['spectral_radius']:.2f}")
+            ax.set_xlabel("Re λ")
+            ax.grid(alpha=0.3)
+        axes[0][0].set_ylabel("Im λ")
+        _save(fig, out / "spectrum.png")
+    if "jacobian" in what:
+        norms = jacobian_norms(module, x).mean(1)
+        report["jacobian_norms"] = norms.tolist()
+        _curve(norms, "lag T − t", "‖∂h_T/∂h_t‖₂ (mean over batch)",
+               f"{family}: Jacobian products against the lag", out / "jacobian.png")
+    if "gradients" in what and not module.bidirectional:
+        g = gradient_norms(module, x, lambda o: o[-1].sum())
+        report["gradient_norms"] = {k: v.tolist() for k, v in g.items()}
+        fig, ax = plt.subplots(figsize=(6.4, 4))
+        ax.plot(g["h"], label="‖∂L/∂h_t‖")
+        if "c" in g:
+            ax.plot(g["c"][:-1], label="‖∂L/∂c_t‖ (cell state)")
+        _finish(ax, "t", "gradient norm", "error from the last output, back through time")
+        _save(fig, out / "gradients.png")
+    if "lyapunov" in what:
+        k = min(10, 2 * module.hidden_size if family == "LSTM" else module.hidden_size)
+        ly = lyapunov_spectrum(module, x, k=k, transient=min(20, x.shape[0] // 5))
+        report["lyapunov"] = {"exponents": ly["exponents"].mean(0).tolist(),
+                              "largest_brute_force": float(ly["largest_brute_force"].mean())}
+    if "memory" in what:
+        mem = memory_response(module, x, t0=0)
+        report["memory_response"] = mem.tolist()
+        _curve(mem, "t", "‖Δh(t)‖ / ε", "response to a perturbation of x(0)",
+               out / "memory.png")
+    if "saturation" in what:
+        report["gate_saturation"] = gate_saturation(module, x)
+    (out / "analysis.json").write_text(json.dumps(report, indent=2) + "\n")
+    echo(f"wrote {out / 'analysis.json'} and the PNGs beside it")
+    return report
+
+
+def _finish(ax, xlabel, ylabel, title):
+    ax.set_yscale("log")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=8)
+
+
+def _curve(values: Tensor, xlabel, ylabel, title, path: Path) -> None:
+    fig, ax = plt.subplots(figsize=(6.4, 4))
+    ax.plot(values.clamp_min(1e-300), label=ylabel)
+    _finish(ax, xlabel, ylabel, title)
+    _save(fig, path)
+
+
+def _save(fig, path: Path) -> None:
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
