@@ -171,13 +171,13 @@ class LSTM1997Math(CellMath):
         dyc = self._blocks(dy[:, :C])
         dgate = dA[:, :gK]
         if self.output_gate:
-            # δy^out = Σ_cells δy^c h(s_c), and δs_c += δy^c y^out h'(s_c)
+            # undoes y^c = y^out h(s_c): δy^out = Σ_cells δy^c h(s_c), δs_c += δy^c y^out h'(s_c)
             torch.sum(dyc * self._blocks(h), 2, out=dgate[:, K:])
             ds.view_as(dyc).addcmul_(dyc * gates[:, K:].unsqueeze(2), self._blocks(ex["dh"][t]))
-        else:
+        else:  # undoes y^c = h(s_c)
             ds.view_as(dyc).addcmul_(dyc, self._blocks(ex["dh"][t]))
         ds_b = ds.view_as(dyc)
-        # δnet_c = δs_c y^in g'(net_c);  δy^in = Σ_cells δs_c g(net_c)
+        # undoes s_c += y^in g(net_c): δnet_c = δs_c y^in g'(net_c), δy^in = Σ_cells δs_c g
         y_in = gates[:, :K].unsqueeze(2)
         torch.mul(ds_b * y_in, self._blocks(ex["dg"][t]), out=self._blocks(dA[:, gK:]))
         torch.sum(ds_b * self._blocks(g), 2, out=dgate[:, :K])
@@ -188,7 +188,7 @@ class LSTM1997Math(CellMath):
         if self.truncated or ex["W_hh_t"] is None:
             dy.zero_()  # the 1997 truncation: no error flows back through net_*
         else:
-            torch.mm(dA, tape.params["weight_hh"], out=dy)
+            torch.mm(dA, tape.params["weight_hh"], out=dy)  # undoes net += W_rec y(t-1)
 
     def recurrent_grads(self, tape, db):
         K, gK = self.K, self.gates * self.K
