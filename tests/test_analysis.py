@@ -240,3 +240,24 @@ def test_analyze_and_figures_commands(tmp_path, monkeypatch, capsys):
     assert code == 0, out.err
     assert (tmp_path / "f" / "multitap.png").stat().st_size > 10_000
     assert "multitap.png" in (tmp_path / "f" / "figures.md").read_text()
+
+
+def test_the_1997_lstm_is_analysed_through_autograd_jacobians():
+    m = rnnlab.LSTM1997(2, 2, 2, truncated=False, init_range=0.5).double()
+    x = torch.randn(8, 3, 2)
+    tr = analysis.layer_trajectories(m, x)[0]
+    J = analysis.step_jacobian(tr["cell"], tr["params"], tr["tape"], 4, tr["input"])
+    S = sum(s.shape[-1] for s in tr["tape"].states)
+    assert J.shape == (3, S, S)
+    # the carousel: ∂s_c(t)/∂s_c(t−1) = 1 exactly
+    C = m.num_cells
+    torch.testing.assert_close(torch.diagonal(J[:, -C:, -C:], dim1=1, dim2=2),
+                               torch.ones(3, C))
+    g = analysis.gradient_norms(m, x, lambda o: o[-1].sum())
+    h0 = torch.zeros(1, 3, tr["tape"].states[0].shape[-1], requires_grad=True)
+    s0 = torch.zeros(1, 3, C, requires_grad=True)
+    out, _ = m(x, (h0, s0))
+    dh0, ds0 = torch.autograd.grad(out[-1].sum(), (h0, s0))
+    assert float(g["c"][0]) == pytest.approx(float(ds0[0].norm(dim=1).mean()), rel=1e-9)
+    assert analysis.lyapunov_spectrum(m, x, k=3)["exponents"].shape == (3, 3)
+    assert set(analysis.gate_saturation(m, x)) == {"in", "out"}

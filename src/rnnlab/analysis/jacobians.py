@@ -20,6 +20,8 @@ computed by the QR method (re-orthonormalise every ``reorth`` steps, after a tra
 
 from __future__ import annotations
 
+import copy
+
 import torch
 from torch import Tensor
 
@@ -33,15 +35,19 @@ def _rows(v: Tensor, W: Tensor) -> Tensor:
     return v.unsqueeze(-1) * W
 
 
-def step_jacobian(cell, params: dict, tape: Tape, t: int) -> Tensor:
-    """J_t = ∂s_t/∂s_{t-1} for every sequence of the batch: (B, S, S)."""
+def step_jacobian(cell, params: dict, tape: Tape, t: int, x: Tensor | None = None) -> Tensor:
+    """J_t = ∂s_t/∂s_{t-1} for every sequence of the batch: (B, S, S), the states concatenated
+    in the cell's order. Written out for RNN, LSTM (no projection) and GRU; for other cells
+    (the 1997 LSTM, projected LSTMs) it is taken by autograd through one engine step, which
+    needs the layer's input x (T, B, I)."""
+    if not isinstance(cell, (RNNMath, GRUMath)) and not (
+            isinstance(cell, LSTMMath) and params.get("weight_hr") is None):
+        return _autograd_step_jacobian(cell, params, tape, t, x)
     W = params["weight_hh"]
     if isinstance(cell, RNNMath):
         h = tape.states[0][t + 1]
         return _rows(_derivative_from_output(h, cell.nonlinearity), W)
     if isinstance(cell, LSTMMath):
-        if params.get("weight_hr") is not None:
-            raise ValueError("step Jacobians of LSTMs with a projection are not implemented")
         i, f, g, o = (a[t] for a in tape.xw)
         c_prev, c = tape.states[1][t], tape.states[1][t + 1]
         tc = torch.tanh(c)
@@ -75,10 +81,34 @@ def step_jacobian(cell, params: dict, tape: Tape, t: int) -> Tensor:
     raise ValueError(f"no step Jacobian for {type(cell).__name__}")
 
 
-def jacobian_sequence(cell, params: dict, tape: Tape) -> Tensor:
+def _autograd_step_jacobian(cell, params, tape, t, x) -> Tensor:
+    """J_t by autograd through one step of the engine, with the cell's exact (untruncated)
+    backward pass: the true derivative, whatever learning rule the model was trained with."""
+    from ..engine import run_layer
+
+    if x is None:
+        raise ValueError(f"the step Jacobian of {type(cell).__name__} needs the layer's input")
+    exact = copy.copy(cell)
+    if hasattr(exact, "truncated"):
+        exact.truncated = False
+    sizes = [s.shape[-1] for s in tape.states]
+    prev = torch.cat([s[t] for s in tape.states], dim=-1)  # (B, S)
+    full = {n: params.get(n) for n in cell.param_names}
+
+    def step(state, x_t):
+        inits = tuple(p.unsqueeze(0) for p in state.split(sizes))
+        _, finals = run_layer(exact, x_t.view(1, 1, -1), inits, full)
+        return torch.cat([f[0] for f in finals])
+
+    return torch.stack([
+        torch.autograd.functional.jacobian(lambda s, x_t=x[t, b]: step(s, x_t), prev[b])
+        for b in range(prev.shape[0])])
+
+
+def jacobian_sequence(cell, params: dict, tape: Tape, x: Tensor | None = None) -> Tensor:
     """Every step Jacobian of a trajectory: (T, B, S, S)."""
     T = tape.states[0].shape[0] - 1
-    return torch.stack([step_jacobian(cell, params, tape, t) for t in range(T)])
+    return torch.stack([step_jacobian(cell, params, tape, t, x) for t in range(T)])
 
 
 def product_norms(J: Tensor, block: int | None = None) -> Tensor:

@@ -23,12 +23,13 @@ from .jacobians import (
 )
 from .linear import spectrum
 
-GATES = {"RNN": ("h",), "LSTM": ("i", "f", "g", "o"), "GRU": ("r", "z", "n")}
+GATES = {"RNN": ("h",), "LSTM": ("i", "f", "g", "o"), "GRU": ("r", "z", "n"),
+         "LSTM1997": ("all",)}  # the 1997 cell's W_rec maps all sources to all units
 
 
 def as_rnnlab(module: nn.Module) -> layers._RecurrentBase:
     """An rnnlab RNN/LSTM/GRU with the weights of ``module`` (rnnlab's, or torch.nn's)."""
-    if isinstance(module, (layers.RNN, layers.LSTM, layers.GRU)):
+    if isinstance(module, (layers.RNN, layers.LSTM, layers.GRU, layers.LSTM1997)):
         return module
     for theirs, ours in ((nn.LSTM, layers.LSTM), (nn.GRU, layers.GRU), (nn.RNN, layers.RNN)):
         if isinstance(module, theirs):
@@ -54,13 +55,15 @@ def recurrent_spectra(module: nn.Module) -> list[dict]:
     model = as_rnnlab(module)
     rows = []
     for names in model._names:
+        if "weight_hh" not in names:
+            continue  # a 1997 LSTM without recurrence
         W = getattr(model, names["weight_hh"]).detach()
         gates = GATES[_family(model)]
         for gate, block in zip(gates, W.chunk(len(gates))):
             if block.shape[0] != block.shape[1]:
                 continue  # a projected LSTM's blocks are not square
             s = spectrum(block)
-            rows.append({"layer": names["weight_hh"].removeprefix("weight_hh_"), "gate": gate,
+            rows.append({"layer": _label(names), "gate": gate,
                          "eigenvalues": s["eigenvalues"], "singular_values": s["singular_values"],
                          "spectral_radius": s["spectral_radius"]})
     return rows
@@ -85,10 +88,14 @@ def layer_trajectories(module: nn.Module, x: Tensor) -> list[dict]:
             tape = trajectory(cell, inp, inits, params)
             h = tape.states[0][1:]
             outs.append(h.flip(0) if d == 1 else h)
-            out.append({"label": names["weight_hh"].removeprefix("weight_hh_"), "cell": cell,
+            out.append({"label": _label(names), "cell": cell,
                         "params": params, "tape": tape, "input": inp})
         layer_input = torch.cat(outs, dim=2)
     return out
+
+
+def _label(names: dict) -> str:
+    return names["weight_ih"].removeprefix("weight_ih").removeprefix("_") or "l0"
 
 
 def _pick(module, x, layer: int) -> tuple[dict, layers._RecurrentBase]:
@@ -100,10 +107,10 @@ def _pick(module, x, layer: int) -> tuple[dict, layers._RecurrentBase]:
 
 def jacobian_norms(module: nn.Module, x: Tensor, layer: int = 0) -> Tensor:
     """‖∂h_T/∂h_t‖₂ against the lag T − t for one layer-direction: (T + 1, B)."""
-    tr, model = _pick(module, x, layer)
-    J = jacobian_sequence(tr["cell"], tr["params"], tr["tape"])
-    H = model.hidden_size
-    return product_norms(J, block=H if _family(model) == "LSTM" else None)
+    tr, _ = _pick(module, x, layer)
+    J = jacobian_sequence(tr["cell"], tr["params"], tr["tape"], tr["input"])
+    states = tr["tape"].states
+    return product_norms(J, block=states[0].shape[-1] if len(states) > 1 else None)
 
 
 def lyapunov_spectrum(module: nn.Module, x: Tensor, k: int = 5, *, layer: int = 0,
@@ -111,7 +118,7 @@ def lyapunov_spectrum(module: nn.Module, x: Tensor, k: int = 5, *, layer: int = 
     """The k largest Lyapunov exponents of one layer driven by x, by QR and (the largest)
     by brute force: {"exponents": (B, k), "largest_brute_force": (B,)}."""
     tr, _ = _pick(module, x, layer)
-    J = jacobian_sequence(tr["cell"], tr["params"], tr["tape"])
+    J = jacobian_sequence(tr["cell"], tr["params"], tr["tape"], tr["input"])
     k = min(k, J.shape[-1])
     return {"exponents": lyapunov(J, k, transient=transient, reorth=reorth),
             "largest_brute_force": largest_lyapunov_brute_force(J, transient=transient)}
@@ -131,19 +138,20 @@ def gradient_norms(module: nn.Module, x: Tensor, loss_fn) -> dict:
     d_out = out.grad if not model.batch_first else out.grad.transpose(0, 1)
     tr = layer_trajectories(model, x)[-1]
     T, B, H = d_out.shape
-    S = tr["tape"].states[0].shape[-1] + (H if _family(model) == "LSTM" else 0)
+    sizes = [s.shape[-1] for s in tr["tape"].states]  # [h] or [h, c] (1997: [y, s])
+    Y, S = sizes[0], sum(sizes)
     delta = d_out.new_zeros(B, S)
     dh, dc = [None] * (T + 1), [None] * (T + 1)
     for t in range(T, -1, -1):
         if t >= 1:
-            delta[:, :H] += d_out[t - 1]
+            delta[:, :H] += d_out[t - 1]  # the output is the first H units of the state
         dh[t] = delta[:, :H].norm(dim=1).mean()
-        dc[t] = delta[:, H:].norm(dim=1).mean() if S > H else None
+        dc[t] = delta[:, Y:].norm(dim=1).mean() if S > Y else None
         if t >= 1:
-            J = step_jacobian(tr["cell"], tr["params"], tr["tape"], t - 1)
+            J = step_jacobian(tr["cell"], tr["params"], tr["tape"], t - 1, tr["input"])
             delta = (J.transpose(1, 2) @ delta.unsqueeze(-1)).squeeze(-1)
     result = {"h": torch.stack(dh)}
-    if S > H:
+    if S > Y:
         result["c"] = torch.stack(dc)
     return result
 
@@ -157,7 +165,12 @@ def gate_saturation(module: nn.Module, x: Tensor, layer: int = 0,
     if _family(model) == "RNN":
         return {}
     out = {}
-    for name, act in zip(names, tr["tape"].xw):
+    acts = tr["tape"].xw
+    if _family(model) == "LSTM1997":  # one block of rows: [in gates, out gates, net_c]
+        K = model.num_blocks
+        gates = acts[0][..., : tr["cell"].gates * K]
+        names, acts = ("in", "out")[: tr["cell"].gates], gates.split(K, dim=-1)
+    for name, act in zip(names, acts):
         if name in ("g", "n"):  # tanh: bounds ±1
             sat = act.abs() > 1 - margin
         else:

@@ -1,7 +1,7 @@
 """`rnnlab analyze`: the analysis of one saved model, as numbers (analysis.json) and PNGs.
 
-A model is a run folder of `rnnlab train` (minibatch runs of rnn, lstm or gru; the inputs are
-then the run's task) or a state_dict file of torch.nn.RNN/LSTM/GRU or rnnlab's (safetensors, or
+A model is a run folder of `rnnlab train` (minibatch runs of rnn, lstm, gru or lstm1997; the
+inputs are then the run's task) or a state_dict file of torch.nn.RNN/LSTM/GRU or rnnlab's (safetensors, or
 a torch file read with weights_only=True: nothing in it is executed); the architecture is read
 off the parameter names and shapes.
 """
@@ -67,9 +67,9 @@ def load(path: Path, nonlinearity: str = "tanh"):
 
         run = RunDir(path)
         cfg = run.config()
-        if cfg.get("model") not in ("rnn", "lstm", "gru") or cfg.get("protocol") != "minibatch":
-            raise ValueError(f"{path}: analyze covers minibatch runs of rnn, lstm and gru "
-                             f"models, not {cfg.get('protocol')}/{cfg.get('model')}")
+        if cfg.get("protocol") != "minibatch":
+            raise ValueError(f"{path}: analyze covers minibatch runs (a paper-protocol run "
+                             f"holds {cfg.get('trials')} networks; `rnnlab eval` tests them)")
         task = tasks.make(cfg["task"], **cfg["task_params"])
         model = make_model(task, cfg["model"], cfg["hidden"], cfg["model_options"],
                            readout_bias=cfg["readout_bias"], shortcut=cfg["shortcut"])
@@ -152,7 +152,7 @@ def analyze(path: Path, out: Path, what=WHAT, *, steps: int = 100, batch: int = 
         _finish(ax, "t", "gradient norm", "error from the last output, back through time")
         _save(fig, out / "gradients.png")
     if "lyapunov" in what:
-        k = min(10, 2 * module.hidden_size if family == "LSTM" else module.hidden_size)
+        k = min(10, sum(module._state_sizes()))
         ly = lyapunov_spectrum(module, x, k=k, transient=min(20, x.shape[0] // 5))
         report["lyapunov"] = {"exponents": ly["exponents"].mean(0).tolist(),
                               "largest_brute_force": float(ly["largest_brute_force"].mean())}
