@@ -1,9 +1,9 @@
 """`rnnlab analyze`: the analysis of one saved model, as numbers (analysis.json) and PNGs.
 
 A model is a run folder of `rnnlab train` (minibatch runs of rnn, lstm, gru or lstm1997; the
-inputs are then the run's task) or a state_dict file of torch.nn.RNN/LSTM/GRU or rnnlab's (safetensors, or
-a torch file read with weights_only=True: nothing in it is executed); the architecture is read
-off the parameter names and shapes.
+inputs are then the run's task) or a state_dict file of torch.nn.RNN/LSTM/GRU or rnnlab's
+(safetensors, or a torch file read with weights_only=True: nothing in it is executed); the
+architecture is read off the parameter names and shapes.
 """
 
 from __future__ import annotations
