@@ -224,8 +224,17 @@ def train(config: dict, out: str | Path | None = None, *, resume: bool = False,
         else:
             run.create(config)
     task = tasks.make(config["task"], **config["task_params"])
-    fn = _train_paper if config["protocol"] == "paper" else _train_minibatch
-    result = fn(config, task, run, resume, progress)
+    if config["protocol"] == "paper":
+        # the on-line learner's tensors are a few dozen numbers per trial: a second thread only
+        # adds synchronisation (and on a busy machine, spinning), so it runs on one
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)
+        try:
+            result = _train_paper(config, task, run, resume, progress)
+        finally:
+            torch.set_num_threads(threads)
+    else:
+        result = _train_minibatch(config, task, run, resume, progress)
     if run is not None:
         run.write_result(result)
     return result
