@@ -4,8 +4,8 @@
 
 The adding-problem network of the paper (2 inputs, 2 blocks × 2 cells, 1 output, 93 weights),
 one sequence per trial, float32, one thread (as the trainer's paper protocol); median of 5 runs
-of T = 2000 steps, reported as µs per step for 1 trial and for 10 trials in lockstep, with a target (and update)
-at every step, and at every 100th step as in the adding problem.
+of T = 2000 steps, reported as µs per step for 1 trial and for 10 trials in lockstep, with a
+target (and update) at every step, and at every 100th step as in the adding problem.
 """
 
 from __future__ import annotations
