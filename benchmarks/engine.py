@@ -3,7 +3,8 @@
     python -m benchmarks.engine [--reps 5]
 
 Forward + backward of the summed output, float32, torch.set_num_threads(2), median of
-``--reps`` repetitions after two warm-up runs, for three regimes. Rows:
+``--reps`` (7) repetitions after three warm-up runs, rnnlab's and the baseline's repetitions
+interleaved, for three regimes. Rows:
 
   LSTM      rnnlab.LSTM vs torch.nn.LSTM (on CPU torch runs oneDNN's fused LSTM kernel)
   LSTM*     the same, torch with oneDNN switched off (its own per-step implementation)
@@ -33,15 +34,19 @@ REGIMES = [  # name, batch, input, hidden, T
 ]
 
 
-def median_seconds(fn, reps: int) -> float:
-    for _ in range(2):
-        fn()
-    times = []
+def side_by_side(ours, baseline, reps: int) -> tuple[float, float]:
+    """Median seconds of each, warmed up, the repetitions interleaved (ours, baseline, ours,
+    ...) so that both see the same state of a shared machine."""
+    for _ in range(3):
+        ours()
+        baseline()
+    times: tuple[list, list] = ([], [])
     for _ in range(reps):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
+        for fn, acc in zip((ours, baseline), times):
+            t0 = time.perf_counter()
+            fn()
+            acc.append(time.perf_counter() - t0)
+    return statistics.median(times[0]), statistics.median(times[1])
 
 
 def fwd_bwd(module, x):
@@ -68,12 +73,12 @@ def naive_peephole(module, x):
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--reps", type=int, default=5)
+    parser.add_argument("--reps", type=int, default=7)
     args = parser.parse_args()
     torch.set_num_threads(2)
     torch.manual_seed(0)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, float32, "
-          f"forward+backward, median of {args.reps}\n")
+          f"forward+backward, median of {args.reps}, interleaved\n")
     header = f"{'regime':28} {'row':9} {'rnnlab ms':>10} {'baseline ms':>12} {'ratio':>7}"
     print(header)
     print("-" * len(header))
@@ -83,15 +88,13 @@ def main() -> None:
         ours_lstm.load_state_dict(ref_lstm.state_dict())
         ours_gru, ref_gru = rnnlab.GRU(I, H), torch.nn.GRU(I, H)
         peep = rnnlab.LSTM(I, H, peephole=True)
-        rows = []
-        t_ours = median_seconds(fwd_bwd(ours_lstm, x), args.reps)
-        rows.append(("LSTM", t_ours, median_seconds(fwd_bwd(ref_lstm, x), args.reps)))
+        rows = [("LSTM", *side_by_side(fwd_bwd(ours_lstm, x), fwd_bwd(ref_lstm, x), args.reps))]
         with torch.backends.mkldnn.flags(enabled=False):
-            rows.append(("LSTM*", t_ours, median_seconds(fwd_bwd(ref_lstm, x), args.reps)))
-        rows.append(("GRU", median_seconds(fwd_bwd(ours_gru, x), args.reps),
-                     median_seconds(fwd_bwd(ref_gru, x), args.reps)))
-        rows.append(("peephole", median_seconds(fwd_bwd(peep, x), args.reps),
-                     median_seconds(naive_peephole(peep, x), max(3, args.reps // 2))))
+            rows.append(("LSTM*", *side_by_side(fwd_bwd(ours_lstm, x), fwd_bwd(ref_lstm, x),
+                                                args.reps)))
+        rows.append(("GRU", *side_by_side(fwd_bwd(ours_gru, x), fwd_bwd(ref_gru, x), args.reps)))
+        rows.append(("peephole", *side_by_side(fwd_bwd(peep, x), naive_peephole(peep, x),
+                                               max(3, args.reps // 2))))
         for row, ours, base in rows:
             print(f"{name:28} {row:9} {ours * 1e3:10.1f} {base * 1e3:12.1f} {ours / base:7.2f}")
             name = ""
