@@ -132,3 +132,19 @@ def test_demo_runs_and_draws(tmp_path, capsys):
     assert "solved (ST3)" in out and "tanh RNN" in out and "LSTM 1997" in out
     png = tmp_path / "demo" / "learning_curves.png"
     assert png.stat().st_size > 10_000 and png.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_paper_protocol_resumes_exactly(tmp_path, monkeypatch):
+    cfg = make_config("longlag-2c", protocol="paper", task_params={"p": 3, "q": 4}, trials=2,
+                      max_sequences=120, log_every=40, test_size=100,
+                      stop={"kind": "recent", "window": 500})
+    train(cfg, tmp_path / "straight")
+    undo = _interrupt_after(monkeypatch, tasks.TASKS["longlag-2c"], 50)
+    with pytest.raises(KeyboardInterrupt):
+        train(cfg, tmp_path / "cut")
+    undo()
+    train(None, tmp_path / "cut", resume=True)
+    a, _ = load_checkpoint(tmp_path / "straight" / "checkpoint.safetensors")
+    b, meta = load_checkpoint(tmp_path / "cut" / "checkpoint.safetensors")
+    assert meta["sequences"] == 120
+    assert torch.equal(a["W"], b["W"]) and torch.equal(a["V"], b["V"])
