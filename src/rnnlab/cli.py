@@ -128,9 +128,9 @@ def eval_command(
     import torch
 
     from . import tasks
-    from .training import RunDir, evaluate, make_model, trial_model
+    from .training import RunDir, evaluate, make_model, predictor, trial_model
     from .training.experiments import EXPERIMENTS
-    from .training.trainer import _predictor, paper_learner
+    from .training.trainer import paper_learner
 
     if n < 1:
         raise UserError(f"--n must be positive, got {n}")
@@ -144,7 +144,7 @@ def eval_command(
         learner.W.copy_(tensors["W"])
         learner.V.copy_(tensors["V"])
         for k in range(cfg["trials"]):
-            r = evaluate(_predictor(trial_model(learner, k, task)), task, n, gen)
+            r = evaluate(predictor(trial_model(learner, k, task)), task, n, gen)
             typer.echo(f"trial {k}: {r['wrong']} wrong of {r['n']}" + _errors(r))
         return
     model = make_model(task, cfg["model"], cfg["hidden"], cfg["model_options"],
@@ -153,7 +153,7 @@ def eval_command(
         model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
     except RuntimeError as e:
         raise UserError(f"{run}: the checkpoint does not fit its config ({e})") from e
-    r = evaluate(_predictor(model), task, n, gen)
+    r = evaluate(predictor(model), task, n, gen)
     typer.echo(f"{task.describe()}: {r['wrong']} wrong of {r['n']}" + _errors(r))
 
 

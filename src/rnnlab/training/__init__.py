@@ -4,7 +4,7 @@ from .experiments import EXPERIMENTS, Experiment
 from .model import SequenceModel, make_model
 from .runs import RunDir
 from .stopping import StopRule
-from .trainer import evaluate, make_config, train, trial_model
+from .trainer import evaluate, make_config, predictor, train, trial_model
 
 __all__ = ["EXPERIMENTS", "Experiment", "SequenceModel", "make_model", "RunDir", "StopRule",
-           "evaluate", "make_config", "train", "trial_model"]
+           "evaluate", "make_config", "predictor", "train", "trial_model"]

@@ -6,7 +6,7 @@ the row of the paper's table it reproduces.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from .stopping import StopRule
 
@@ -30,7 +30,6 @@ class Experiment:
     test_size: int = 2560
     trials: int = 10  # the paper's number of trials
     notes: str = ""
-    extra: dict = field(default_factory=dict)
 
     @property
     def mean_length(self) -> float:

@@ -13,7 +13,6 @@ on fresh sequences (2560 or 10,000 as the paper) and count the wrong ones.
 from __future__ import annotations
 
 import time
-from contextlib import nullcontext
 from dataclasses import asdict
 from pathlib import Path
 
@@ -148,7 +147,8 @@ def evaluate(predict, task: Task, n: int, generator: torch.Generator | None = No
     return result
 
 
-def _predictor(model: SequenceModel):
+def predictor(model: SequenceModel):
+    """batch -> the model's outputs, in eval mode: what `evaluate` calls."""
     def predict(batch: Batch) -> Tensor:
         was = model.training
         model.eval()
@@ -198,7 +198,9 @@ class _Progress:
         self.id = self.bar.add_task(label, total=total, info="")
 
     def __enter__(self):
-        return self.bar.__enter__() if self.enabled else None
+        if self.enabled:
+            self.bar.__enter__()
+        return self
 
     def __exit__(self, *exc):
         if self.enabled:
@@ -269,7 +271,7 @@ def _train_minibatch(cfg, task, run, resume, progress) -> dict:
         window.load(meta["window"])
         seen, elapsed, solved_at = meta["sequences"], meta["elapsed"], meta["solved_at"]
         run.truncate_metrics(seen)
-    predict = _predictor(model)
+    predict = predictor(model)
     fixed = (train_set, test_set) if train_set is not None else None
 
     def checkpoint():
@@ -286,7 +288,7 @@ def _train_minibatch(cfg, task, run, resume, progress) -> dict:
     B = cfg["batch_size"]
     bar = _Progress(progress, cfg["max_sequences"], f"{task.name} {cfg['model']}")
     try:
-        with bar if progress else nullcontext():
+        with bar:
             while solved_at is None and seen < cfg["max_sequences"]:
                 if train_set is not None:
                     pick = torch.randint(0, train_set.x.shape[1], (B,), generator=data)
@@ -388,7 +390,7 @@ def _train_paper(cfg, task, run, resume, progress) -> dict:
     next_log, next_check = _next(seen, cfg["log_every"]), _next(seen, rule.every)
     bar = _Progress(progress, cfg["max_sequences"], f"{exp.key} ×{N}")
     try:
-        with bar if progress else nullcontext():
+        with bar:
             while seen < cfg["max_sequences"] and any(s is None for s in solved_at):
                 if train_set is not None:
                     batch = task.subset(train_set, torch.randint(
@@ -411,7 +413,7 @@ def _train_paper(cfg, task, run, resume, progress) -> dict:
                         continue
                     windows[k].add([correct[k]], [errors[k]])
                     if check and _rule_met(rule, windows[k],
-                                           _predictor(trial_model(learner, k, task)), task,
+                                           predictor(trial_model(learner, k, task)), task,
                                            cfg, seen, fixed):
                         solved_at[k] = seen
                 elapsed = time.perf_counter() - start
@@ -434,7 +436,7 @@ def _train_paper(cfg, task, run, resume, progress) -> dict:
     checkpoint()
     trials = []
     for k in range(N):
-        predict = _predictor(trial_model(learner, k, task))
+        predict = predictor(trial_model(learner, k, task))
         if fixed is not None:
             test = evaluate(predict, task, 0, batches=fixed)
         else:
