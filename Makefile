@@ -18,6 +18,7 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) -m benchmarks.engine
+	$(PY) -m benchmarks.charlm
 
 lint: $(STAMP)
 	$(PY) -m ruff check src tests benchmarks

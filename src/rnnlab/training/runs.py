@@ -127,9 +127,10 @@ class RunDir:
             return []
         return [json.loads(line) for line in p.read_text().splitlines() if line.strip()]
 
-    def truncate_metrics(self, sequences: int) -> None:
-        """On resume, drop log lines written after the checkpoint being resumed from."""
-        keep = [m for m in self.metrics() if m.get("sequences", 0) <= sequences]
+    def truncate_metrics(self, progress: int, key: str = "sequences") -> None:
+        """On resume, drop log lines written after the checkpoint being resumed from (whose
+        progress counter ``key`` was ``progress``)."""
+        keep = [m for m in self.metrics() if m.get(key, 0) <= progress]
         atomic_write(self.path / METRICS, lambda tmp: Path(tmp).write_text(
             "".join(json.dumps(m) + "\n" for m in keep)))
 

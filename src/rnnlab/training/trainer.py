@@ -24,6 +24,7 @@ from ..online import OnlineLSTM1997
 from ..tasks import Batch, Task
 from .experiments import EXPERIMENTS, Experiment
 from .model import SequenceModel, make_model
+from .progress import LiveLine
 from .runs import RunDir, optimizer_from_flat, optimizer_to_flat
 from .stopping import RecentWindow, StopRule
 
@@ -177,39 +178,11 @@ def _rule_met(rule: StopRule, window: RecentWindow, predict, task, cfg, seen, fi
                                              or r.get("mean_abs_error", 0) < rule.beta)
 
 
-class _Progress:
-    """A live line: sequences, sequences/s, recent error and % correct (rich)."""
-
-    def __init__(self, enabled: bool, total: int, label: str):
-        self.enabled = enabled
-        if not enabled:
-            return
-        from rich.progress import (
-            BarColumn,
-            MofNCompleteColumn,
-            Progress,
-            TextColumn,
-            TimeElapsedColumn,
-        )
-
-        self.bar = Progress(TextColumn("[bold]{task.description}"), BarColumn(),
-                            MofNCompleteColumn(), TextColumn("{task.fields[info]}"),
-                            TimeElapsedColumn(), transient=False)
-        self.id = self.bar.add_task(label, total=total, info="")
-
-    def __enter__(self):
-        if self.enabled:
-            self.bar.__enter__()
-        return self
-
-    def __exit__(self, *exc):
-        if self.enabled:
-            self.bar.__exit__(*exc)
+class _Progress(LiveLine):
+    """A live line: sequences, sequences/s, recent error and % correct."""
 
     def update(self, completed: int, rate: float, error: float, correct: float) -> None:
-        if self.enabled:
-            self.bar.update(self.id, completed=completed,
-                            info=f"{rate:7.0f} seq/s  err {error:.4f}  {100 * correct:5.1f}% ok")
+        self.show(completed, f"{rate:7.0f} seq/s  err {error:.4f}  {100 * correct:5.1f}% ok")
 
 
 # -- the two protocols -------------------------------------------------------------------------

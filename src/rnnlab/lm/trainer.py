@@ -1,0 +1,365 @@
+"""Training a character-level language model (char-rnn's loop, on rnnlab's engine).
+
+Each step reads the next chunk (T steps × B contiguous streams), starts from the state the
+previous chunk ended in (detached: truncated BPTT), and takes one optimiser step on the mean
+next-symbol cross-entropy, with gradient-norm clipping and a learning rate that decays over the
+budget (held, then from ``decay_from`` of the budget cosine down to ``min_lr`` × lr, by steps or
+by wall-clock minutes, whichever is set). Every
+``val_every`` steps the validation tail is scored; the best model so far is kept.
+
+Run folder (atomic writes; see `rnnlab.training.runs`):
+
+    config.json, vocab.json       what was asked for; the symbols
+    metrics.jsonl                 train records (step, chars, loss, lr, chars/s) and val records
+    checkpoint.safetensors        everything to resume: model, optimiser, stream position,
+                                  carried state, RNG state, best so far
+    best.safetensors              the best model by validation loss, with config and vocabulary
+                                  (self-contained: what `rnnlab lm sample/score` load)
+    samples.txt                   the sample printed at each validation
+    result.json                   best validation loss (nats, bpc), steps, chars, chars/s
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from .. import __version__
+from ..training.progress import LiveLine
+from ..training.runs import (
+    RunDir,
+    atomic_write,
+    load_checkpoint,
+    optimizer_from_flat,
+    optimizer_to_flat,
+    save_checkpoint,
+)
+from .data import StreamBatcher, Vocabulary, read_text, split
+from .model import LN2, CharLM, detach, model_config, state_from_tensors, state_tensors
+from .sample import sample_text
+from .score import score
+
+DEFAULTS = {
+    "text": None,
+    "byte_level": False,
+    "val_fraction": 0.05,
+    "model": "lstm",
+    "hidden": 512,
+    "layers": 2,
+    "embedding": 64,
+    "dropout": 0.3,
+    "output_dropout": 0.0,
+    "options": {},
+    "backend": "rnnlab",
+    "batch": 32,
+    "seq_len": 50,
+    "optimizer": "adam",
+    "lr": 4e-3,
+    "schedule": "cosine",
+    "min_lr": 0.1,
+    "decay_from": 0.6,
+    "clip": 5.0,
+    "minutes": None,
+    "steps": None,
+    "val_every": 300,
+    "log_every": 10,
+    "sample_length": 200,
+    "sample_temperature": 0.8,
+    "seed": 0,
+    "checkpoint_seconds": 60.0,
+}
+DEFAULT_MINUTES = 15.0
+BEST, SAMPLES, VOCAB = "best.safetensors", "samples.txt", "vocab.json"
+
+
+def make_config(text: str | Path, **options) -> dict:
+    """A complete, validated, JSON-able config. Without --minutes or --steps the budget is
+    DEFAULT_MINUTES; with both, training stops at whichever comes first."""
+    unknown = sorted(set(options) - set(DEFAULTS))
+    if unknown:
+        raise ValueError(f"unknown option(s): {', '.join(unknown)}")
+    cfg = {**DEFAULTS, **{k: v for k, v in options.items() if v is not None}}
+    path = Path(text)
+    if not path.is_file():
+        raise ValueError(f"no text file at {path}")
+    cfg["text"] = str(path.resolve())
+    if cfg["minutes"] is None and cfg["steps"] is None:
+        cfg["minutes"] = DEFAULT_MINUTES
+    for name in ("batch", "seq_len", "val_every", "log_every", "sample_length"):
+        _positive_int(name, cfg[name])
+    if cfg["steps"] is not None:
+        _positive_int("steps", cfg["steps"])
+    numbers = ("lr", "clip", "checkpoint_seconds") + (("minutes",) if cfg["minutes"] is not None
+                                                      else ())
+    for name in numbers:
+        v = cfg[name]
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not v > 0:
+            raise ValueError(f"{name} must be a positive number, got {v!r}")
+    if not 0 <= cfg["decay_from"] < 1:
+        raise ValueError(f"decay_from is a fraction of the budget in [0, 1), got "
+                         f"{cfg['decay_from']!r}")
+    if not 0 <= cfg["min_lr"] <= 1:
+        raise ValueError(f"min_lr is a fraction of lr in [0, 1], got {cfg['min_lr']!r}")
+    if not 0 <= cfg["val_fraction"] < 1:
+        raise ValueError(f"val_fraction must be in [0, 1), got {cfg['val_fraction']!r}")
+    if cfg["sample_temperature"] < 0:
+        raise ValueError("sample_temperature must be ≥ 0")
+    if cfg["optimizer"] not in ("adam", "rmsprop"):
+        raise ValueError(f"optimizer must be 'adam' or 'rmsprop', got {cfg['optimizer']!r}")
+    if cfg["schedule"] not in ("cosine", "linear", "constant"):
+        raise ValueError(f"schedule must be cosine, linear or constant, got {cfg['schedule']!r}")
+    CharLM(2, **model_config(cfg))  # builds the model once: validates model and options
+    cfg["version"] = __version__
+    return cfg
+
+
+def _positive_int(name: str, v) -> None:
+    if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+        raise ValueError(f"{name} must be a positive integer, got {v!r}")
+
+
+def lr_factor(cfg: dict, step: int, seconds: float) -> float:
+    """The learning rate's multiplier when ``step`` steps and ``seconds`` have passed: 1 until
+    the fraction ``decay_from`` of the budget is spent, then down to ``min_lr`` at its end."""
+    if cfg["schedule"] == "constant":
+        return 1.0
+    done = 0.0
+    if cfg["steps"]:
+        done = step / cfg["steps"]
+    if cfg["minutes"]:
+        done = max(done, seconds / (60 * cfg["minutes"]))
+    done = max(0.0, min(done, 1.0) - cfg["decay_from"]) / (1 - cfg["decay_from"])
+    shape = 0.5 * (1 + math.cos(math.pi * done)) if cfg["schedule"] == "cosine" else 1 - done
+    return cfg["min_lr"] + (1 - cfg["min_lr"]) * shape
+
+
+def _digest(path: str) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _optimizer(cfg: dict, params) -> torch.optim.Optimizer:
+    if cfg["optimizer"] == "adam":
+        return torch.optim.Adam(params, lr=cfg["lr"])
+    return torch.optim.RMSprop(params, lr=cfg["lr"], alpha=0.95)  # char-rnn's decay rate
+
+
+# -- saving and loading models ---------------------------------------------------------------
+
+
+def save_model(path: Path, model: CharLM, vocab: Vocabulary, cfg: dict, info: dict) -> None:
+    """A self-contained model file: weights, config and vocabulary (safetensors)."""
+    save_checkpoint(path, {"model." + k: v for k, v in model.state_dict().items()},
+                    {"lm": cfg, "vocab": vocab.to_json(), **info})
+
+
+def load_model(path: str | Path) -> tuple[CharLM, Vocabulary, dict]:
+    """(model in eval mode, vocabulary, config) from a run folder (its best model, else its
+    latest checkpoint) or from a model file."""
+    path = Path(path)
+    if path.is_dir():
+        file = path / BEST if (path / BEST).is_file() else path / "checkpoint.safetensors"
+        if not file.is_file():
+            raise ValueError(f"{path} holds no language-model run (no {BEST})")
+    else:
+        file = path
+    tensors, meta = load_checkpoint(file)
+    if "lm" not in meta or "vocab" not in meta:
+        raise ValueError(f"{file} is not a language-model checkpoint of `rnnlab lm train`")
+    cfg, vocab = meta["lm"], Vocabulary.from_json(meta["vocab"])
+    try:
+        model = CharLM(len(vocab), **model_config(cfg))
+    except KeyError as e:
+        raise ValueError(f"{file}: its config lacks {e.args[0]!r} (written by another "
+                         f"version of rnnlab?)") from None
+    try:
+        model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
+    except RuntimeError as e:
+        raise ValueError(f"{file}: the weights do not fit the config ({e})") from e
+    return model.eval(), vocab, cfg
+
+
+# -- training ---------------------------------------------------------------------------------
+
+
+def prepare_data(cfg: dict) -> tuple[Vocabulary, torch.Tensor, torch.Tensor]:
+    """(vocabulary, training ids, validation ids) of the config's text."""
+    text, vocab = read_text(cfg["text"], byte_level=cfg["byte_level"])
+    train_ids, val_ids = split(vocab.encode(text), cfg["val_fraction"])
+    return vocab, train_ids, val_ids
+
+
+def train(cfg: dict, out: str | Path | None = None, *, resume: bool = False,
+          echo=None, progress: bool = False) -> dict:
+    """Train as ``cfg`` (from `make_config`) says, keeping a run folder at ``out``
+    (``resume``: continue the run there). ``echo`` gets validation lines and samples."""
+    run = RunDir(out) if out is not None else None
+    if resume:
+        if run is None:
+            raise ValueError("resuming needs the run folder")
+        cfg = run.config()
+    vocab, train_ids, val_ids = prepare_data(cfg)
+    digest = _digest(cfg["text"])
+    if resume and cfg.get("text_sha256") != digest:
+        raise ValueError(f"{cfg['text']} changed since the run started: cannot resume")
+    batches = StreamBatcher(train_ids, cfg["batch"], cfg["seq_len"])  # checks the length
+    if run is not None and not resume:
+        cfg = {**cfg, "text_sha256": digest}
+        run.create(cfg)
+        atomic_write(run.path / VOCAB, lambda tmp: Path(tmp).write_text(vocab.to_json()))
+
+    torch.manual_seed(cfg["seed"])
+    model = CharLM(len(vocab), **model_config(cfg))
+    opt = _optimizer(cfg, model.parameters())
+    step, chunk, elapsed, state = 0, 0, 0.0, None
+    loss_sum, loss_n = 0.0, 0  # the training loss since the last log line
+    best = {"val_nats": math.inf, "step": None}
+    if resume:
+        tensors, meta = run.load()
+        model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
+        optimizer_from_flat(opt, tensors, meta["optimizer"])
+        torch.set_rng_state(tensors["rng.torch"])
+        state = state_from_tensors([tensors[f"state.{i}"] for i in range(meta["n_state"])])
+        step, chunk, elapsed, best = meta["step"], meta["chunk"], meta["elapsed"], meta["best"]
+        loss_sum, loss_n = meta["loss_sum"], meta["loss_n"]
+        best["val_nats"] = math.inf if best["val_nats"] is None else best["val_nats"]
+        run.truncate_metrics(step, key="step")
+
+    def checkpoint() -> None:
+        if run is None:
+            return
+        tensors, optim_meta = optimizer_to_flat(opt)
+        tensors.update({"model." + k: v for k, v in model.state_dict().items()})
+        tensors["rng.torch"] = torch.get_rng_state()
+        parts = state_tensors(state)
+        tensors.update({f"state.{i}": s for i, s in enumerate(parts)})
+        finite = {**best, "val_nats": None if math.isinf(best["val_nats"]) else best["val_nats"]}
+        run.save(tensors, {"lm": cfg, "vocab": vocab.to_json(), "step": step, "chunk": chunk,
+                           "elapsed": elapsed, "best": finite, "n_state": len(parts),
+                           "loss_sum": loss_sum, "loss_n": loss_n,
+                           "optimizer": optim_meta})
+
+    def validate() -> dict:
+        record = {"step": step, "chars": step * cfg["batch"] * cfg["seq_len"],
+                  "seconds": round(elapsed, 2), "minutes": round(elapsed / 60, 3)}
+        if len(val_ids) >= 2:
+            r = score(model, val_ids, streams=cfg["batch"], seq_len=cfg["seq_len"])
+            record.update(val_nats=r["nats"], val_bpc=r["bpc"])
+            if r["nats"] < best["val_nats"]:
+                best.update(val_nats=r["nats"], step=step)
+                if run is not None:
+                    save_model(run.path / BEST, model, vocab, cfg, {"step": step, **record})
+        elif run is not None:  # no validation text: the latest model is the one to keep
+            save_model(run.path / BEST, model, vocab, cfg, {"step": step, **record})
+        text = sample_text(model, vocab, length=cfg["sample_length"],
+                           temperature=cfg["sample_temperature"], seed=cfg["seed"] + step)
+        if isinstance(text, bytes):
+            text = text.decode("utf-8", errors="replace")
+        if run is not None:
+            run.log(record)
+            with open(run.path / SAMPLES, "a") as f:
+                f.write(f"--- step {step}, {record['minutes']:.1f} min ---\n{text}\n")
+        if say is not None:
+            val = (f"val {record['val_nats']:.4f} nats = {record['val_bpc']:.3f} bpc"
+                   if "val_nats" in record else "no validation text")
+            say(f"step {step:,} ({record['minutes']:.1f} min): {val}  [best "
+                f"{best['val_nats']:.4f} at step {best['step']}]")
+            say("  " + text.replace("\n", "\n  "))
+        return record
+
+    def budget_left() -> bool:
+        if cfg["steps"] is not None and step >= cfg["steps"]:
+            return False
+        return cfg["minutes"] is None or elapsed < 60 * cfg["minutes"]
+
+    bar = _Bar(progress, cfg)
+    say = bar.print if progress else echo  # above the live line while it runs
+    V, chars_per_step = len(vocab), cfg["batch"] * cfg["seq_len"]
+    rate_mark = (step, elapsed)
+    start = time.perf_counter() - elapsed
+    last_ckpt = time.perf_counter()
+    model.train()
+    try:
+        with bar:
+            while budget_left():
+                x, y = batches.chunk(chunk)
+                logits, state = model(x, state)
+                loss = F.cross_entropy(logits.flatten(0, 1), y.flatten())
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_(model.parameters(), cfg["clip"])
+                lr = cfg["lr"] * lr_factor(cfg, step, elapsed)
+                for group in opt.param_groups:
+                    group["lr"] = lr
+                opt.step()
+                state = detach(state)
+                step, chunk = step + 1, chunk + 1
+                if chunk == len(batches):  # an epoch: the streams start over from zero state
+                    chunk, state = 0, None
+                loss_sum, loss_n = loss_sum + float(loss.detach()), loss_n + 1
+                elapsed = time.perf_counter() - start
+                if step % cfg["log_every"] == 0:
+                    rate = (step - rate_mark[0]) * chars_per_step / max(elapsed - rate_mark[1],
+                                                                        1e-9)
+                    rate_mark = (step, elapsed)
+                    record = {"step": step, "chars": step * chars_per_step,
+                              "seconds": round(elapsed, 2), "train_nats": loss_sum / loss_n,
+                              "lr": lr, "chars_per_s": round(rate)}
+                    loss_sum, loss_n = 0.0, 0
+                    if run is not None:
+                        run.log(record)
+                    bar.update(step, elapsed, record, best)
+                if step % cfg["val_every"] == 0:
+                    validate()
+                    elapsed = time.perf_counter() - start
+                if time.perf_counter() - last_ckpt > cfg["checkpoint_seconds"]:
+                    checkpoint()
+                    last_ckpt = time.perf_counter()
+            if step % cfg["val_every"] != 0 or step == 0:
+                validate()
+    except KeyboardInterrupt:
+        checkpoint()  # nothing is lost: `rnnlab lm train --resume RUN` goes on from here
+        raise
+    checkpoint()
+    total_chars = step * chars_per_step
+    result = {"steps": step, "chars": total_chars, "epochs": total_chars / len(train_ids),
+              "seconds": round(elapsed, 2), "chars_per_s": round(total_chars / max(elapsed, 1e-9)),
+              "best_val_nats": None if math.isinf(best["val_nats"]) else best["val_nats"],
+              "best_val_bpc": None if math.isinf(best["val_nats"]) else best["val_nats"] / LN2,
+              "best_step": best["step"], "backend": cfg["backend"], "model": cfg["model"],
+              "vocab_size": V}
+    if run is not None:
+        run.write_result(result)
+    return result
+
+
+class _Bar(LiveLine):
+    """A live line: step, chars/s, recent training bpc, best validation bpc."""
+
+    def __init__(self, enabled: bool, cfg: dict) -> None:
+        self.cfg = cfg
+        total = cfg["steps"] if cfg["minutes"] is None else 60 * cfg["minutes"]
+        super().__init__(enabled, total, f"{cfg['backend']} {cfg['model']}", count=False)
+
+    def update(self, step: int, elapsed: float, record: dict, best: dict) -> None:
+        minutes, steps = self.cfg["minutes"], self.cfg["steps"]
+        done = step if minutes is None else elapsed  # the budget's unit
+        if steps is not None and minutes is not None:
+            done = max(elapsed, 60 * minutes * step / steps)
+        val = (f"  best val {best['val_nats'] / LN2:.3f} bpc"
+               if math.isfinite(best["val_nats"]) else "")
+        self.show(done, f"step {step:,}  {record['chars_per_s']:6,} chars/s  "
+                        f"train {record['train_nats'] / LN2:.3f} bpc{val}")
+
+
+def curve(run: str | Path) -> list[dict]:
+    """The validation records of a run: step, chars, minutes, val nats and bpc."""
+    return [m for m in RunDir(run).metrics() if "val_nats" in m]
