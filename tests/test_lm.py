@@ -1,7 +1,9 @@
 """rnnlab.lm: the model, truncated BPTT with carried state, scoring, sampling, run folders."""
 
 import math
+import os
 import random
+import signal
 
 import pytest
 import torch
@@ -138,7 +140,8 @@ def test_score_of_the_training_text_is_the_training_loss(tmp_path):
 
 
 class Recording(CharLM):
-    """CharLM that records what goes in and out of each forward (and can be interrupted)."""
+    """CharLM that records what goes in and out of each forward, and can press Ctrl-C in the
+    middle of a training step (after the forward pass, before backward and the update)."""
 
     calls: list = []
     interrupt_at: int | None = None
@@ -146,7 +149,7 @@ class Recording(CharLM):
     def forward(self, x, state=None):
         if self.training:
             if Recording.interrupt_at == len(Recording.calls):
-                raise KeyboardInterrupt
+                os.kill(os.getpid(), signal.SIGINT)
             logits, out = super().forward(x, state)
             Recording.calls.append((x.clone(), state, detach(out)))
             return logits, out
@@ -200,6 +203,19 @@ def test_interrupted_training_resumes_exactly(tmp_path, recording):
     whole = lm_train.RunDir(tmp_path / "whole").metrics()
     cut = lm_train.RunDir(tmp_path / "cut").metrics()
     assert strip(whole) == strip(cut)
+    samples = [(tmp_path / r / "samples.txt").read_text() for r in ("whole", "cut")]
+    assert samples[0] == samples[1]  # those after the checkpoint were not kept twice
+
+
+def test_a_second_ctrl_c_interrupts_at_once():
+    with lm_train.DeferredInterrupt() as interrupt:
+        os.kill(os.getpid(), signal.SIGINT)
+        assert interrupt.requested  # the first only asks
+        with pytest.raises(KeyboardInterrupt):
+            os.kill(os.getpid(), signal.SIGINT)
+        with pytest.raises(KeyboardInterrupt):
+            interrupt.check()
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
 
 
 def test_run_folder_best_model_and_curve(tmp_path):
@@ -316,8 +332,9 @@ def test_temperature_to_zero_is_argmax(trained):
     greedy = lm.sample_text(model, vocab, prime="a ", length=60, argmax=True)
     assert lm.sample_text(model, vocab, prime="a ", length=60, temperature=0) == greedy
     for seed in range(3):
-        assert lm.sample_text(model, vocab, prime="a ", length=60, temperature=1e-3,
-                              seed=seed) == greedy
+        for t in (1e-3, 1e-320):  # no overflow however small
+            assert lm.sample_text(model, vocab, prime="a ", length=60, temperature=t,
+                                  seed=seed) == greedy
 
 
 def test_top_k_draws_only_from_the_k_most_likely():
@@ -337,6 +354,8 @@ def test_sampling_streams_symbol_by_symbol(trained):
 
 @pytest.mark.parametrize("kwargs,message", [
     (dict(temperature=-0.5), "temperature"),
+    (dict(temperature=float("nan")), "temperature"),
+    (dict(temperature=float("inf")), "temperature"),
     (dict(top_k=0), "top_k"),
     (dict(length=-1), "length"),
     (dict(prime="Q"), "lacks"),

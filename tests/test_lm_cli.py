@@ -1,5 +1,6 @@
 """`rnnlab lm train/sample/score` and `rnnlab corpus list/get` from the command line."""
 
+
 import pytest
 from test_cli import run
 from test_lm import words_text
@@ -102,3 +103,40 @@ def test_plot_curves(monkeypatch, capsys, tmp_path, text_file):
     assert (tmp_path / "c.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     code, _, err = run(monkeypatch, capsys, "lm", "plot", str(tmp_path / "nothing"))
     assert code == 2 and "no run folder" in err
+
+
+def test_byte_level_sample_and_score(monkeypatch, capsysbinary, tmp_path):
+    """A byte model writes raw bytes to stdout (they need not be UTF-8) and scores bits/byte."""
+    blob = tmp_path / "blob.bin"
+    blob.write_bytes(b"\x00\xff caf\xc3\xa9 " * 200)
+    folder = tmp_path / "run"
+    code, _, err = run(monkeypatch, capsysbinary, "lm", "train", str(blob), "--byte-level",
+                       *TINY, "--steps", "10", "--out", str(folder))
+    assert code == 0, err
+    code, out, _ = run(monkeypatch, capsysbinary, "lm", "score", str(folder), str(blob))
+    assert code == 0 and b"bits/byte" in out
+    code, out, _ = run(monkeypatch, capsysbinary, "lm", "sample", str(folder), "--length",
+                       "30", "--seed", "0", "--prime", "caf")
+    assert code == 0 and out.startswith(b"caf") and len(out) == 3 + 30 + 1
+
+
+@pytest.mark.parametrize("args,message", [
+    (["lm", "score", "{run}", "{text}", "--streams", "0"], "streams"),
+    (["lm", "score", "{run}", "{empty}"], "too short"),
+    (["lm", "score", "{run}", "{binary}"], "not UTF-8"),
+    (["lm", "sample", "{run}", "--temperature", "nan"], "temperature"),
+    (["lm", "plot", "{run}", "--out", "{tmp}/no/such/dir/c.png"], "No such file"),
+    (["lm", "train", "--resume", "{run}", "{text}"], "give no TEXT"),
+])
+def test_more_user_errors(monkeypatch, capsys, tmp_path, text_file, args, message):
+    folder = tmp_path / "run"
+    run(monkeypatch, capsys, "lm", "train", str(text_file), *TINY, "--steps", "4",
+        "--val-every", "2", "--out", str(folder))
+    (tmp_path / "empty.txt").write_text("")
+    (tmp_path / "binary.bin").write_bytes(b"\xff\xfe\x00")
+    subs = {"{run}": str(folder), "{text}": str(text_file), "{tmp}": str(tmp_path),
+            "{empty}": str(tmp_path / "empty.txt"), "{binary}": str(tmp_path / "binary.bin")}
+    for key, value in subs.items():
+        args = [a.replace(key, value) for a in args]
+    code, _, err = run(monkeypatch, capsys, *args)
+    assert code == 2 and message in err and len(err.strip().splitlines()) == 1

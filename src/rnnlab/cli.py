@@ -289,6 +289,9 @@ def lm_train(
     from .lm import train as run_training
 
     if resume is not None:
+        if text is not None:
+            raise UserError("with --resume, give no TEXT: the run goes on with its own text "
+                            "and settings")
         folder, config = resume, None
     else:
         if text is None:
@@ -356,12 +359,23 @@ def lm_score(
     seq_len: int = typer.Option(None, help="chunk length (default: the run's)"),
 ) -> None:
     """Bits per character of a text under a trained model."""
-    from .lm import load_model, read_text, score
+    from .lm import load_model, score
 
     model, vocab, cfg = load_model(run)
-    data, _ = read_text(text, byte_level=vocab.byte_level)
-    r = score(model, vocab.encode(data), streams=streams or cfg["batch"],
-              seq_len=seq_len or cfg["seq_len"])
+    if not text.is_file():
+        raise UserError(f"no text file at {text}")
+    data = text.read_bytes()
+    if not vocab.byte_level:
+        try:
+            data = data.decode("utf-8")
+        except UnicodeDecodeError as e:
+            raise UserError(f"{text} is not UTF-8 text, and this model reads characters "
+                            f"({e})") from None
+    ids = vocab.encode(data)
+    if len(ids) < 2:
+        raise UserError(f"{text} is too short to score: it needs at least two symbols")
+    r = score(model, ids, streams=cfg["batch"] if streams is None else streams,
+              seq_len=cfg["seq_len"] if seq_len is None else seq_len)
     unit = "byte" if vocab.byte_level else "char"
     typer.echo(f"{text}: {r['bpc']:.4f} bits/{unit} ({r['nats']:.4f} nats/{unit}) over "
                f"{r['symbols']:,} predicted {unit}s")
@@ -428,6 +442,10 @@ def main() -> None:
         sys.exit(2)
     except (UserError, ValueError, TypeError) as e:
         typer.echo(f"error: {e}", err=True)
+        sys.exit(2)
+    except OSError as e:  # a folder that cannot be written, a file that cannot be read
+        where = f": {e.filename}" if e.filename else ""
+        typer.echo(f"error: {e.strerror or e}{where}", err=True)
         sys.exit(2)
     if isinstance(rc, int) and rc:
         sys.exit(rc)

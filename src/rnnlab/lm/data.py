@@ -39,6 +39,8 @@ class Vocabulary:
     def encode(self, data: str | bytes) -> Tensor:
         if self.byte_level:
             raw = data.encode("utf-8") if isinstance(data, str) else bytes(data)
+            if not raw:
+                return torch.empty(0, dtype=torch.long)
             return torch.frombuffer(bytearray(raw), dtype=torch.uint8).long()
         index = {s: i for i, s in enumerate(self.symbols)}
         try:

@@ -78,8 +78,10 @@ class CharLM(nn.Module):
         if x.dim() != 2 or x.dtype != torch.long:
             raise ValueError(f"expected symbol ids of shape (T, B) and dtype long, got "
                              f"{tuple(x.shape)} {x.dtype}")
-        if x.numel() and (int(x.min()) < 0 or int(x.max()) >= self.vocab_size):
-            raise ValueError(f"symbol ids must lie in [0, {self.vocab_size})")
+        if x.numel():
+            lo, hi = x.aminmax()  # one pass (and one device sync)
+            if int(lo) < 0 or int(hi) >= self.vocab_size:
+                raise ValueError(f"symbol ids must lie in [0, {self.vocab_size})")
         e = self.embed(x) if self.embed is not None else F.one_hot(
             x, self.vocab_size).to(self.head.weight.dtype)
         h, state = self.core(e, state)

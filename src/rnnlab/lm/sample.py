@@ -11,6 +11,7 @@ temperature falls to 0 sampling becomes the argmax.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 
 import torch
@@ -30,8 +31,9 @@ def default_prime(vocab: Vocabulary) -> str | bytes:
 def _check(length: int, temperature: float, top_k: int | None, vocab_size: int) -> None:
     if isinstance(length, bool) or not isinstance(length, int) or length < 0:
         raise ValueError(f"length must be an integer ≥ 0, got {length!r}")
-    if not isinstance(temperature, (int, float)) or temperature < 0:
-        raise ValueError(f"temperature must be ≥ 0, got {temperature!r}")
+    if (isinstance(temperature, bool) or not isinstance(temperature, (int, float))
+            or not math.isfinite(temperature) or temperature < 0):
+        raise ValueError(f"temperature must be a finite number ≥ 0, got {temperature!r}")
     if top_k is not None and (not isinstance(top_k, int) or not 1 <= top_k <= vocab_size):
         raise ValueError(f"top_k must be in [1, {vocab_size}], got {top_k!r}")
 
@@ -41,7 +43,7 @@ def next_symbol(logits: Tensor, temperature: float, top_k: int | None, argmax: b
     """One draw from the (V,) logits."""
     if argmax or temperature == 0:
         return int(logits.argmax())
-    z = logits.double() / temperature
+    z = (logits.double() - logits.max()) / temperature  # ≤ 0: no overflow as T → 0
     if top_k is not None and top_k < len(z):
         kth = torch.topk(z, top_k).values[-1]
         z = z.masked_fill(z < kth, float("-inf"))

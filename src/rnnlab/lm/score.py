@@ -4,7 +4,9 @@ The text is read as ``streams`` contiguous parallel streams (the layout of train
 starting from the zero state and carrying its state from one chunk of ``seq_len`` steps to the
 next; the few symbols left over after B equal streams continue the last stream, so every symbol
 after the first is predicted exactly once. With the streams and chunk length of training, the
-score of the training text is the mean training loss (the same chunks, the same states).
+score of the training text is the mean training loss of an epoch (the same chunks, the same
+states) when each stream's length, (n − 1) // B, is a multiple of T; otherwise training drops
+each stream's last partial chunk and scoring does not.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ def score(model: CharLM, ids: Tensor, *, streams: int = 32, seq_len: int = 100) 
         raise ValueError("scoring needs a text of at least two symbols")
     if streams < 1 or seq_len < 1:
         raise ValueError("streams and seq_len must be positive")
+    ids = ids.to(model.head.weight.device)
     was = model.training
     model.eval()
     try:

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import re
 import time
 from pathlib import Path
 
@@ -30,6 +31,7 @@ import torch
 import torch.nn.functional as F
 
 from .. import __version__
+from ..training.interrupt import DeferredInterrupt
 from ..training.progress import LiveLine
 from ..training.runs import (
     RunDir,
@@ -107,8 +109,9 @@ def make_config(text: str | Path, **options) -> dict:
         raise ValueError(f"min_lr is a fraction of lr in [0, 1], got {cfg['min_lr']!r}")
     if not 0 <= cfg["val_fraction"] < 1:
         raise ValueError(f"val_fraction must be in [0, 1), got {cfg['val_fraction']!r}")
-    if cfg["sample_temperature"] < 0:
-        raise ValueError("sample_temperature must be ≥ 0")
+    t = cfg["sample_temperature"]
+    if isinstance(t, bool) or not isinstance(t, (int, float)) or not math.isfinite(t) or t < 0:
+        raise ValueError(f"sample_temperature must be a finite number ≥ 0, got {t!r}")
     if cfg["optimizer"] not in ("adam", "rmsprop"):
         raise ValueError(f"optimizer must be 'adam' or 'rmsprop', got {cfg['optimizer']!r}")
     if cfg["schedule"] not in ("cosine", "linear", "constant"):
@@ -214,7 +217,8 @@ def train(cfg: dict, out: str | Path | None = None, *, resume: bool = False,
     if run is not None and not resume:
         cfg = {**cfg, "text_sha256": digest}
         run.create(cfg)
-        atomic_write(run.path / VOCAB, lambda tmp: Path(tmp).write_text(vocab.to_json()))
+        atomic_write(run.path / VOCAB, lambda tmp: Path(tmp).write_text(vocab.to_json(),
+                                                                        encoding="utf-8"))
 
     torch.manual_seed(cfg["seed"])
     model = CharLM(len(vocab), **model_config(cfg))
@@ -232,6 +236,7 @@ def train(cfg: dict, out: str | Path | None = None, *, resume: bool = False,
         loss_sum, loss_n = meta["loss_sum"], meta["loss_n"]
         best["val_nats"] = math.inf if best["val_nats"] is None else best["val_nats"]
         run.truncate_metrics(step, key="step")
+        _truncate_samples(run.path / SAMPLES, step)
 
     def checkpoint() -> None:
         if run is None:
@@ -253,10 +258,12 @@ def train(cfg: dict, out: str | Path | None = None, *, resume: bool = False,
         if len(val_ids) >= 2:
             r = score(model, val_ids, streams=cfg["batch"], seq_len=cfg["seq_len"])
             record.update(val_nats=r["nats"], val_bpc=r["bpc"])
+            bar.last_val_bpc = r["bpc"]
             if r["nats"] < best["val_nats"]:
                 best.update(val_nats=r["nats"], step=step)
                 if run is not None:
                     save_model(run.path / BEST, model, vocab, cfg, {"step": step, **record})
+                    checkpoint()  # a resumed run must know this best, or it could overwrite it
         elif run is not None:  # no validation text: the latest model is the one to keep
             save_model(run.path / BEST, model, vocab, cfg, {"step": step, **record})
         text = sample_text(model, vocab, length=cfg["sample_length"],
@@ -265,7 +272,7 @@ def train(cfg: dict, out: str | Path | None = None, *, resume: bool = False,
             text = text.decode("utf-8", errors="replace")
         if run is not None:
             run.log(record)
-            with open(run.path / SAMPLES, "a") as f:
+            with open(run.path / SAMPLES, "a", encoding="utf-8") as f:
                 f.write(f"--- step {step}, {record['minutes']:.1f} min ---\n{text}\n")
         if say is not None:
             val = (f"val {record['val_nats']:.4f} nats = {record['val_bpc']:.3f} bpc"
@@ -288,8 +295,9 @@ def train(cfg: dict, out: str | Path | None = None, *, resume: bool = False,
     last_ckpt = time.perf_counter()
     model.train()
     try:
-        with bar:
+        with bar, DeferredInterrupt() as interrupt:
             while budget_left():
+                interrupt.check()  # Ctrl-C lands here, between steps
                 x, y = batches.chunk(chunk)
                 logits, state = model(x, state)
                 loss = F.cross_entropy(logits.flatten(0, 1), y.flatten())
@@ -341,8 +349,21 @@ def train(cfg: dict, out: str | Path | None = None, *, resume: bool = False,
     return result
 
 
+def _truncate_samples(path: Path, step: int) -> None:
+    """On resume, drop the samples written after the checkpoint being resumed from."""
+    if not path.is_file():
+        return
+    text = path.read_text(encoding="utf-8")
+    blocks = re.split(r"(?m)^(?=--- step \d+, )", text)
+    heads = [re.match(r"--- step (\d+)", b) for b in blocks]
+    keep = [b for b, m in zip(blocks, heads) if m is None or int(m[1]) <= step]
+    atomic_write(path, lambda tmp: Path(tmp).write_text("".join(keep), encoding="utf-8"))
+
+
 class _Bar(LiveLine):
-    """A live line: step, chars/s, recent training bpc, best validation bpc."""
+    """A live line: step, chars/s, recent training bpc, latest and best validation bpc."""
+
+    last_val_bpc: float | None = None
 
     def __init__(self, enabled: bool, cfg: dict) -> None:
         self.cfg = cfg
@@ -354,8 +375,8 @@ class _Bar(LiveLine):
         done = step if minutes is None else elapsed  # the budget's unit
         if steps is not None and minutes is not None:
             done = max(elapsed, 60 * minutes * step / steps)
-        val = (f"  best val {best['val_nats'] / LN2:.3f} bpc"
-               if math.isfinite(best["val_nats"]) else "")
+        val = (f"  val {self.last_val_bpc:.3f} bpc (best {best['val_nats'] / LN2:.3f})"
+               if self.last_val_bpc is not None else "")
         self.show(done, f"step {step:,}  {record['chars_per_s']:6,} chars/s  "
                         f"train {record['train_nats'] / LN2:.3f} bpc{val}")
 

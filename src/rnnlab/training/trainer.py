@@ -23,6 +23,7 @@ from .. import __version__, tasks
 from ..online import OnlineLSTM1997
 from ..tasks import Batch, Task
 from .experiments import EXPERIMENTS, Experiment
+from .interrupt import DeferredInterrupt
 from .model import SequenceModel, make_model
 from .progress import LiveLine
 from .runs import RunDir, optimizer_from_flat, optimizer_to_flat
@@ -261,8 +262,9 @@ def _train_minibatch(cfg, task, run, resume, progress) -> dict:
     B = cfg["batch_size"]
     bar = _Progress(progress, cfg["max_sequences"], f"{task.name} {cfg['model']}")
     try:
-        with bar:
+        with bar, DeferredInterrupt() as interrupt:
             while solved_at is None and seen < cfg["max_sequences"]:
+                interrupt.check()  # Ctrl-C lands here, between updates
                 if train_set is not None:
                     pick = torch.randint(0, train_set.x.shape[1], (B,), generator=data)
                     batch = task.subset(train_set, pick)
@@ -363,8 +365,9 @@ def _train_paper(cfg, task, run, resume, progress) -> dict:
     next_log, next_check = _next(seen, cfg["log_every"]), _next(seen, rule.every)
     bar = _Progress(progress, cfg["max_sequences"], f"{exp.key} ×{N}")
     try:
-        with bar:
+        with bar, DeferredInterrupt() as interrupt:
             while seen < cfg["max_sequences"] and any(s is None for s in solved_at):
+                interrupt.check()
                 if train_set is not None:
                     batch = task.subset(train_set, torch.randint(
                         0, train_set.x.shape[1], (N,), generator=data))
