@@ -91,14 +91,20 @@ def train(
             max_sequences=max_sequences, test_size=test_size, seed=seed)
         stamp = time.strftime("%Y%m%d-%H%M%S")
         folder = out or Path("runs") / f"{config['task']}-{config['model']}-s{seed}-{stamp}"
+    result = _train_in(folder, "train", lambda: run_training(
+        config, folder, resume=resume is not None, progress=True))
+    _print_result(result)
+
+
+def _train_in(folder: Path, command: str, start):
+    """Name the run folder, train; on Ctrl-C (a checkpoint is written) say how to go on."""
     typer.echo(f"run folder: {folder}")
     try:
-        result = run_training(config, folder, resume=resume is not None, progress=True)
+        return start()
     except KeyboardInterrupt:
         typer.echo(f"\ninterrupted: checkpoint written; continue with "
-                   f"`rnnlab train --resume {folder}`", err=True)
+                   f"`rnnlab {command} --resume {folder}`", err=True)
         raise typer.Exit(130) from None
-    _print_result(result)
 
 
 def _print_result(result: dict) -> None:
@@ -130,6 +136,7 @@ def eval_command(
     from . import tasks
     from .training import RunDir, evaluate, make_model, predictor, trial_model
     from .training.experiments import EXPERIMENTS
+    from .training.runs import load_model_tensors
     from .training.trainer import paper_learner
 
     if n < 1:
@@ -149,10 +156,7 @@ def eval_command(
         return
     model = make_model(task, cfg["model"], cfg["hidden"], cfg["model_options"],
                        readout_bias=cfg["readout_bias"], shortcut=cfg["shortcut"])
-    try:
-        model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
-    except RuntimeError as e:
-        raise UserError(f"{run}: the checkpoint does not fit its config ({e})") from e
+    load_model_tensors(model, tensors, run)
     r = evaluate(predictor(model), task, n, gen)
     typer.echo(f"{task.describe()}: {r['wrong']} wrong of {r['n']}" + _errors(r))
 
@@ -306,13 +310,8 @@ def lm_train(
             sample_temperature=temperature, seed=seed)
         stamp = time.strftime("%Y%m%d-%H%M%S")
         folder = out or Path("runs") / f"lm-{text.stem}-{model}-{stamp}"
-    typer.echo(f"run folder: {folder}")
-    try:
-        r = run_training(config, folder, resume=resume is not None, progress=True)
-    except KeyboardInterrupt:
-        typer.echo(f"\ninterrupted: checkpoint written; continue with "
-                   f"`rnnlab lm train --resume {folder}`", err=True)
-        raise typer.Exit(130) from None
+    r = _train_in(folder, "lm train", lambda: run_training(
+        config, folder, resume=resume is not None, progress=True))
     best = (f"best validation {r['best_val_nats']:.4f} nats/char = {r['best_val_bpc']:.3f} bpc "
             f"at step {r['best_step']:,}" if r["best_val_nats"] is not None else
             "no validation text")

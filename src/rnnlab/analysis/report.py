@@ -64,6 +64,7 @@ def load(path: Path, nonlinearity: str = "tanh"):
     path = Path(path)
     if path.is_dir():
         from ..training import RunDir, make_model
+        from ..training.runs import load_model_tensors
 
         run = RunDir(path)
         cfg = run.config()
@@ -74,7 +75,7 @@ def load(path: Path, nonlinearity: str = "tanh"):
         model = make_model(task, cfg["model"], cfg["hidden"], cfg["model_options"],
                            readout_bias=cfg["readout_bias"], shortcut=cfg["shortcut"])
         tensors, _ = run.load()
-        model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
+        load_model_tensors(model, tensors, path)
         return model.core, task
     if not path.is_file():
         raise ValueError(f"no run folder or model file at {path}")

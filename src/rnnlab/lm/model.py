@@ -21,6 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from .. import _checks as ck
 from ..layers import GRU, LSTM, RNN
 
 CORES = {"rnn": RNN, "lstm": LSTM, "gru": GRU}
@@ -49,8 +50,7 @@ class CharLM(nn.Module):
         if model not in table:
             raise ValueError(f"unknown model {model!r}; expected one of {', '.join(table)}")
         for name, v in (("vocab_size", vocab_size), ("hidden", hidden), ("layers", layers)):
-            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-                raise ValueError(f"{name} must be a positive integer, got {v!r}")
+            ck.check_positive_int(name, v)
         if isinstance(embedding, bool) or not isinstance(embedding, int) or embedding < 0:
             raise ValueError(f"embedding must be an integer ≥ 0 (0: one-hot), got {embedding!r}")
         for name, p in (("dropout", dropout), ("output_dropout", output_dropout)):
@@ -62,7 +62,7 @@ class CharLM(nn.Module):
         for fixed in ("batch_first", "input_size", "hidden_size", "num_layers", "dropout"):
             if fixed in options:
                 raise ValueError(f"option {fixed!r} is set by the language model itself")
-        self.vocab_size, self.kind, self.backend = vocab_size, model, backend
+        self.vocab_size, self.backend = vocab_size, backend
         self.embed = nn.Embedding(vocab_size, embedding) if embedding else None
         width = embedding or vocab_size
         try:
@@ -88,22 +88,21 @@ class CharLM(nn.Module):
         return self.head(self.drop(h)), state
 
 
+def _map(state: State, fn) -> State:
+    """fn applied to each tensor of a state (h, or (h, c)); None stays None."""
+    if state is None or isinstance(state, Tensor):
+        return None if state is None else fn(state)
+    return tuple(fn(s) for s in state)
+
+
 def detach(state: State) -> State:
     """The state without its history: truncated BPTT stops here."""
-    if state is None:
-        return None
-    if isinstance(state, Tensor):
-        return state.detach()
-    return tuple(s.detach() for s in state)
+    return _map(state, Tensor.detach)
 
 
 def select_streams(state: State, index) -> State:
     """The state of some streams only (index into the batch dimension, dim 1)."""
-    if state is None:
-        return None
-    if isinstance(state, Tensor):
-        return state[:, index]
-    return tuple(s[:, index] for s in state)
+    return _map(state, lambda s: s[:, index])
 
 
 def state_tensors(state: State) -> list[Tensor]:

@@ -28,12 +28,15 @@ def default_prime(vocab: Vocabulary) -> str | bytes:
     return "\n" if "\n" in vocab.symbols else vocab.symbols[0]
 
 
+def check_temperature(t, name: str = "temperature") -> None:
+    if isinstance(t, bool) or not isinstance(t, (int, float)) or not math.isfinite(t) or t < 0:
+        raise ValueError(f"{name} must be a finite number ≥ 0, got {t!r}")
+
+
 def _check(length: int, temperature: float, top_k: int | None, vocab_size: int) -> None:
     if isinstance(length, bool) or not isinstance(length, int) or length < 0:
         raise ValueError(f"length must be an integer ≥ 0, got {length!r}")
-    if (isinstance(temperature, bool) or not isinstance(temperature, (int, float))
-            or not math.isfinite(temperature) or temperature < 0):
-        raise ValueError(f"temperature must be a finite number ≥ 0, got {temperature!r}")
+    check_temperature(temperature)
     if top_k is not None and (not isinstance(top_k, int) or not 1 <= top_k <= vocab_size):
         raise ValueError(f"top_k must be in [1, {vocab_size}], got {top_k!r}")
 

@@ -31,19 +31,22 @@ import torch
 import torch.nn.functional as F
 
 from .. import __version__
+from .. import _checks as ck
 from ..training.interrupt import DeferredInterrupt
 from ..training.progress import LiveLine
 from ..training.runs import (
     RunDir,
     atomic_write,
     load_checkpoint,
+    load_model_tensors,
+    model_tensors,
     optimizer_from_flat,
     optimizer_to_flat,
     save_checkpoint,
 )
 from .data import StreamBatcher, Vocabulary, read_text, split
 from .model import LN2, CharLM, detach, model_config, state_from_tensors, state_tensors
-from .sample import sample_text
+from .sample import check_temperature, sample_text
 from .score import score
 
 DEFAULTS = {
@@ -93,9 +96,9 @@ def make_config(text: str | Path, **options) -> dict:
     if cfg["minutes"] is None and cfg["steps"] is None:
         cfg["minutes"] = DEFAULT_MINUTES
     for name in ("batch", "seq_len", "val_every", "log_every", "sample_length"):
-        _positive_int(name, cfg[name])
+        ck.check_positive_int(name, cfg[name])
     if cfg["steps"] is not None:
-        _positive_int("steps", cfg["steps"])
+        ck.check_positive_int("steps", cfg["steps"])
     numbers = ("lr", "clip", "checkpoint_seconds") + (("minutes",) if cfg["minutes"] is not None
                                                       else ())
     for name in numbers:
@@ -109,9 +112,7 @@ def make_config(text: str | Path, **options) -> dict:
         raise ValueError(f"min_lr is a fraction of lr in [0, 1], got {cfg['min_lr']!r}")
     if not 0 <= cfg["val_fraction"] < 1:
         raise ValueError(f"val_fraction must be in [0, 1), got {cfg['val_fraction']!r}")
-    t = cfg["sample_temperature"]
-    if isinstance(t, bool) or not isinstance(t, (int, float)) or not math.isfinite(t) or t < 0:
-        raise ValueError(f"sample_temperature must be a finite number ≥ 0, got {t!r}")
+    check_temperature(cfg["sample_temperature"], "sample_temperature")
     if cfg["optimizer"] not in ("adam", "rmsprop"):
         raise ValueError(f"optimizer must be 'adam' or 'rmsprop', got {cfg['optimizer']!r}")
     if cfg["schedule"] not in ("cosine", "linear", "constant"):
@@ -119,11 +120,6 @@ def make_config(text: str | Path, **options) -> dict:
     CharLM(2, **model_config(cfg))  # builds the model once: validates model and options
     cfg["version"] = __version__
     return cfg
-
-
-def _positive_int(name: str, v) -> None:
-    if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-        raise ValueError(f"{name} must be a positive integer, got {v!r}")
 
 
 def lr_factor(cfg: dict, step: int, seconds: float) -> float:
@@ -160,8 +156,7 @@ def _optimizer(cfg: dict, params) -> torch.optim.Optimizer:
 
 def save_model(path: Path, model: CharLM, vocab: Vocabulary, cfg: dict, info: dict) -> None:
     """A self-contained model file: weights, config and vocabulary (safetensors)."""
-    save_checkpoint(path, {"model." + k: v for k, v in model.state_dict().items()},
-                    {"lm": cfg, "vocab": vocab.to_json(), **info})
+    save_checkpoint(path, model_tensors(model), {"lm": cfg, "vocab": vocab.to_json(), **info})
 
 
 def load_model(path: str | Path) -> tuple[CharLM, Vocabulary, dict]:
@@ -183,10 +178,7 @@ def load_model(path: str | Path) -> tuple[CharLM, Vocabulary, dict]:
     except KeyError as e:
         raise ValueError(f"{file}: its config lacks {e.args[0]!r} (written by another "
                          f"version of rnnlab?)") from None
-    try:
-        model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
-    except RuntimeError as e:
-        raise ValueError(f"{file}: the weights do not fit the config ({e})") from e
+    load_model_tensors(model, tensors, file)
     return model.eval(), vocab, cfg
 
 
@@ -220,21 +212,21 @@ def train(cfg: dict, out: str | Path | None = None, *, resume: bool = False,
         atomic_write(run.path / VOCAB, lambda tmp: Path(tmp).write_text(vocab.to_json(),
                                                                         encoding="utf-8"))
 
+    chars_per_step = cfg["batch"] * cfg["seq_len"]
     torch.manual_seed(cfg["seed"])
     model = CharLM(len(vocab), **model_config(cfg))
     opt = _optimizer(cfg, model.parameters())
     step, chunk, elapsed, state = 0, 0, 0.0, None
     loss_sum, loss_n = 0.0, 0  # the training loss since the last log line
-    best = {"val_nats": math.inf, "step": None}
+    best = {"val_nats": None, "step": None}  # the best validation so far
     if resume:
         tensors, meta = run.load()
-        model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
+        load_model_tensors(model, tensors, run.path)
         optimizer_from_flat(opt, tensors, meta["optimizer"])
         torch.set_rng_state(tensors["rng.torch"])
         state = state_from_tensors([tensors[f"state.{i}"] for i in range(meta["n_state"])])
         step, chunk, elapsed, best = meta["step"], meta["chunk"], meta["elapsed"], meta["best"]
         loss_sum, loss_n = meta["loss_sum"], meta["loss_n"]
-        best["val_nats"] = math.inf if best["val_nats"] is None else best["val_nats"]
         run.truncate_metrics(step, key="step")
         _truncate_samples(run.path / SAMPLES, step)
 
@@ -242,24 +234,23 @@ def train(cfg: dict, out: str | Path | None = None, *, resume: bool = False,
         if run is None:
             return
         tensors, optim_meta = optimizer_to_flat(opt)
-        tensors.update({"model." + k: v for k, v in model.state_dict().items()})
+        tensors.update(model_tensors(model))
         tensors["rng.torch"] = torch.get_rng_state()
         parts = state_tensors(state)
         tensors.update({f"state.{i}": s for i, s in enumerate(parts)})
-        finite = {**best, "val_nats": None if math.isinf(best["val_nats"]) else best["val_nats"]}
         run.save(tensors, {"lm": cfg, "vocab": vocab.to_json(), "step": step, "chunk": chunk,
-                           "elapsed": elapsed, "best": finite, "n_state": len(parts),
+                           "elapsed": elapsed, "best": best, "n_state": len(parts),
                            "loss_sum": loss_sum, "loss_n": loss_n,
                            "optimizer": optim_meta})
 
     def validate() -> dict:
-        record = {"step": step, "chars": step * cfg["batch"] * cfg["seq_len"],
+        record = {"step": step, "chars": step * chars_per_step,
                   "seconds": round(elapsed, 2), "minutes": round(elapsed / 60, 3)}
         if len(val_ids) >= 2:
             r = score(model, val_ids, streams=cfg["batch"], seq_len=cfg["seq_len"])
             record.update(val_nats=r["nats"], val_bpc=r["bpc"])
             bar.last_val_bpc = r["bpc"]
-            if r["nats"] < best["val_nats"]:
+            if best["val_nats"] is None or r["nats"] < best["val_nats"]:
                 best.update(val_nats=r["nats"], step=step)
                 if run is not None:
                     save_model(run.path / BEST, model, vocab, cfg, {"step": step, **record})
@@ -275,10 +266,10 @@ def train(cfg: dict, out: str | Path | None = None, *, resume: bool = False,
             with open(run.path / SAMPLES, "a", encoding="utf-8") as f:
                 f.write(f"--- step {step}, {record['minutes']:.1f} min ---\n{text}\n")
         if say is not None:
-            val = (f"val {record['val_nats']:.4f} nats = {record['val_bpc']:.3f} bpc"
-                   if "val_nats" in record else "no validation text")
-            say(f"step {step:,} ({record['minutes']:.1f} min): {val}  [best "
-                f"{best['val_nats']:.4f} at step {best['step']}]")
+            val = (f"val {record['val_nats']:.4f} nats = {record['val_bpc']:.3f} bpc  [best "
+                   f"{best['val_nats']:.4f} at step {best['step']}]" if "val_nats" in record
+                   else "no validation text")
+            say(f"step {step:,} ({record['minutes']:.1f} min): {val}")
             say("  " + text.replace("\n", "\n  "))
         return record
 
@@ -289,7 +280,6 @@ def train(cfg: dict, out: str | Path | None = None, *, resume: bool = False,
 
     bar = _Bar(progress, cfg)
     say = bar.print if progress else echo  # above the live line while it runs
-    V, chars_per_step = len(vocab), cfg["batch"] * cfg["seq_len"]
     rate_mark = (step, elapsed)
     start = time.perf_counter() - elapsed
     last_ckpt = time.perf_counter()
@@ -340,10 +330,10 @@ def train(cfg: dict, out: str | Path | None = None, *, resume: bool = False,
     total_chars = step * chars_per_step
     result = {"steps": step, "chars": total_chars, "epochs": total_chars / len(train_ids),
               "seconds": round(elapsed, 2), "chars_per_s": round(total_chars / max(elapsed, 1e-9)),
-              "best_val_nats": None if math.isinf(best["val_nats"]) else best["val_nats"],
-              "best_val_bpc": None if math.isinf(best["val_nats"]) else best["val_nats"] / LN2,
+              "best_val_nats": best["val_nats"],
+              "best_val_bpc": None if best["val_nats"] is None else best["val_nats"] / LN2,
               "best_step": best["step"], "backend": cfg["backend"], "model": cfg["model"],
-              "vocab_size": V}
+              "vocab_size": len(vocab)}
     if run is not None:
         run.write_result(result)
     return result

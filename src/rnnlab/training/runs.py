@@ -72,6 +72,21 @@ def load_checkpoint(path: Path) -> tuple[dict[str, Tensor], dict]:
     return tensors, meta
 
 
+def model_tensors(model: torch.nn.Module) -> dict[str, Tensor]:
+    """The model's state_dict under the "model." prefix of a checkpoint."""
+    return {"model." + k: v for k, v in model.state_dict().items()}
+
+
+def load_model_tensors(model: torch.nn.Module, tensors: dict[str, Tensor], where) -> None:
+    """Load the "model." tensors of a checkpoint; ValueError if they do not fit the model."""
+    prefix = "model."
+    try:
+        model.load_state_dict({k[len(prefix):]: v for k, v in tensors.items()
+                               if k.startswith(prefix)})
+    except RuntimeError as e:
+        raise ValueError(f"{where}: the checkpoint does not fit its config ({e})") from e
+
+
 # -- optimiser and RNG state as flat tensors + JSON ------------------------------------------
 
 

@@ -26,7 +26,13 @@ from .experiments import EXPERIMENTS, Experiment
 from .interrupt import DeferredInterrupt
 from .model import SequenceModel, make_model
 from .progress import LiveLine
-from .runs import RunDir, optimizer_from_flat, optimizer_to_flat
+from .runs import (
+    RunDir,
+    load_model_tensors,
+    model_tensors,
+    optimizer_from_flat,
+    optimizer_to_flat,
+)
 from .stopping import RecentWindow, StopRule
 
 DEFAULTS = {
@@ -238,7 +244,7 @@ def _train_minibatch(cfg, task, run, resume, progress) -> dict:
     seen, elapsed, solved_at = 0, 0.0, None
     if resume:
         tensors, meta = run.load()
-        model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
+        load_model_tensors(model, tensors, run.path)
         optimizer_from_flat(opt, tensors, meta["optimizer"])
         data.set_state(tensors["rng.data"])
         torch.set_rng_state(tensors["rng.torch"])
@@ -252,7 +258,7 @@ def _train_minibatch(cfg, task, run, resume, progress) -> dict:
         if run is None:
             return
         tensors, optim_meta = optimizer_to_flat(opt)
-        tensors.update({"model." + k: v for k, v in model.state_dict().items()})
+        tensors.update(model_tensors(model))
         tensors.update({"rng.data": data.get_state(), "rng.torch": torch.get_rng_state()})
         run.save(tensors, {"sequences": seen, "elapsed": elapsed, "solved_at": solved_at,
                            "window": window.state(), "optimizer": optim_meta})
