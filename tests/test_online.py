@@ -159,3 +159,77 @@ def test_memory_does_not_grow_with_T():
     # per step, BPTT would keep 64 sequences × ~60 values (≈ 15 kB): 150 MB for T = 10,000.
     # the learner keeps only its inputs, targets and outputs (≈ 3 MB) beyond fixed traces.
     assert large - small < 30_000, (small, large)
+
+
+def _learner(trials=3, dtype=torch.float64, **kw):
+    return rnnlab.OnlineLSTM1997(4, 2, 2, 2, trials=trials, dtype=dtype, init_range=0.5,
+                                 generator=torch.Generator().manual_seed(5), **kw)
+
+
+def test_symbols_are_one_hot_inputs():
+    sym = torch.randint(-1, 4, (9, 3, 2))
+    dense = torch.nn.functional.one_hot(sym.clamp_min(0), 4).double() * (sym >= 0).unsqueeze(-1)
+    targets = torch.rand(9, 3, 2, 2, dtype=torch.float64)
+    a, b = _learner(output_sees_input=True), _learner(output_sees_input=True)
+    out_a, _ = a.run(sym, targets, lr=0.3)
+    out_b, _ = b.run(dense, targets, lr=0.3)
+    torch.testing.assert_close(out_a, out_b)
+    torch.testing.assert_close(a.W, b.W)
+
+
+def test_a_series_equals_one_call_per_batch():
+    x = torch.randn(4, 7, 3, 2, 4, dtype=torch.float64)
+    targets = torch.rand(4, 7, 3, 2, 2, dtype=torch.float64)
+    mask = torch.rand(4, 7, 3, 2) < 0.5
+    for update in ("step", "sequence"):
+        a, b = _learner(), _learner()
+        out_a, g_a = a.run(x, targets, mask, lr=0.4, update=update)
+        outs, g_W = [], torch.zeros_like(b.W)
+        for s in range(4):
+            o, g = b.run(x[s], targets[s], mask[s], lr=0.4, update=update)
+            outs.append(o)
+            g_W += g["W"]
+        torch.testing.assert_close(out_a, torch.stack(outs))
+        torch.testing.assert_close(a.W, b.W)
+        torch.testing.assert_close(g_a["W"], g_W)
+
+
+def test_lengths_end_sequences_early():
+    """Steps past a sequence's length are not run: the same weights as running the shorter
+    sequence alone, and no output there."""
+    x = torch.randn(10, 1, 1, 4, dtype=torch.float64)
+    targets = torch.rand(10, 1, 1, 2, dtype=torch.float64)
+    a, b = _learner(trials=1), _learner(trials=1)
+    out_a, _ = a.run(x, targets, lengths=torch.tensor([[6]]), lr=0.5)
+    out_b, _ = b.run(x[:6], targets[:6], lr=0.5)
+    assert out_a[6:].isnan().all()
+    torch.testing.assert_close(out_a[:6], out_b)
+    torch.testing.assert_close(a.W, b.W)
+
+
+def test_per_trial_generators_make_trials_independent_of_their_neighbours():
+    gens = lambda ks: [torch.Generator().manual_seed(100 + k) for k in ks]  # noqa: E731
+    three = rnnlab.OnlineLSTM1997(2, 2, 2, trials=3, generator=gens([0, 1, 2]))
+    alone = rnnlab.OnlineLSTM1997(2, 2, 2, trials=1, generator=gens([2]))
+    torch.testing.assert_close(three.W[2:], alone.W)
+    part = three.subset([2, 0])
+    part.W += 1
+    three.assign([2, 0], part)
+    torch.testing.assert_close(three.W[2:], alone.W + 1)
+
+
+def test_bad_arguments_are_named():
+    learner = _learner()
+    x = torch.randn(5, 3, 2, 4)
+    with pytest.raises(ValueError, match="x must be"):
+        learner.run(torch.randn(5, 2, 2, 4))
+    with pytest.raises(ValueError, match="targets must be"):
+        learner.run(x, torch.rand(5, 3, 2, 3))
+    with pytest.raises(ValueError, match="symbols must lie"):
+        learner.run(torch.full((5, 3, 2), 4))
+    with pytest.raises(ValueError, match="lengths must"):
+        learner.run(x, lengths=torch.full((3, 2), 6))
+    with pytest.raises(ValueError, match="needs gradient"):
+        learner.run(x, gradient=False)
+    with pytest.raises(ValueError, match="lr must"):
+        learner.run(x, lr=[0.1, 0.2])

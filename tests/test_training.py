@@ -139,7 +139,7 @@ def test_paper_protocol_resumes_exactly(tmp_path, monkeypatch):
                       max_sequences=120, log_every=40, test_size=100,
                       stop={"kind": "recent", "window": 500})
     train(cfg, tmp_path / "straight")
-    undo = _interrupt_after(monkeypatch, tasks.TASKS["longlag-2c"], 50)
+    undo = _interrupt_after(monkeypatch, tasks.TASKS["longlag-2c"], 3)  # in the 2nd chunk
     with pytest.raises(KeyboardInterrupt):
         train(cfg, tmp_path / "cut")
     undo()

@@ -134,10 +134,10 @@ def eval_command(
     import torch
 
     from . import tasks
-    from .training import RunDir, evaluate, make_model, predictor, trial_model
+    from .training import RunDir, evaluate, make_model, predictor
     from .training.experiments import EXPERIMENTS
+    from .training.paper import learner_predictor, paper_learner
     from .training.runs import load_model_tensors
-    from .training.trainer import paper_learner
 
     if n < 1:
         raise UserError(f"--n must be positive, got {n}")
@@ -147,12 +147,15 @@ def eval_command(
     task = tasks.make(cfg["task"], **cfg["task_params"])
     gen = torch.Generator().manual_seed(seed)
     if cfg["protocol"] == "paper":
-        learner = paper_learner(EXPERIMENTS[cfg["experiment"]], task, cfg["trials"], 0)
-        learner.W.copy_(tensors["W"])
-        learner.V.copy_(tensors["V"])
-        for k in range(cfg["trials"]):
-            r = evaluate(predictor(trial_model(learner, k, task)), task, n, gen)
-            typer.echo(f"trial {k}: {r['wrong']} wrong of {r['n']}" + _errors(r))
+        first = cfg.get("first_trial", 0)
+        ids = list(range(first, first + cfg["trials"]))
+        learner = paper_learner(EXPERIMENTS[cfg["experiment"]], task, ids, 0)
+        for name in ("W", "V", "mask", "V_mask"):
+            if name in tensors:
+                getattr(learner, name).copy_(tensors[name])
+        for k, trial in enumerate(ids):
+            r = evaluate(learner_predictor(learner.subset([k])), task, n, gen)
+            typer.echo(f"trial {trial}: {r['wrong']} wrong of {r['n']}" + _errors(r))
         return
     model = make_model(task, cfg["model"], cfg["hidden"], cfg["model_options"],
                        readout_bias=cfg["readout_bias"], shortcut=cfg["shortcut"])

@@ -29,10 +29,13 @@ dimension N, so the paper's "mean of 10 trials" is one batched run.
 
 from __future__ import annotations
 
+import copy
+
 import torch
 from torch import Tensor, nn
 
-from .cells.lstm1997 import LSTM1997Math
+from . import kernels
+from .cells.lstm1997 import SQUASHERS, LSTM1997Math
 from .layers import LSTM1997
 
 
@@ -43,15 +46,18 @@ class OnlineLSTM1997:
     ``recurrent``, ``gate_recurrence``, ``bias``, ``g``, ``h``, ``init_range``,
     ``input_gate_bias``, ``output_gate_bias``), plus ``output_size``, ``output_bias`` (the output
     units' bias), ``output_sees_input`` (the outputs also see x, as in task 2a), ``trials`` N
-    and ``generator`` (a torch.Generator for the initial weights).
+    and ``generator``: a torch.Generator for the initial weights, or one per trial (then
+    trial k's weights do not depend on how many trials run beside it).
 
     Weights: ``W`` (N, R, M), the rows [in gates, out gates, cells] over the sources
-    [x, y(t-1), 1]; ``V`` (N, O, Z) the output units over [y^c (, x), 1].
+    [x, y(t-1), 1]; ``V`` (N, O, Z) the output units over [y^c (, x), 1]. ``mask`` (N, R, M)
+    and ``V_mask`` (N, O, Z) say which connections exist (1) in each trial; only those learn.
     """
 
     def __init__(self, input_size: int, num_blocks: int, block_size: int = 1,
                  output_size: int = 1, *, trials: int = 1, output_bias: bool = True,
-                 output_sees_input: bool = False, generator: torch.Generator | None = None,
+                 output_sees_input: bool = False,
+                 generator: torch.Generator | list[torch.Generator] | None = None,
                  dtype: torch.dtype = torch.float32, device=None, **lstm_options) -> None:
         if isinstance(trials, bool) or not isinstance(trials, int) or trials < 1:
             raise ValueError(f"trials must be a positive int, got {trials!r}")
@@ -78,14 +84,23 @@ class OnlineLSTM1997:
         for kind, rows in kinds.items():
             if kind not in proto.bias_units:
                 mask[rows, -1] = 0
-        self.mask = mask
-        self.V_mask = torch.ones(output_size, self.Z, **factory)
+        self.mask = mask.expand(trials, R, self.M).clone()
+        self.V_mask = torch.ones(trials, output_size, self.Z, **factory)
         if not output_bias:
-            self.V_mask[:, -1] = 0
+            self.V_mask[..., -1] = 0
         r = proto.init_range
-        self.W = (torch.rand(trials, R, self.M, generator=generator, **factory) * 2 - 1) * r
-        self.V = (torch.rand(trials, output_size, self.Z, generator=generator, **factory)
-                  * 2 - 1) * r
+        if isinstance(generator, (list, tuple)):
+            if len(generator) != trials:
+                raise ValueError(f"give one generator per trial ({trials}), got "
+                                 f"{len(generator)}")
+            W = [torch.rand(R, self.M, generator=g, **factory) for g in generator]
+            V = [torch.rand(output_size, self.Z, generator=g, **factory) for g in generator]
+            self.W, self.V = torch.stack(W), torch.stack(V)
+        else:
+            self.W = torch.rand(trials, R, self.M, generator=generator, **factory)
+            self.V = torch.rand(trials, output_size, self.Z, generator=generator, **factory)
+        self.W = (self.W * 2 - 1) * r
+        self.V = (self.V * 2 - 1) * r
         for kind, value in proto._gate_bias.items():
             if value is not None:
                 self.W[:, kinds[kind], -1] = proto._block_values(kind, value).to(**factory)
@@ -137,36 +152,178 @@ class OnlineLSTM1997:
                 readout.bias.copy_(self.V[trial, :, -1])
         return lstm, readout
 
+    def subset(self, trials: list[int]) -> OnlineLSTM1997:
+        """These trials as a learner of their own (copies of their weights and masks);
+        `assign` writes them back."""
+        other = copy.copy(self)
+        index = torch.as_tensor(trials, dtype=torch.long)
+        other.trials = len(trials)
+        other.W, other.V = self.W[index].clone(), self.V[index].clone()
+        other.mask, other.V_mask = self.mask[index].clone(), self.V_mask[index].clone()
+        return other
+
+    def assign(self, trials: list[int], other: OnlineLSTM1997) -> None:
+        """Copy the weights and masks of a `subset` back into these trials."""
+        index = torch.as_tensor(trials, dtype=torch.long)
+        self.W[index], self.V[index] = other.W, other.V
+        self.mask[index], self.V_mask[index] = other.mask, other.V_mask
+
     # -- the on-line loop ---------------------------------------------------------------------
 
     def run(self, x: Tensor, targets: Tensor | None = None, mask: Tensor | None = None, *,
-            lr: float | Tensor = 0.0, update: str = "step",
-            outputs_at: str = "all") -> tuple[Tensor, dict[str, Tensor]]:
+            lengths: Tensor | None = None, lr: float | Tensor = 0.0, update: str = "step",
+            outputs_at: str = "all", gradient: bool = True
+            ) -> tuple[Tensor, dict[str, Tensor] | None]:
         """Run sequences through every trial, learning as it goes.
 
-        x (T, N, B, I) — B sequences per trial, processed in parallel, all of length T;
-        targets (T, N, B, O) and mask (T, N, B) or (T,) (True where a target is given).
+        x (T, N, B, I) — B sequences per trial, processed in parallel — or, for one-hot
+        inputs, the symbols (T, N, B): the index of the active input unit, −1 for none.
+        With a leading dimension S, (S, T, N, B, ·), the S batches run one after another, as
+        S calls would (each starts from zero activations; the weights carry over), in one call.
+        targets (…, T, N, B, O) and mask (…, T, N, B) or (T,) (True where a target is given);
+        lengths (…, N, B): the steps of each sequence (default T) — later steps are not run,
+        have no output (NaN) and no target.
         ``lr`` is one rate, or one per trial (N,) (0 freezes a trial).
         ``update``: "step" changes the weights by −lr·∂E/∂w at each step with a target (the
-        paper's on-line learning), "sequence" once at the end, "none" never. Returns the output
-        units' activations (T, N, B, O) — at every step, or with ``outputs_at="targets"``
-        only where a target is given (NaN elsewhere; saves the readout at the other steps) —
-        and the summed gradient {"W", "V"} of the sequence (the gradients of the weights as
-        they were when each error arrived).
+        paper's on-line learning), "sequence" once at the end of each batch, "none" never.
+        ``gradient=False`` (with update "none") skips the traces: testing a trained net.
+        Returns the output units' activations (…, T, N, B, O) — at every step, or with
+        ``outputs_at="targets"`` only where a target is given (NaN elsewhere) — and the summed
+        gradient {"W", "V"} (the gradients of the weights as they were when each error
+        arrived), or None without ``gradient``.
         """
         if outputs_at not in ("all", "targets"):
             raise ValueError(f"outputs_at must be 'all' or 'targets', got {outputs_at!r}")
         if update not in ("step", "sequence", "none"):
             raise ValueError(f"update must be 'step', 'sequence' or 'none', got {update!r}")
+        if not gradient and update != "none":
+            raise ValueError("learning (update 'step' or 'sequence') needs gradient=True")
+        if outputs_at == "targets" and targets is None:
+            raise ValueError("outputs_at='targets' needs targets")
+        args = self._canonical(x, targets, mask, lengths)
+        lr = torch.as_tensor(lr, dtype=self.W.dtype, device=self.W.device).reshape(-1)
+        if lr.numel() not in (1, self.trials):
+            raise ValueError(f"lr must be one rate or one per trial ({self.trials}), got "
+                             f"{lr.numel()}")
+        run = (self._run_compiled if kernels.usable(self.W, args["x"]) else
+               self._run_reference)
+        outputs, grads = run(**args, lr=lr.expand(self.trials), update=update,
+                             outputs_all=outputs_at == "all", gradient=gradient)
+        if not args["series"]:
+            outputs = outputs[0]
+        return outputs, grads
+
+    def _canonical(self, x, targets, mask, lengths) -> dict:
+        """Inputs as (S, T, N, B, ·): x or symbols, targets, mask (bool), lengths (int64)."""
+        N, I, O = self.trials, self.input_size, self.output_size
+        if not isinstance(x, Tensor):
+            raise TypeError(f"x must be a torch.Tensor, got {type(x).__name__}")
+        symbolic = not x.is_floating_point()
+        series = x.dim() == (4 if symbolic else 5)
+        if not series:
+            x = x.unsqueeze(0)
+        want = "(T, N, B) symbols" if symbolic else f"(T, N, B, input_size={I})"
+        if (x.dim() != (4 if symbolic else 5) or x.shape[2] != N
+                or (not symbolic and x.shape[4] != I)):
+            raise ValueError(f"x must be {want} with N = trials = {N}, optionally after a "
+                             f"leading series dimension; got {tuple(x.shape)}")
+        S, T, _, B = x.shape[:4]
+        f = dict(dtype=self.W.dtype, device=self.W.device)
+        if symbolic:
+            x = x.to(self.W.device, torch.int64)
+            if x.numel() and (int(x.min()) < -1 or int(x.max()) >= I):
+                raise ValueError(f"symbols must lie in −1 … {I - 1} (input_size − 1)")
+        else:
+            x = x.to(**f)
+        if lengths is None:
+            lengths = torch.full((S, N, B), T, dtype=torch.int64)
+        else:
+            lengths = torch.as_tensor(lengths).to("cpu", torch.int64)
+            lengths = lengths.reshape((1,) * (3 - lengths.dim()) + tuple(lengths.shape))
+            if lengths.shape[1:] != (N, B) or lengths.shape[0] not in (1, S):
+                raise ValueError(f"lengths must be (N, B) = {(N, B)} or (S, N, B), got "
+                                 f"{tuple(lengths.shape)}")
+            if lengths.numel() and (int(lengths.min()) < 0 or int(lengths.max()) > T):
+                raise ValueError(f"lengths must lie in 0 … T = {T}")
+            lengths = lengths.expand(S, N, B)
+        if targets is not None:
+            targets = targets if series else targets.unsqueeze(0)
+            if tuple(targets.shape) != (S, T, N, B, O):
+                raise ValueError(f"targets must be (T, N, B, output_size) = {(T, N, B, O)}, "
+                                 f"like x, got {tuple(targets.shape)}")
+            targets = targets.to(**f)
+            if mask is None:
+                mask = torch.ones(S, T, N, B, dtype=torch.bool)
+            else:
+                shape = tuple(mask.shape)
+                mask = torch.as_tensor(mask).to(self.W.device, torch.bool)
+                if mask.dim() == 1:
+                    mask = mask.view(1, -1, 1, 1)
+                elif not series:
+                    mask = mask.unsqueeze(0)
+                if mask.dim() != 4 or mask.shape[1] != T or mask.shape[2:] not in (
+                        (1, 1), (N, B)) or mask.shape[0] not in (1, S):
+                    raise ValueError(f"mask must be (T,) or (T, N, B) like x, got {shape}")
+            # no target past a sequence's end
+            live = torch.arange(T).view(1, T, 1, 1) < lengths.unsqueeze(1)
+            mask = mask.expand(S, T, N, B) & live.to(mask.device)
+        return {"x": x, "targets": targets, "mask": mask, "lengths": lengths,
+                "series": series}
+
+    def _run_compiled(self, x, targets, mask, lengths, series, lr, update, outputs_all,
+                      gradient):
+        """The same loop in C++ (kernels/csrc/online1997.cpp): one call for all of it."""
+        S, T, N, B = x.shape[:4]
+        cell, f = self.cell, dict(dtype=self.W.dtype, device=self.W.device)
+        symbolic = not x.is_floating_point()
+        empty = torch.empty(0, **f)
+        has_targets = targets is not None
+        if has_targets:
+            steps = mask.reshape(S, T, -1).any(2).to(torch.uint8).contiguous()
+            m, targets = mask.to(f["dtype"]).contiguous(), targets.contiguous()
+        else:
+            m = targets = empty
+            steps = torch.zeros(S, T, dtype=torch.uint8)
+        self.W, self.V = self.W.contiguous(), self.V.contiguous()
+        grad_W, grad_V = torch.zeros_like(self.W), torch.zeros_like(self.V)
+        outputs = torch.full((S, T, N, B, self.output_size), float("nan"), **f)
+        squash = list(SQUASHERS)
+        torch.ops.rnnlab.online1997(
+            self.W, self.V, self.mask.contiguous(), self.V_mask.contiguous(),
+            empty if symbolic else x.contiguous(),
+            x.contiguous() if symbolic else torch.empty(0, dtype=torch.int64), targets, m,
+            steps, lengths.contiguous(), lr.contiguous(), outputs, grad_W, grad_V,
+            self.input_size, cell.K, cell.S, cell.output_gate, cell.gate_recurrence,
+            squash.index(cell.g_name), squash.index(cell.h_name), self.output_sees_input,
+            ("none", "step", "sequence").index(update), outputs_all, has_targets, gradient,
+            kernels.threads())
+        return outputs, ({"W": grad_W, "V": grad_V} if gradient else None)
+
+    def _run_reference(self, x, targets, mask, lengths, series, lr, update, outputs_all,
+                       gradient):
+        """The rule in torch operations, one batch after another: the kernel's specification."""
+        if not x.is_floating_point():  # symbols: the one-hot inputs they stand for
+            x = torch.nn.functional.one_hot(x.clamp_min(0), self.input_size).to(
+                self.W.dtype) * (x >= 0).unsqueeze(-1)
+        grad_W, grad_V = torch.zeros_like(self.W), torch.zeros_like(self.V)
+        outs = []
+        for k in range(x.shape[0]):
+            out, gW, gV = self._reference_batch(
+                x[k], None if targets is None else targets[k], None if mask is None else mask[k],
+                lr, update, outputs_all)
+            T = out.shape[0]
+            ended = torch.arange(T).view(T, 1, 1) >= lengths[k].unsqueeze(0)
+            outs.append(out.masked_fill(ended.unsqueeze(-1).to(out.device), float("nan")))
+            grad_W += gW
+            grad_V += gV
+        return torch.stack(outs), ({"W": grad_W, "V": grad_V} if gradient else None)
+
+    def _reference_batch(self, x, targets, mask, lr, update, outputs_all):
+        """One batch (T, N, B, I), step by step in torch operations."""
         N = self.trials
-        if x.dim() != 4 or x.shape[1] != N or x.shape[3] != self.input_size:
-            raise ValueError(f"x must be (T, trials={N}, B, input_size={self.input_size}), "
-                             f"got {tuple(x.shape)}")
-        T, _, B, I = x.shape
+        T, _, B, _ = x.shape
         cell = self.cell
         K, S, C, gK, Y = cell.K, cell.S, cell.C, cell.gates * cell.K, cell.state_size
-        if targets is not None and mask is None:
-            mask = torch.ones(T, dtype=torch.bool, device=x.device)
         # the steps with a target anywhere: only they need the error and gradient block
         target_steps = set() if targets is None else set(
             torch.nonzero(mask.reshape(T, -1).any(1)).flatten().tolist())
@@ -179,7 +336,7 @@ class OnlineLSTM1997:
         outputs = torch.full((T, N, B, self.output_size), float("nan"), **f)
         one = torch.ones(N, B, 1, **f)
         W_t, V_t = self.W.transpose(1, 2), self.V.transpose(1, 2)  # views: follow updates
-        lr = torch.as_tensor(lr, **f).reshape(-1, 1, 1)  # one rate, or one per trial
+        lr = lr.reshape(-1, 1, 1)  # one rate, or one per trial
         for t in range(T):
             u = torch.cat((x[t], y, one), dim=2)  # (N, B, M): the sources
             u5 = u[:, :, None, None, :]
@@ -199,7 +356,7 @@ class OnlineLSTM1997:
             trace_in.addcmul_((gc * (y_in * (1 - y_in))).unsqueeze(4), u5)
             y_c = y_c.view(N, B, C)
             y = torch.cat((y_c, gates), dim=2) if cell.gate_recurrence else y_c
-            if t not in target_steps and outputs_at == "targets":
+            if t not in target_steps and not outputs_all:
                 continue
             z = [y_c, x[t]] if self.output_sees_input else [y_c]
             z = torch.cat((*z, one), dim=2)  # (N, B, Z)
@@ -207,7 +364,7 @@ class OnlineLSTM1997:
             outputs[t] = out
             if t not in target_steps:
                 continue
-            m = mask[t] if mask.dim() == 1 else mask[t].unsqueeze(-1)
+            m = mask[t].unsqueeze(-1)
             delta = (out - targets[t]) * out * (1 - out) * m  # (N, B, O)
             gV = torch.bmm(delta.transpose(1, 2), z) * self.V_mask  # (N, O, Z)
             e_c = torch.bmm(delta, self.V[..., :C]).view(N, B, K, S)  # at the cell outputs
@@ -230,7 +387,7 @@ class OnlineLSTM1997:
         if update == "sequence":
             self.W.sub_(grad_W * lr)
             self.V.sub_(grad_V * lr)
-        return outputs, {"W": grad_W, "V": grad_V}
+        return outputs, grad_W, grad_V
 
 
 def _stack_rows(lstm: LSTM1997, cell: LSTM1997Math, M: int) -> Tensor:

@@ -77,6 +77,7 @@ class LSTM1997Math(CellMath):
         self.K, self.S, self.C = num_blocks, block_size, num_blocks * block_size
         self.output_gate = output_gate
         self.gate_recurrence = gate_recurrence
+        self.g_name, self.h_name = g, h
         self.g, self.g_prime = SQUASHERS[g]
         self.h, self.h_prime = SQUASHERS[h]
         self.truncated = truncated

@@ -3,26 +3,52 @@ paper's per-sequence correctness criterion and the published reference result.""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import ClassVar
 
 import torch
 from torch import Tensor
 
 
-@dataclass
 class Batch:
-    """One batch, time-major. Targets count only where ``mask`` is True."""
+    """One batch, time-major. Targets count only where ``mask`` is True.
 
-    x: Tensor  # (T, B, input_size)
-    y: Tensor  # (T, B, output_size) float targets, or (T, B) class indices for "ce" tasks
-    mask: Tensor  # (T, B) bool: a target is given at this step
-    lengths: Tensor  # (B,) int64; x is zero past a sequence's end
-    extra: dict[str, Tensor] = field(default_factory=dict)  # what a criterion needs beyond y
+    x (T, B, input_size) the inputs; y (T, B, output_size) float targets, or (T, B) class
+    indices for "ce" tasks; mask (T, B) bool, a target is given at this step; lengths (B,)
+    int64, x is zero past a sequence's end; extra, what a criterion needs beyond y.
+
+    Tasks whose inputs are one-hot give ``symbols`` (T, B) int64 instead of x: the index of
+    the active input unit, −1 where none is. ``x`` is then built from them when first read,
+    so that a learner that takes symbols (the 1997 on-line learner) never pays for the dense
+    form (task 2c with p = 1000 has 1,004 inputs over 1,000+ steps).
+    """
+
+    def __init__(self, x: Tensor | None, y: Tensor, mask: Tensor, lengths: Tensor,
+                 extra: dict[str, Tensor] | None = None, *, symbols: Tensor | None = None,
+                 input_size: int | None = None) -> None:
+        if x is None and (symbols is None or input_size is None):
+            raise ValueError("a Batch needs x, or symbols and input_size")
+        self._x, self.symbols, self.input_size = x, symbols, input_size
+        self.y, self.mask, self.lengths = y, mask, lengths
+        self.extra = {} if extra is None else extra
+
+    @property
+    def x(self) -> Tensor:
+        if self._x is None:
+            on = self.symbols >= 0
+            self._x = one_hot(self.symbols.clamp_min(0), self.input_size) * on.unsqueeze(-1)
+        return self._x
+
+    @property
+    def size(self) -> int:
+        """Number of sequences."""
+        return self.mask.shape[1]
 
     def to(self, device) -> Batch:
-        return Batch(self.x.to(device), self.y.to(device), self.mask.to(device),
-                     self.lengths, {k: v.to(device) for k, v in self.extra.items()})
+        return Batch(None if self._x is None else self._x.to(device), self.y.to(device),
+                     self.mask.to(device), self.lengths,
+                     {k: v.to(device) for k, v in self.extra.items()},
+                     symbols=None if self.symbols is None else self.symbols.to(device),
+                     input_size=self.input_size)
 
 
 class Task:
@@ -102,7 +128,7 @@ def positive_int(task: Task, name: str, minimum: int = 1) -> None:
 
 def last_step(batch: Batch) -> Tensor:
     """(B,) index of each sequence's last step."""
-    return batch.lengths.to(batch.x.device) - 1
+    return batch.lengths.to(batch.mask.device) - 1
 
 
 def at_end(out: Tensor, batch: Batch) -> Tensor:

@@ -50,10 +50,9 @@ class _TwoSequences(Task):
     def _sample(self, batch_size, generator):
         seq = self._symbols(batch_size, generator)
         n = self.p + 1
-        x, y = one_hot(seq[:-1], n), one_hot(seq[1:], n)
         T = self.p
-        return Batch(x, y, torch.ones(T, batch_size, dtype=torch.bool),
-                     torch.full((batch_size,), T))
+        return Batch(None, one_hot(seq[1:], n), torch.ones(T, batch_size, dtype=torch.bool),
+                     torch.full((batch_size,), T), symbols=seq[:-1], input_size=n)
 
     def correct(self, out, batch):
         err = (out - batch.y).abs().amax(-1)  # (T, B)
@@ -114,14 +113,13 @@ class LongLag2c(Task):
         seq[1] = x_sym + key
         seq[lengths - 2, rows] = e
         seq[lengths - 1, rows] = x_sym + key  # only read as the target
-        steps = torch.arange(T).unsqueeze(1)
-        inside = steps < (lengths - 1).unsqueeze(0)  # inputs: all but the final key
-        x = one_hot(seq, p + 4) * inside.unsqueeze(-1)
-        y = torch.zeros(T, batch_size, 2)
+        n = lengths - 1  # inputs: all but the final key
+        Tn = int(n.max())
+        inside = torch.arange(Tn).unsqueeze(1) < n.unsqueeze(0)
+        y = torch.zeros(Tn, batch_size, 2)
         y[lengths - 2, rows, key] = 1.0  # after reading e, predict the key
-        n = lengths - 1
-        return Batch(x[: int(n.max())], y[: int(n.max())], end_mask(n, int(n.max())), n,
-                     {"key": key})
+        return Batch(None, y, end_mask(n, Tn), n, {"key": key},
+                     symbols=seq[:Tn].masked_fill(~inside, -1), input_size=p + 4)
 
     def correct(self, out, batch):
         return (at_end(out, batch) - at_end(batch.y, batch)).abs().amax(-1) < 0.2

@@ -39,10 +39,10 @@ class _Order(Task):
             seq[pos, rows] = X + xy
             cls = cls * 2 + xy
         live = torch.arange(Tmax).unsqueeze(1) < lengths.unsqueeze(0)
-        x = one_hot(seq, 8) * live.unsqueeze(-1)
         y = torch.zeros(Tmax, batch_size, self.output_size)
         y[lengths - 1, rows] = one_hot(cls, self.output_size)
-        return Batch(x, y, end_mask(lengths, Tmax), lengths, {"cls": cls})
+        return Batch(None, y, end_mask(lengths, Tmax), lengths, {"cls": cls},
+                     symbols=seq.masked_fill(~live, -1), input_size=8)
 
     def correct(self, out, batch):
         return (at_end(out, batch) - at_end(batch.y, batch)).abs().amax(-1) < 0.3

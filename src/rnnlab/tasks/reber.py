@@ -89,18 +89,18 @@ class Reber(Task):
 
     def encode(self, strings: list[str]) -> Batch:
         B, T = len(strings), max(len(s) for s in strings) - 1
-        x = torch.zeros(T, B, 7)
+        symbols = torch.full((T, B), -1, dtype=torch.long)
         y = torch.zeros(T, B, 7)
         legal = torch.zeros(T, B, 7, dtype=torch.bool)
         lengths = torch.tensor([len(s) - 1 for s in strings])
         for b, s in enumerate(strings):
             idx = torch.tensor([_S[c] for c in s])
-            x[: len(s) - 1, b] = one_hot(idx[:-1], 7)
+            symbols[: len(s) - 1, b] = idx[:-1]
             y[: len(s) - 1, b] = one_hot(idx[1:], 7)
             for t, options in enumerate(legal_next(s)):
                 legal[t, b, [_S[c] for c in options]] = True
         mask = torch.arange(T).unsqueeze(1) < lengths.unsqueeze(0)
-        return Batch(x, y, mask, lengths, {"legal": legal})
+        return Batch(None, y, mask, lengths, {"legal": legal}, symbols=symbols, input_size=7)
 
     def fixed_sets(self, seed: int = 0, size: int = 256) -> tuple[Batch, Batch]:
         """The paper's protocol: a training set and a disjoint test set of ``size`` strings."""
@@ -122,8 +122,9 @@ class Reber(Task):
         """The strings ``index`` of a batch (for drawing from the fixed training set)."""
         lengths = batch.lengths[index]
         T = int(lengths.max())
-        return Batch(batch.x[:T, index], batch.y[:T, index], batch.mask[:T, index], lengths,
-                     {"legal": batch.extra["legal"][:T, index]})
+        return Batch(None, batch.y[:T, index], batch.mask[:T, index], lengths,
+                     {"legal": batch.extra["legal"][:T, index]},
+                     symbols=batch.symbols[:T, index], input_size=7)
 
     def correct(self, out, batch):
         legal = batch.extra["legal"]

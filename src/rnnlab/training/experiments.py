@@ -29,6 +29,7 @@ class Experiment:
     shortcut: bool = False
     test_size: int = 2560
     trials: int = 10  # the paper's number of trials
+    inits_per_set: int = 10  # fixed-set protocols: trials that share one train/test pair
     notes: str = ""
 
     @property

@@ -14,8 +14,9 @@ success.
 
 from __future__ import annotations
 
-from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+
+import numpy as np
 
 
 @dataclass
@@ -47,22 +48,36 @@ class StopRule:
                 f"(checked every {self.every})")
 
 
-@dataclass
 class RecentWindow:
-    """Correctness and squared error of the most recent training sequences, for ST3 and the
-    progress bar."""
+    """Correctness and squared error of the most recent training sequences, for ST3, the
+    filters of the other rules and the progress line."""
 
-    size: int
-    correct: deque = field(default_factory=deque)
-    errors: deque = field(default_factory=deque)
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.correct = np.zeros(0, dtype=bool)
+        self.errors = np.zeros(0, dtype=np.float64)
 
     def add(self, correct, errors) -> None:
-        for c, e in zip(correct, errors):
-            self.correct.append(bool(c))
-            self.errors.append(float(e))
-            if len(self.correct) > self.size:
-                self.correct.popleft()
-                self.errors.popleft()
+        self.correct = np.concatenate((self.correct, np.asarray(correct, dtype=bool)))[
+            -self.size:]
+        self.errors = np.concatenate((self.errors, np.asarray(errors, dtype=np.float64)))[
+            -self.size:]
+
+    def first_satisfying(self, correct, errors, rule: StopRule) -> int | None:
+        """The index of the first of these new sequences after which the ``recent`` rule
+        holds (the window then ends with it), or None; the window itself is not changed."""
+        c = np.concatenate((self.correct, np.asarray(correct, dtype=bool)))
+        e = np.concatenate((self.errors, np.asarray(errors, dtype=np.float64)))
+        old, new = len(self.correct), len(c) - len(self.correct)
+        ends = old + np.arange(1, new + 1)  # the window after new sequence j is c[start:end]
+        starts = np.maximum(0, ends - self.size)
+        wrong = np.concatenate(([0], np.cumsum(~c)))
+        total = np.concatenate(([0.0], np.cumsum(e)))
+        ok = (ends - starts >= self.size) & (wrong[ends] - wrong[starts] <= rule.max_wrong)
+        if rule.beta is not None:
+            ok &= (total[ends] - total[starts]) / np.maximum(1, ends - starts) < rule.beta
+        hits = np.flatnonzero(ok)
+        return int(hits[0]) if len(hits) else None
 
     @property
     def full(self) -> bool:
@@ -70,16 +85,16 @@ class RecentWindow:
 
     def last_all_correct(self, k: int) -> bool:
         """The k most recent sequences were all correct."""
-        return len(self.correct) >= k and all(list(self.correct)[-k:])
+        return len(self.correct) >= k and bool(self.correct[len(self.correct) - k:].all())
 
     def wrong(self) -> int:
-        return len(self.correct) - sum(self.correct)
+        return int((~self.correct).sum())
 
     def mean_error(self) -> float:
-        return sum(self.errors) / max(1, len(self.errors))
+        return float(self.errors.mean()) if len(self.errors) else 0.0
 
     def fraction_correct(self) -> float:
-        return sum(self.correct) / max(1, len(self.correct))
+        return float(self.correct.mean()) if len(self.correct) else 0.0
 
     def satisfies(self, rule: StopRule) -> bool:
         """The ``recent`` rule: a full window, few enough wrong, low enough error."""
@@ -87,8 +102,8 @@ class RecentWindow:
                 and (rule.beta is None or self.mean_error() < rule.beta))
 
     def state(self) -> dict:
-        return {"correct": list(self.correct), "errors": list(self.errors)}
+        return {"correct": self.correct.tolist(), "errors": self.errors.tolist()}
 
     def load(self, state: dict) -> None:
-        self.correct = deque(state["correct"])
-        self.errors = deque(state["errors"])
+        self.correct = np.asarray(state["correct"], dtype=bool)
+        self.errors = np.asarray(state["errors"], dtype=np.float64)

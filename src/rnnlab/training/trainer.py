@@ -4,7 +4,8 @@
     Adam or SGD, a batch size, gradient-norm clipping. Gradients from the engine.
 ``paper`` — one of the 1997 experiments (`EXPERIMENTS`): the paper's network, initialisation
     and learning rate, learned on-line, one sequence at a time, by the truncated RTRL of
-    `OnlineLSTM1997`; the trials of one experiment run in lockstep and stop one by one.
+    `OnlineLSTM1997`; the trials of one experiment run side by side and stop one by one
+    (`paper.py`).
 
 Both stop by the experiment's rule (`StopRule`) or at a budget of training sequences, then test
 on fresh sequences (2560 or 10,000 as the paper) and count the wrong ones.
@@ -22,9 +23,10 @@ from torch import Tensor
 from .. import __version__, tasks
 from ..online import OnlineLSTM1997
 from ..tasks import Batch, Task
-from .experiments import EXPERIMENTS, Experiment
+from .experiments import EXPERIMENTS
 from .interrupt import DeferredInterrupt
 from .model import SequenceModel, make_model
+from .paper import train_paper
 from .progress import LiveLine
 from .runs import (
     RunDir,
@@ -52,6 +54,7 @@ DEFAULTS = {
     "test_size": 2560,
     "seed": 0,
     "trials": None,
+    "first_trial": 0,
     "experiment": None,
     "log_every": 2000,
     "checkpoint_seconds": 30.0,
@@ -88,6 +91,9 @@ def make_config(task: str, **options) -> dict:
     if cfg["stop"] is None:
         cfg["stop"] = asdict(default_stop(cfg["task"]))
     StopRule(**cfg["stop"])
+    first = cfg["first_trial"]
+    if isinstance(first, bool) or not isinstance(first, int) or first < 0:
+        raise ValueError(f"first_trial must be a non-negative integer, got {first!r}")
     for name in ("hidden", "batch_size", "max_sequences", "test_size", "log_every"):
         v = cfg[name]
         if isinstance(v, bool) or not isinstance(v, int) or v < 1:
@@ -143,7 +149,7 @@ def evaluate(predict, task: Task, n: int, generator: torch.Generator | None = No
     for batch in batches:
         out = predict(batch)
         wrong += int((~task.correct(out, batch)).sum())
-        total += batch.x.shape[1]
+        total += batch.size
         if task.loss != "ce":
             m = batch.mask.unsqueeze(-1).to(out.dtype)
             abs_sum += float(((out - batch.y).abs() * m).sum())
@@ -212,7 +218,7 @@ def train(config: dict, out: str | Path | None = None, *, resume: bool = False,
         threads = torch.get_num_threads()
         torch.set_num_threads(1)
         try:
-            result = _train_paper(config, task, run, resume, progress)
+            result = train_paper(config, task, run, resume, progress)
         finally:
             torch.set_num_threads(threads)
     else:
@@ -324,114 +330,10 @@ def _next(seen: int, every: int) -> int:
     return (seen // every + 1) * every
 
 
-def paper_learner(exp: Experiment, task: Task, trials: int, seed: int) -> OnlineLSTM1997:
-    return OnlineLSTM1997(task.input_size, exp.blocks, exp.block_size, task.output_size,
-                          trials=trials, output_bias=exp.output_bias,
-                          output_sees_input=exp.shortcut,
-                          generator=torch.Generator().manual_seed(seed), **exp.lstm)
-
-
 def trial_model(learner: OnlineLSTM1997, k: int, task: Task) -> SequenceModel:
-    """Trial k of the on-line learner as a SequenceModel (to test it with the engine)."""
+    """Trial k of the on-line learner as a SequenceModel (to run it with the engine)."""
     lstm, readout = learner.to_modules(k)
     model = SequenceModel(lstm, task.output_size, "sigmoid", readout_bias=learner.output_bias,
                           shortcut=learner.output_sees_input)
     model.readout.load_state_dict(readout.state_dict())
     return model
-
-
-def _train_paper(cfg, task, run, resume, progress) -> dict:
-    exp = EXPERIMENTS[cfg["experiment"]]
-    N = cfg["trials"]
-    learner = paper_learner(exp, task, N, cfg["seed"])
-    rule = StopRule(**cfg["stop"])
-    windows = [RecentWindow(rule.window) for _ in range(N)]
-    data = torch.Generator().manual_seed(cfg["seed"] + 1)
-    train_set, test_set = _fixed_sets(task, rule, cfg["seed"])
-    fixed = (train_set, test_set) if train_set is not None else None
-    seen, elapsed = 0, 0.0
-    solved_at: list[int | None] = [None] * N
-    if resume:
-        tensors, meta = run.load()
-        learner.W.copy_(tensors["W"])
-        learner.V.copy_(tensors["V"])
-        data.set_state(tensors["rng.data"])
-        for w, state in zip(windows, meta["windows"]):
-            w.load(state)
-        seen, elapsed, solved_at = meta["sequences"], meta["elapsed"], meta["solved_at"]
-        run.truncate_metrics(seen)
-
-    def checkpoint():
-        if run is not None:
-            run.save({"W": learner.W, "V": learner.V, "rng.data": data.get_state()},
-                     {"sequences": seen, "elapsed": elapsed, "solved_at": solved_at,
-                      "windows": [w.state() for w in windows]})
-
-    start, last_ckpt = time.perf_counter() - elapsed, time.perf_counter()
-    next_log, next_check = _next(seen, cfg["log_every"]), _next(seen, rule.every)
-    bar = _Progress(progress, cfg["max_sequences"], f"{exp.key} ×{N}")
-    try:
-        with bar, DeferredInterrupt() as interrupt:
-            while seen < cfg["max_sequences"] and any(s is None for s in solved_at):
-                interrupt.check()
-                if train_set is not None:
-                    batch = task.subset(train_set, torch.randint(
-                        0, train_set.x.shape[1], (N,), generator=data))
-                else:
-                    batch = task.sample(N, data)  # one sequence per trial
-                active = torch.tensor([s is None for s in solved_at])
-                out, _ = learner.run(batch.x.unsqueeze(2), batch.y.unsqueeze(2),
-                                     batch.mask.unsqueeze(2), lr=exp.lr * active.float(),
-                                     update="step", outputs_at="targets")
-                out = out[:, :, 0].nan_to_num(0.0)
-                seen += 1
-                correct = task.correct(out, batch).tolist()
-                errors = sequence_errors(task, out, batch).tolist()
-                check = rule.kind == "recent" or seen >= next_check
-                if check:
-                    next_check = _next(seen, rule.every)
-                for k in range(N):
-                    if solved_at[k] is not None:
-                        continue
-                    windows[k].add([correct[k]], [errors[k]])
-                    if check and _rule_met(rule, windows[k],
-                                           predictor(trial_model(learner, k, task)), task,
-                                           cfg, seen, fixed):
-                        solved_at[k] = seen
-                elapsed = time.perf_counter() - start
-                if seen >= next_log:
-                    next_log = _next(seen, cfg["log_every"])
-                    live = [w for w, s in zip(windows, solved_at) if s is None] or windows
-                    err = sum(w.mean_error() for w in live) / len(live)
-                    ok = sum(w.fraction_correct() for w in live) / len(live)
-                    if run is not None:
-                        run.log({"sequences": seen, "seconds": round(elapsed, 3),
-                                 "recent_error": err, "recent_correct": ok,
-                                 "solved": sum(s is not None for s in solved_at)})
-                    bar.update(seen, seen * N / max(elapsed, 1e-9), err, ok)
-                if time.perf_counter() - last_ckpt > cfg["checkpoint_seconds"]:
-                    checkpoint()
-                    last_ckpt = time.perf_counter()
-    except KeyboardInterrupt:
-        checkpoint()
-        raise
-    checkpoint()
-    trials = []
-    for k in range(N):
-        predict = predictor(trial_model(learner, k, task))
-        if fixed is not None:
-            test = evaluate(predict, task, 0, batches=fixed)
-        else:
-            test = evaluate(predict, task, cfg["test_size"],
-                            torch.Generator().manual_seed(cfg["seed"] + 999_983 + k))
-        trials.append({"solved": solved_at[k] is not None, "sequences": solved_at[k],
-                       "test": test})
-    solved = [t["sequences"] for t in trials if t["solved"]]
-    return {
-        "protocol": "paper", "experiment": exp.key, "task": task.describe(),
-        "trials": trials, "solved": len(solved), "n_trials": N,
-        "mean_sequences": sum(solved) / len(solved) if solved else None,
-        "min_sequences": min(solved, default=None), "max_sequences": max(solved, default=None),
-        "budget": cfg["max_sequences"], "paper_sequences": exp.paper_sequences,
-        "stop_rule": rule.describe(), "wall_seconds": round(elapsed, 2),
-    }

@@ -1,0 +1,183 @@
+"""Compiled kernels: the engine's time loops and the 1997 on-line learner in C++.
+
+The Python cells (`rnnlab.cells`) and the on-line learner (`rnnlab.online`) are the
+specification; the sources in ``csrc/`` compute the same thing, loop for loop, without
+per-operation dispatch. They are compiled on first use with ``torch.utils.cpp_extension``
+(g++, ninja; about half a minute) into a per-machine cache and registered as
+``torch.ops.rnnlab.*``; later imports load the cached library in milliseconds.
+
+    RNNLAB_KERNELS=0        the reference path everywhere (today's Python loops)
+    RNNLAB_KERNELS_DIR=...  where builds are cached (default ~/.cache/rnnlab/kernels)
+
+If the build fails, rnnlab prints one line naming the cause and runs the reference path;
+nothing else changes. Tensors on other devices (CUDA) always take the reference path.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import platform
+import shutil
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+SOURCES = ("bindings.cpp", "online1997.cpp")
+HEADERS = ("common.h", "online1997.h")
+_CSRC = Path(__file__).parent / "csrc"
+#: a build lock older than this was left by a killed build; it is removed
+_STALE_LOCK_SECONDS = 600
+
+_state: dict = {"tried": False, "ok": False, "cause": None, "path": None}
+
+
+def enabled() -> bool:
+    """False when RNNLAB_KERNELS=0 selects the reference path."""
+    return os.environ.get("RNNLAB_KERNELS", "1").strip() != "0"
+
+
+def cache_dir() -> Path:
+    """$RNNLAB_KERNELS_DIR, else $XDG_CACHE_HOME/rnnlab/kernels, else ~/.cache/..."""
+    if os.environ.get("RNNLAB_KERNELS_DIR"):
+        return Path(os.environ["RNNLAB_KERNELS_DIR"]).expanduser()
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "rnnlab" / "kernels"
+
+
+def _machine_tag() -> str:
+    """Builds use -march=native: key the cache by the CPU's features, torch and Python."""
+    flags = platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith(("flags", "Features")):
+                flags += line
+                break
+    except OSError:
+        pass
+    digest = hashlib.sha256(flags.encode()).hexdigest()[:10]
+    py = f"py{sys.version_info.major}{sys.version_info.minor}"
+    return f"torch{torch.__version__.replace('+', '_')}-{py}-{digest}"
+
+
+def _ensure_ninja() -> None:
+    """cpp_extension runs `ninja` from PATH; a venv's own ninja (pip package) counts too."""
+    if shutil.which("ninja"):
+        return
+    candidates = [Path(sys.executable).parent]
+    try:
+        import ninja  # the PyPI package
+
+        candidates.insert(0, Path(ninja.BIN_DIR))
+    except (ImportError, AttributeError):
+        pass
+    for folder in candidates:
+        if (folder / "ninja").exists():
+            os.environ["PATH"] = f"{folder}{os.pathsep}{os.environ.get('PATH', '')}"
+            return
+
+
+def _short_cause(error: BaseException) -> str:
+    """The line of a build failure that says what went wrong (not the compiler commands)."""
+    lines = [ln.strip() for ln in str(error).splitlines() if ln.strip()]
+
+    def is_command(ln: str) -> bool:
+        return (ln.startswith(("[", "FAILED:", "ninja:", "Error building extension"))
+                or " -c " in ln)
+
+    messages = [ln for ln in lines if not is_command(ln)]
+    for ln in messages:
+        if "error" in ln.lower():
+            return ln[:160]
+    return (messages or lines or [type(error).__name__])[0][:160]
+
+
+def _build() -> str:
+    from torch.utils import cpp_extension
+
+    _ensure_ninja()
+    folder = cache_dir() / _machine_tag()
+    folder.mkdir(parents=True, exist_ok=True)
+    lock = folder / "lock"
+    if lock.exists() and time.time() - lock.stat().st_mtime > _STALE_LOCK_SECONDS:
+        lock.unlink(missing_ok=True)  # left by a build that was killed
+    built = [f.stat().st_mtime for f in folder.glob("rnnlab_kernels*.so")]
+    newest_source = max(f.stat().st_mtime for f in _CSRC.iterdir())
+    if not built or max(built) < newest_source:
+        print("rnnlab: compiling the kernels (first use on this machine, about 30 s) ...",
+              file=sys.stderr, flush=True)
+    # cpp_extension logs multi-line advice (e.g. about an unusual compiler); the one line
+    # rnnlab prints on failure says enough
+    log = logging.getLogger("torch.utils.cpp_extension")
+    level = log.level
+    log.setLevel(logging.ERROR)
+    try:
+        path = cpp_extension.load(
+            name="rnnlab_kernels",
+            sources=[str(_CSRC / s) for s in SOURCES],
+            extra_include_paths=[str(_CSRC)],
+            extra_cflags=["-O3", "-march=native", "-fopenmp", "-fno-math-errno",
+                          f"-DRNNLAB_HEADERS_HASH={_headers_hash()}"],
+            extra_ldflags=["-fopenmp"],
+            build_directory=str(folder),
+            is_python_module=False,
+            verbose=False,
+        )
+    finally:
+        log.setLevel(level)
+    return str(path)
+
+
+def _headers_hash() -> str:
+    """cpp_extension rebuilds when sources or flags change; headers enter through a flag."""
+    h = hashlib.sha256()
+    for name in HEADERS:
+        h.update((_CSRC / name).read_bytes())
+    return h.hexdigest()[:12]
+
+
+def load() -> bool:
+    """Build (first use) or load the kernels once per process; False if they cannot be had.
+    A failure is reported once, in one line, and the reference path is used from then on."""
+    if _state["tried"]:
+        return _state["ok"]
+    _state["tried"] = True
+    try:
+        _state["path"] = _build()
+        _state["ok"] = hasattr(torch.ops.rnnlab, "online1997")
+        if not _state["ok"]:
+            raise RuntimeError("the built library registers no rnnlab operators")
+    except Exception as e:  # any build or load failure: fall back, never crash
+        _state["ok"], _state["cause"] = False, _short_cause(e)
+        print(f"rnnlab: compiled kernels unavailable ({_state['cause']}); using the reference "
+              "path (set RNNLAB_KERNELS=0 to skip the build)", file=sys.stderr, flush=True)
+    return _state["ok"]
+
+
+def usable(*tensors: torch.Tensor) -> bool:
+    """Can the compiled path take these tensors? CPU, float32/float64, kernels on and built."""
+    if not enabled():
+        return False
+    for t in tensors:
+        if t is None:
+            continue
+        if t.device.type != "cpu" or t.dtype not in (torch.float32, torch.float64):
+            return False
+    return load()
+
+
+def status() -> str:
+    """One line for reports and `rnnlab version`: which path runs, and why."""
+    if not enabled():
+        return "off (RNNLAB_KERNELS=0): reference path"
+    if not load():
+        return f"unavailable ({_state['cause']}): reference path"
+    return f"compiled ({_state['path']})"
+
+
+def threads() -> int:
+    """Threads a kernel may use: torch's setting (torch.set_num_threads)."""
+    return torch.get_num_threads()

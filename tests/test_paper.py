@@ -1,0 +1,95 @@
+"""The paper protocol: chunks of sequences per compiled call, yet every trial stops exactly
+where a one-sequence-at-a-time loop would, with the same weights."""
+
+import pytest
+import torch
+
+from rnnlab import tasks
+from rnnlab.training import EXPERIMENTS, StopRule, make_config, train
+from rnnlab.training import paper as paper_mod
+from rnnlab.training.paper import TrialData, paper_learner, stack_trials, trial_outputs
+from rnnlab.training.stopping import RecentWindow
+from rnnlab.training.trainer import sequence_errors
+
+CASES = [  # task, parameters, learning rate, a stopping rule met early, at varied points
+    ("adding-1997", {"T": 24}, None, {"kind": "recent", "window": 12, "max_wrong": 9}),
+    ("longlag-2c", {"p": 3, "q": 4}, 1.0,
+     {"kind": "recent", "window": 6, "max_wrong": 6, "beta": 0.24}),
+]
+
+
+@pytest.mark.parametrize("task_name,params,lr,stop", CASES, ids=[c[0] for c in CASES])
+def test_chunked_training_stops_where_one_at_a_time_would(tmp_path, monkeypatch, task_name,
+                                                           params, lr, stop):
+    drawn: dict[int, list] = {}
+    original = TrialData.draw
+
+    def recording_draw(self, n):
+        batch = original(self, n)
+        drawn.setdefault(id(self), []).append(batch)
+        return batch
+
+    monkeypatch.setattr(TrialData, "draw", recording_draw)
+    monkeypatch.setattr(paper_mod, "CHUNK_STEPS", 300)  # chunks of ~30 sequences
+    cfg = make_config(task_name, protocol="paper", task_params=params, trials=4, lr=lr,
+                      max_sequences=400, log_every=200, test_size=50, stop=stop)
+    result = train(cfg, tmp_path / "run")
+    stops = [t["sequences"] for t in result["trials"] if t["solved"]]
+    task = tasks.make(cfg["task"], **cfg["task_params"])
+    chunk = max(5, int(300 // task.mean_length))
+    assert len(set(stops)) >= 2 and any(s % chunk for s in stops), result  # inside chunks
+
+    # the oracle: the same initial weights and the same sequences, one at a time
+    exp = EXPERIMENTS[cfg["experiment"]]
+    learner = paper_learner(exp, task, list(range(4)), cfg["seed"])
+    rule = StopRule(**stop)
+    chunks = list(drawn.values())  # per trial, in the order the trials were created
+    for k, trial_chunks in enumerate(chunks):
+        one = learner.subset([k])
+        window, seen, solved = RecentWindow(rule.window), 0, None
+        for batch in trial_chunks:
+            for j in range(batch.size):
+                b = _one(batch, j)
+                x, y, mask, lengths = stack_trials([b])
+                out, _ = one.run(x, y, mask, lengths=lengths, lr=cfg["lr"], outputs_at="targets")
+                o = trial_outputs(out, 0, b)
+                window.add(task.correct(o, b).numpy(), sequence_errors(task, o, b).numpy())
+                seen += 1
+                if window.satisfies(rule):
+                    solved = seen
+                    break
+            if solved is not None:
+                break
+        assert result["trials"][k]["sequences"] == solved, k
+        final = train_W(tmp_path / "run")[k]
+        torch.testing.assert_close(one.W[0], final, rtol=0, atol=0)
+
+
+def _one(batch, j):
+    """Sequence j of a batch as a batch of one."""
+    T, one = int(batch.lengths[j]), slice(j, j + 1)
+    extra = {k: v[one] for k, v in batch.extra.items()}
+    if batch.symbols is None:
+        return tasks.Batch(batch.x[:T, one], batch.y[:T, one], batch.mask[:T, one],
+                           batch.lengths[one], extra)
+    return tasks.Batch(None, batch.y[:T, one], batch.mask[:T, one], batch.lengths[one], extra,
+                       symbols=batch.symbols[:T, one], input_size=batch.input_size)
+
+
+def train_W(folder):
+    from rnnlab.training.runs import load_checkpoint
+
+    tensors, _ = load_checkpoint(folder / "checkpoint.safetensors")
+    return tensors["W"]
+
+
+def test_trials_are_the_same_alone_or_together(tmp_path):
+    """Trial 2 of a 3-trial run equals trial 2 run alone (first_trial=2, trials=1)."""
+    base = dict(protocol="paper", task_params={"p": 3, "q": 4}, max_sequences=120,
+                log_every=60, test_size=40, stop={"kind": "recent", "window": 500})
+    together = train(make_config("longlag-2c", trials=3, **base), tmp_path / "together")
+    alone = train(make_config("longlag-2c", trials=1, first_trial=2, **base), tmp_path / "alone")
+    assert alone["trials"][0]["trial"] == 2
+    assert alone["trials"][0]["test"] == together["trials"][2]["test"]
+    torch.testing.assert_close(train_W(tmp_path / "alone")[0], train_W(tmp_path / "together")[2],
+                               rtol=0, atol=0)
