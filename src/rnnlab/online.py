@@ -205,8 +205,8 @@ class OnlineLSTM1997:
         if lr.numel() not in (1, self.trials):
             raise ValueError(f"lr must be one rate or one per trial ({self.trials}), got "
                              f"{lr.numel()}")
-        run = (self._run_compiled if kernels.usable(self.W, args["x"]) else
-               self._run_reference)
+        on_cpu = args["x"].device.type == "cpu"
+        run = self._run_compiled if on_cpu and kernels.usable(self.W) else self._run_reference
         outputs, grads = run(**args, lr=lr.expand(self.trials), update=update,
                              outputs_all=outputs_at == "all", gradient=gradient)
         if not args["series"]:
