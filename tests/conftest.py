@@ -10,3 +10,18 @@ sys.path.insert(0, str(Path(__file__).parent))  # tests/naive.py, the oracle
 @pytest.fixture(autouse=True)
 def _seed():
     torch.manual_seed(0)
+
+
+@pytest.fixture(params=["compiled", "reference"])
+def engine_path(request, monkeypatch):
+    """Run a test on the compiled kernels and again on the reference path (RNNLAB_KERNELS=0):
+    modules opt in with ``pytestmark = pytest.mark.usefixtures("engine_path")``."""
+    from rnnlab import kernels
+
+    if request.param == "compiled":
+        monkeypatch.setenv("RNNLAB_KERNELS", "1")
+        if not kernels.usable(torch.zeros(1)):
+            pytest.skip("compiled kernels unavailable here")
+    else:
+        monkeypatch.setenv("RNNLAB_KERNELS", "0")
+    return request.param

@@ -13,6 +13,9 @@ import torch
 
 import rnnlab
 
+# every test here runs on the compiled kernels and on the reference path
+pytestmark = pytest.mark.usefixtures("engine_path")
+
 CONFIGS = [
     ("rnn-tanh", rnnlab.RNN, {"nonlinearity": "tanh"}),
     ("rnn-relu", rnnlab.RNN, {"nonlinearity": "relu"}),

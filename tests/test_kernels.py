@@ -114,3 +114,108 @@ def test_a_failed_build_falls_back_with_one_line(tmp_path):
     assert broken.stdout.split()[0] == "unavailable" and reference.stdout.split()[0] == "off"
     assert broken.stdout.split()[1] == reference.stdout.split()[1]
     assert "kernels" not in reference.stderr
+
+
+ENGINE = [  # every cell option the engine has, as modules (2 layers, both directions)
+    ("rnn-tanh", rnnlab.RNN, {"nonlinearity": "tanh"}),
+    ("rnn-relu", rnnlab.RNN, {"nonlinearity": "relu"}),
+    ("rnn-sigmoid", rnnlab.RNN, {"nonlinearity": "sigmoid"}),
+    ("rnn-linear", rnnlab.RNN, {"nonlinearity": "linear"}),
+    ("lstm", rnnlab.LSTM, {}),
+    ("lstm-peephole", rnnlab.LSTM, {"peephole": True}),
+    ("lstm-truncated", rnnlab.LSTM, {"truncated": True}),
+    ("lstm-peephole-truncated", rnnlab.LSTM, {"peephole": True, "truncated": True}),
+    ("lstm-proj", rnnlab.LSTM, {"proj_size": 3}),
+    ("lstm-proj-peephole-truncated", rnnlab.LSTM,
+     {"proj_size": 3, "peephole": True, "truncated": True}),
+    ("lstm-nobias", rnnlab.LSTM, {"bias": False}),
+    ("gru", rnnlab.GRU, {}),
+    ("gru-reset-before", rnnlab.GRU, {"reset_after": False}),
+    ("gru-nobias", rnnlab.GRU, {"bias": False}),
+    ("gru-reset-before-nobias", rnnlab.GRU, {"reset_after": False, "bias": False}),
+]
+LSTM1997_OPTIONS = [
+    ("paper", dict(num_blocks=2, block_size=2)),
+    ("full-bptt", dict(num_blocks=2, block_size=2, truncated=False)),
+    ("no-output-gate", dict(num_blocks=3, output_gate=False, g="logistic", h="identity")),
+    ("no-recurrence", dict(num_blocks=2, recurrent=False, bias=False)),
+    ("no-gate-recurrence", dict(num_blocks=2, block_size=3, gate_recurrence=False,
+                                truncated=False, g="tanh", h="tanh")),
+]
+
+
+def _engine_module(cls, options, dtype):
+    if cls is rnnlab.LSTM1997:
+        m = cls(4, dtype=dtype, init_range=0.5, **options)
+    else:
+        m = cls(4, 6, num_layers=2, bidirectional=True, dtype=dtype, **options)
+    with torch.no_grad():
+        for name, p in m.named_parameters():
+            if "peephole" in name:
+                p.uniform_(-1, 1)
+    return m
+
+
+def _run_module(m, x, lengths):
+    """Outputs, final states and every gradient of a loss that touches all of them."""
+    x = x.detach().clone().requires_grad_(True)
+    m.zero_grad()
+    out, finals = m(x, lengths=lengths)
+    finals = finals if isinstance(finals, tuple) else (finals,)
+    w = torch.linspace(-1, 2, out.numel(), dtype=out.dtype).view_as(out)
+    loss = (out * w).sum() + sum(((k + 1.5) * f).sum() + (f ** 3).sum()
+                                 for k, f in enumerate(finals))
+    loss.backward()
+    return [out, *finals, x.grad, *[p.grad for p in m.parameters()]]
+
+
+@needs_kernels
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32], ids=["f64", "f32"])
+@pytest.mark.parametrize("name,cls,options",
+                         ENGINE + [(n, rnnlab.LSTM1997, o) for n, o in LSTM1997_OPTIONS],
+                         ids=[c[0] for c in ENGINE] + [f"lstm1997-{c[0]}"
+                                                       for c in LSTM1997_OPTIONS])
+def test_engine_compiled_equals_reference(monkeypatch, name, cls, options, dtype):
+    m = _engine_module(cls, options, dtype)
+    gen = torch.Generator().manual_seed(1)
+    x = torch.randn(9, 5, 4, dtype=dtype, generator=gen)
+    for lengths in (None, torch.tensor([9, 4, 7, 1, 9])):
+        (_, a), (_, b) = _both_runs(monkeypatch, m, x, lengths)
+        for k, (u, v) in enumerate(zip(a, b)):
+            if dtype == torch.float64:  # element by element
+                torch.testing.assert_close(u, v, **TOL[dtype], msg=lambda s, k=k: f"item {k}: {s}")
+            else:  # float32 sums round differently: relative error of the whole tensor
+                assert (u - v).norm() <= 1e-5 * v.norm() + 1e-7, (k, (u - v).norm(), v.norm())
+
+
+def _both_runs(monkeypatch, m, x, lengths):
+    runs = []
+    for switch in ("1", "0"):
+        monkeypatch.setenv("RNNLAB_KERNELS", switch)
+        runs.append((switch, _run_module(m, x, lengths)))
+    return runs
+
+
+@needs_kernels
+@pytest.mark.parametrize("name,cls,options",
+                         [c for c in ENGINE if "truncated" not in c[2]]
+                         + [(f"lstm1997-{n}", rnnlab.LSTM1997, o) for n, o in LSTM1997_OPTIONS
+                            if o.get("truncated") is False],
+                         ids=lambda v: v if isinstance(v, str) else "")
+def test_compiled_gradients_pass_gradcheck(monkeypatch, name, cls, options):
+    monkeypatch.setenv("RNNLAB_KERNELS", "1")
+    m = _engine_module(cls, dict(options), torch.float64)
+    if cls is not rnnlab.LSTM1997:
+        m = cls(3, 4, num_layers=1, bidirectional=True, dtype=torch.float64, **options)
+    x = torch.randn(5, 3, m.input_size, dtype=torch.float64, requires_grad=True)
+    lengths = torch.tensor([5, 2, 4])
+
+    def f(x, *params):
+        with torch.nn.utils.stateless._reparametrize_module(
+                m, dict(zip([n for n, _ in m.named_parameters()], params))):
+            out, finals = m(x, lengths=lengths)
+        finals = finals if isinstance(finals, tuple) else (finals,)
+        return (out, *finals)
+
+    params = [p.detach().clone().requires_grad_(True) for p in m.parameters()]
+    assert torch.autograd.gradcheck(f, (x, *params), eps=1e-6, atol=1e-7)

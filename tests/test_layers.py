@@ -6,6 +6,9 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 import rnnlab
 
+# every test here runs on the compiled kernels and on the reference path
+pytestmark = pytest.mark.usefixtures("engine_path")
+
 PAIRS = {
     "rnn": (rnnlab.RNN, torch.nn.RNN),
     "lstm": (rnnlab.LSTM, torch.nn.LSTM),

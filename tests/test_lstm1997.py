@@ -9,6 +9,9 @@ import torch
 
 import rnnlab
 
+# every test here runs on the compiled kernels and on the reference path
+pytestmark = pytest.mark.usefixtures("engine_path")
+
 CONFIGS = [
     ("paper", {}),
     ("blocks-of-2", {"block_size": 2}),

@@ -10,6 +10,9 @@ from torch import nn
 import rnnlab
 from rnnlab.online import _stack_rows
 
+# every test here runs on the compiled kernels and on the reference path
+pytestmark = pytest.mark.usefixtures("engine_path")
+
 CONFIGS = [
     ("adding-net", dict(input_size=2, num_blocks=2, block_size=2), {}),
     ("reber-net", dict(input_size=7, num_blocks=3, block_size=2, bias=("in", "out")),

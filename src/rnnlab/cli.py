@@ -172,34 +172,43 @@ def _errors(r: dict) -> str:
 
 @app.command()
 def reproduce(
-    experiments: list[str] = typer.Argument(None, help="experiment keys (default: the cheap "
-                                            "rows); see --list"),
-    trials: int = typer.Option(5, help="trials per row, run in lockstep"),
-    full: bool = typer.Option(False, "--full", help="include the expensive rows"),
+    experiments: list[str] = typer.Argument(None, help="experiment keys (default: every row "
+                                            "but the most expensive; see --list)"),
+    trials: int = typer.Option(None, help="trials per row (default: the paper's number)"),
+    jobs: int = typer.Option(None, help="worker processes (default: the cores)"),
+    full: bool = typer.Option(False, "--full", help="include the most expensive rows"),
     budget: float = typer.Option(3.0, help="stop a trial at this many times the paper's mean"),
-    out: Path = typer.Option(None, help="folder for reproduce.md, reproduce.json, runs"),
+    out: Path = typer.Option(None, help="folder for reproduce.md, reproduce.json and the runs; "
+                             "an existing one is continued"),
     seed: int = typer.Option(0),
     list_: bool = typer.Option(False, "--list", help="list the experiments and exit"),
 ) -> None:
-    """Run the paper's experiments with the paper protocol; print ours beside the paper's."""
-    from .training.reproduce import CHEAP_COST, rows
+    """Run the paper's experiments with the paper protocol; print ours beside the paper's.
+    Resumable: run the same command (same --out) again to continue where it stopped."""
+    from .training.reproduce import CHEAP_COST, row_cost, rows
     from .training.reproduce import reproduce as run_reproduce
 
     if list_:
         for exp in rows(None, full=True):
-            cheap = "" if exp.paper_cost <= CHEAP_COST else "  (--full)"
-            typer.echo(f"{exp.key:16} {exp.table:10} {exp.task} {exp.task_params}  paper: "
-                       f"{exp.paper_sequences:,.0f} sequences{cheap}")
+            cheap = "" if row_cost(exp) <= CHEAP_COST else "  (--full)"
+            typer.echo(f"{exp.key:16} {exp.table:10} {exp.trials:3} trials  paper: "
+                       f"{exp.paper_sequences:>9,.0f} sequences  {exp.task} "
+                       f"{exp.task_params}{cheap}")
         return
-    if trials < 1 or budget <= 0:
-        raise UserError("--trials must be ≥ 1 and --budget positive")
+    if trials is not None and trials < 1:
+        raise UserError(f"--trials must be ≥ 1, got {trials}")
+    if jobs is not None and jobs < 1:
+        raise UserError(f"--jobs must be ≥ 1, got {jobs}")
+    if not budget > 0 or budget == float("inf"):
+        raise UserError(f"--budget must be a positive number, got {budget}")
     folder = out or Path("runs") / f"reproduce-{time.strftime('%Y%m%d-%H%M%S')}"
     try:
-        run_reproduce(experiments or None, trials=trials, full=full, budget=budget,
-                      out=folder, seed=seed, echo=typer.echo)
+        run_reproduce(experiments or None, out=folder, trials=trials, jobs=jobs, full=full,
+                      budget=budget, seed=seed, echo=typer.echo)
     except KeyboardInterrupt:
-        typer.echo(f"\ninterrupted; finished rows are in {folder}", err=True)
+        typer.echo(f"\ninterrupted; continue with `rnnlab reproduce --out {folder}`", err=True)
         raise typer.Exit(130) from None
+    typer.echo(f"tables: {folder / 'reproduce.md'}, {folder / 'reproduce.json'}")
 
 
 @app.command()

@@ -26,6 +26,7 @@ import torch
 from torch import Tensor
 from torch.autograd.function import once_differentiable
 
+from . import kernels
 from .cells.base import CellMath, Tape, flat, weight_grad
 
 
@@ -54,9 +55,15 @@ def reverse_within_lengths(x: Tensor, lengths: Tensor | None) -> Tensor:
     return x.gather(0, index.unsqueeze(-1).expand_as(x))
 
 
+def _compiled(cell: CellMath, x: Tensor, params: dict) -> bool:
+    """Run this layer-direction's loops in the compiled kernel?"""
+    return cell.kernel_forward is not None and kernels.usable(x, *params.values())
+
+
 def _forward(cell: CellMath, x: Tensor, inits: tuple[Tensor, ...], params: dict,
              batch_sizes: list[int] | None) -> Tape:
-    """The forward loop: hoisted input projection, then the cell's steps. Returns the tape."""
+    """The forward loop: hoisted input projection, then the cell's steps (in Python, or all
+    of them in the cell's compiled kernel). Returns the tape."""
     T, B, _ = x.shape
     W_ih, G = params["weight_ih"], cell.n_gates
     H = W_ih.shape[0] // G
@@ -68,6 +75,11 @@ def _forward(cell: CellMath, x: Tensor, inits: tuple[Tensor, ...], params: dict,
             torch.mm(flat(x), W_g.t(), out=out)
         else:
             torch.addmm(bias[g * H : (g + 1) * H], flat(x), W_g.t(), out=out)
+    if _compiled(cell, x, params):
+        tape = cell.allocate(xw, inits, params, batch_sizes)
+        tape.compiled = True
+        cell.kernel_forward(tape, kernels.threads())
+        return tape
     tape = cell.begin(xw, inits, params, batch_sizes)
     for t in range(T):
         cell.step(tape, t)
@@ -80,6 +92,30 @@ def trajectory(cell: CellMath, x: Tensor, inits: tuple[Tensor, ...], params: dic
     every state at every step (``tape.states``, each (T + 1, B, size), slot 0 the initial
     state) and the gate activations (``tape.xw``, (G, T, B, H)). For the stability analysis."""
     return _forward(cell, x, inits, {n: params.get(n) for n in cell.param_names}, None)
+
+
+def _backward_loop(cell: CellMath, tape: Tape, d_out: Tensor, d_finals) -> list[Tensor]:
+    """BPTT in Python: the cell's steps in reverse. Returns ∂L/∂(initial states)."""
+    T, batch_sizes = d_out.shape[0], tape.batch_sizes
+    cell.begin_backward(tape)
+    d_outs = d_out.unbind(0)
+    # carry[k] is ∂L/∂state_k at the step being undone
+    if batch_sizes is None:
+        carry = [d.clone() for d in d_finals]
+        for t in reversed(range(T)):
+            carry[0].add_(d_outs[t])
+            cell.step_back(tape, t, carry)
+        return carry
+    carry = [torch.zeros_like(d) for d in d_finals]
+    for t in reversed(range(T)):
+        n = batch_sizes[t]
+        ending = batch_sizes[t + 1] if t + 1 < T else 0
+        for c, d in zip(carry, d_finals):  # a sequence's final state is read here
+            c[ending:n] += d[ending:n]
+        rows = [c[:n] for c in carry]
+        rows[0].add_(d_outs[t][:n])
+        cell.step_back(tape, t, rows)
+    return carry
 
 
 class _Recurrence(torch.autograd.Function):
@@ -105,25 +141,11 @@ class _Recurrence(torch.autograd.Function):
         cell, tape = ctx.cell, ctx.tape
         x, *_ = ctx.saved_tensors  # version check
         T, B, _ = x.shape
-        batch_sizes = tape.batch_sizes
-        cell.begin_backward(tape)
-        d_outs = d_out.unbind(0)
-        # carry[k] is ∂L/∂state_k at the step being undone
-        if batch_sizes is None:
-            carry = [d.clone() for d in d_finals]
-            for t in reversed(range(T)):
-                carry[0].add_(d_outs[t])
-                cell.step_back(tape, t, carry)
+        if tape.compiled:
+            carry = cell.kernel_backward(tape, d_out.contiguous(),
+                                         [d.contiguous() for d in d_finals], kernels.threads())
         else:
-            carry = [torch.zeros_like(d) for d in d_finals]
-            for t in reversed(range(T)):
-                n = batch_sizes[t]
-                ending = batch_sizes[t + 1] if t + 1 < T else 0
-                for c, d in zip(carry, d_finals):  # a sequence's final state is read here
-                    c[ending:n] += d[ending:n]
-                rows = [c[:n] for c in carry]
-                rows[0].add_(d_outs[t][:n])
-                cell.step_back(tape, t, rows)
+            carry = _backward_loop(cell, tape, d_out, d_finals)
 
         params, dG = tape.params, tape.dG
         G, H = dG.shape[0], dG.shape[3]

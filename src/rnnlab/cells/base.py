@@ -43,6 +43,7 @@ class Tape:
     states: tuple[Tensor, ...]  # each (T + 1, B, size)
     params: dict[str, Tensor | None]
     batch_sizes: list[int] | None = None  # rows running at each step; None: all, all along
+    compiled: bool = False  # the loops ran in the compiled kernel (rnnlab.kernels)
     extra: dict = field(default_factory=dict)  # per-step views and buffers of the forward pass
     back: dict | None = None  # extra + what only the backward pass needs; dropped after it
     dG: Tensor | None = None  # (G, T, B, H) gradient w.r.t. xw, filled by step_back
@@ -78,8 +79,14 @@ class CellMath:
             return None
         return b_ih + b_hh
 
+    def allocate(self, xw: Tensor, inits: tuple[Tensor, ...], params: dict,
+                 batch_sizes: list[int] | None) -> Tape:
+        """The tape's whole-sequence buffers (no per-step views): what the kernel fills."""
+        raise NotImplementedError
+
     def begin(self, xw: Tensor, inits: tuple[Tensor, ...], params: dict,
               batch_sizes: list[int] | None) -> Tape:
+        """`allocate`, plus the per-step views the Python steps index."""
         raise NotImplementedError
 
     def step(self, tape: Tape, t: int) -> None:
@@ -90,6 +97,13 @@ class CellMath:
 
     def step_back(self, tape: Tape, t: int, carry: list[Tensor]) -> None:
         raise NotImplementedError
+
+    # The compiled twins of the loops (rnnlab/kernels/csrc): same buffers, same math.
+    # kernel_forward(tape, threads) runs every step of a tape from `allocate`;
+    # kernel_backward(tape, d_out, d_finals, threads) fills tape.dG (and what
+    # recurrent_grads reads from tape.back) and returns ∂L/∂(initial states).
+    kernel_forward = None
+    kernel_backward = None
 
     def recurrent_grads(self, tape: Tape, db: Tensor) -> dict:
         """Gradients of every parameter except weight_ih / bias_ih (the engine's); ``db`` is
@@ -143,3 +157,21 @@ def grad_buffer(like: Tensor, padded: bool) -> Tensor:
 def flat(x: Tensor) -> Tensor:
     """(T, B, k) -> (T·B, k), the shape of the after-the-loop weight-gradient products."""
     return x.reshape(-1, x.shape[-1])
+
+
+#: an absent optional tensor, for the kernels' arguments
+EMPTY = torch.empty(0)
+
+
+def kernel_arg(t: Tensor | None) -> Tensor:
+    """An optional parameter as a kernel argument: contiguous, or EMPTY when absent."""
+    return EMPTY if t is None else t.contiguous()
+
+
+def kernel_sizes(tape: Tape) -> Tensor:
+    """The rows running at each step as an int64 tensor (EMPTY for a full batch)."""
+    if tape.batch_sizes is None:
+        return EMPTY
+    if "batch_sizes_tensor" not in tape.extra:
+        tape.extra["batch_sizes_tensor"] = torch.tensor(tape.batch_sizes, dtype=torch.int64)
+    return tape.extra["batch_sizes_tensor"]

@@ -25,7 +25,18 @@ from __future__ import annotations
 
 import torch
 
-from .base import CellMath, Tape, gate_major, gate_rows, grad_buffer, state_buffer, weight_grad
+from .base import (
+    EMPTY,
+    CellMath,
+    Tape,
+    gate_major,
+    gate_rows,
+    grad_buffer,
+    kernel_arg,
+    kernel_sizes,
+    state_buffer,
+    weight_grad,
+)
 
 
 class GRUMath(CellMath):
@@ -40,26 +51,33 @@ class GRUMath(CellMath):
             return params["bias_ih"]
         return super().input_bias(params)
 
-    def begin(self, xw, inits, params, batch_sizes):
+    def allocate(self, xw, inits, params, batch_sizes):
         (h0,) = inits
-        _, T, B, H = xw.shape
+        T = xw.shape[1]
         Hs = state_buffer(h0, T, batch_sizes is not None)
         tape = Tape(xw=xw, states=(Hs,), params=params, batch_sizes=batch_sizes)
+        if self.reset_after:
+            tape.extra["hw_buf"] = torch.empty_like(xw)  # W_hh h_{t-1} + b_hh, kept for δa_r
+        else:  # r_t ⊙ h_{t-1}, read by ∂L/∂W_hn
+            tape.extra["rh_buf"] = grad_buffer(Hs[1:], tape.padded)
+        return tape
+
+    def begin(self, xw, inits, params, batch_sizes):
+        tape = self.allocate(xw, inits, params, batch_sizes)
+        (Hs,), H = tape.states, xw.shape[3]
         ex, st, W = tape.extra, tape.steps, params["weight_hh"]
         ex.update(
             rz=st(xw[:2], 1), r=st(xw[0]), z=st(xw[1]), n=st(xw[2]),
             h_prev=st(Hs[:-1]), h=st(Hs[1:]),
         )
         if self.reset_after:
-            hw = torch.empty_like(xw)  # W_hh h_{t-1} + b_hh, kept for δa_r
-            b = params["bias_hh"]
+            hw, b = ex["hw_buf"], params["bias_hh"]
             ex.update(
-                hw_buf=hw, hw=st(hw, 1), hw_rz=st(hw[:2], 1), hw_n=st(hw[2]),
+                hw=st(hw, 1), hw_rz=st(hw[:2], 1), hw_n=st(hw[2]),
                 W_hh_g=gate_major(W, 3), b_hh=None if b is None else b.view(3, 1, H),
             )
         else:
-            rh = grad_buffer(Hs[1:], tape.padded)  # r_t ⊙ h_{t-1}, read by ∂L/∂W_hn
-            ex.update(rh_buf=rh, rh=st(rh), W_hrz_g=gate_major(W[: 2 * H], 2),
+            ex.update(rh=st(ex["rh_buf"]), W_hrz_g=gate_major(W[: 2 * H], 2),
                       W_hn_t=W[2 * H :].t())
         return tape
 
@@ -122,6 +140,25 @@ class GRUMath(CellMath):
             torch.mul(drh, ex["drh_dar"][t], out=ex["dA_r"][t])  # ... through r
             rec = torch.bmm(ex["dA_rz"][t], ex["W_hrz_gt"]).sum(0)  # undoes W_h{r,z} h_{t-1}
             dh.mul_(ex["z"][t]).addcmul_(drh, ex["r"][t]).add_(rec)
+
+    def kernel_forward(self, tape, threads):
+        ex, p = tape.extra, tape.params
+        torch.ops.rnnlab.gru_forward(
+            tape.xw, tape.states[0], ex.get("hw_buf", EMPTY), ex.get("rh_buf", EMPTY),
+            p["weight_hh"].contiguous(), kernel_arg(p["bias_hh"] if self.reset_after else None),
+            kernel_sizes(tape), threads)
+
+    def kernel_backward(self, tape, d_out, d_finals, threads):
+        ex, p = tape.extra, tape.params
+        tape.dG = grad_buffer(tape.xw, tape.padded)
+        dhw = grad_buffer(tape.xw, tape.padded) if self.reset_after else EMPTY
+        tape.back = {"dhw_buf": dhw, "rh_buf": ex.get("rh_buf")}
+        dh0 = torch.empty_like(d_finals[0])
+        torch.ops.rnnlab.gru_backward(
+            tape.xw, tape.states[0], ex.get("hw_buf", EMPTY), ex.get("rh_buf", EMPTY),
+            p["weight_hh"].contiguous(), kernel_arg(p["bias_hh"] if self.reset_after else None),
+            kernel_sizes(tape), d_out, d_finals[0], tape.dG, dhw, dh0, threads)
+        return [dh0]
 
     def recurrent_grads(self, tape, db):
         h_prev = tape.states[0][:-1]

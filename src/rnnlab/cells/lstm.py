@@ -34,7 +34,16 @@ from __future__ import annotations
 
 import torch
 
-from .base import CellMath, Tape, grad_buffer, state_buffer, weight_grad
+from .base import (
+    EMPTY,
+    CellMath,
+    Tape,
+    grad_buffer,
+    kernel_arg,
+    kernel_sizes,
+    state_buffer,
+    weight_grad,
+)
 
 
 class LSTMMath(CellMath):
@@ -48,23 +57,29 @@ class LSTMMath(CellMath):
         self.peephole = peephole
         self.truncated = truncated
 
-    def begin(self, xw, inits, params, batch_sizes):
+    def allocate(self, xw, inits, params, batch_sizes):
         h0, c0 = inits
         _, T, B, H = xw.shape
         padded = batch_sizes is not None
         Hs, Cs = state_buffer(h0, T, padded), state_buffer(c0, T, padded)
         tape = Tape(xw=xw, states=(Hs, Cs), params=params, batch_sizes=batch_sizes)
-        tanh_c = torch.empty(T, B, H, dtype=xw.dtype, device=xw.device)
+        tape.extra["tanh_c_buf"] = torch.empty(T, B, H, dtype=xw.dtype, device=xw.device)
+        if params["weight_hr"] is not None:
+            tape.extra["m_buf"] = grad_buffer(tape.extra["tanh_c_buf"], padded)  # for ∂L/∂W_hr
+        return tape
+
+    def begin(self, xw, inits, params, batch_sizes):
+        tape = self.allocate(xw, inits, params, batch_sizes)
+        (Hs, Cs), H = tape.states, xw.shape[3]
         ex, st = tape.extra, tape.steps
         ex.update(
             a=st(xw, 1), i_f=st(xw[:2], 1), i=st(xw[0]), f=st(xw[1]), g=st(xw[2]), o=st(xw[3]),
             h_prev=st(Hs[:-1]), h=st(Hs[1:]), c_prev=st(Cs[:-1]), c=st(Cs[1:]),
-            tanh_c_buf=tanh_c, tanh_c=st(tanh_c), W_hh_t=params["weight_hh"].t(),
-            hw=xw.new_empty(B, 4 * H),  # scratch, token-major: the layout of one product
+            tanh_c=st(ex["tanh_c_buf"]), W_hh_t=params["weight_hh"].t(),
+            hw=xw.new_empty(xw.shape[2], 4 * H),  # scratch, token-major: one product's layout
         )
-        if params["weight_hr"] is not None:
-            m = grad_buffer(tanh_c, padded)  # m_t, read by ∂L/∂W_hr
-            ex.update(m_buf=m, m=st(m), W_hr_t=params["weight_hr"].t())
+        if "m_buf" in ex:
+            ex.update(m=st(ex["m_buf"]), W_hr_t=params["weight_hr"].t())
         if self.peephole:
             p = params["weight_peephole"].view(3, H)
             ex.update(p_if=p[:2].unsqueeze(1), p_i=p[0], p_f=p[1], p_o=p[2])
@@ -141,12 +156,34 @@ class LSTMMath(CellMath):
             da.view(n, 4, -1).copy_(ex["dA"][t].transpose(0, 1))
             torch.mm(da, tape.params["weight_hh"], out=dh)
 
+    def kernel_forward(self, tape, threads):
+        ex, p = tape.extra, tape.params
+        torch.ops.rnnlab.lstm_forward(
+            tape.xw, *tape.states, ex["tanh_c_buf"], ex.get("m_buf", EMPTY), *self._weights(p),
+            kernel_sizes(tape), threads)
+
+    def kernel_backward(self, tape, d_out, d_finals, threads):
+        ex, p = tape.extra, tape.params
+        dh_buf = grad_buffer(tape.states[0][1:], tape.padded) if "m_buf" in ex else EMPTY
+        tape.dG = grad_buffer(tape.xw, tape.padded)
+        tape.back = {"dh_buf": dh_buf}
+        carry = [torch.empty_like(d) for d in d_finals]
+        torch.ops.rnnlab.lstm_backward(
+            tape.xw, *tape.states, ex["tanh_c_buf"], ex.get("m_buf", EMPTY), *self._weights(p),
+            kernel_sizes(tape), self.truncated, d_out, *d_finals, tape.dG, dh_buf, *carry,
+            threads)
+        return carry
+
+    def _weights(self, p):
+        peephole = p["weight_peephole"] if self.peephole else None
+        return p["weight_hh"].contiguous(), kernel_arg(p["weight_hr"]), kernel_arg(peephole)
+
     def recurrent_grads(self, tape, db):
         Hs, Cs = tape.states
         ex, dG = tape.back, tape.dG
         grads = {"weight_hh": weight_grad(dG, Hs[:-1]), "bias_hh": db}
-        if "m" in ex:
-            grads["weight_hr"] = weight_grad(ex["dh_buf"].unsqueeze(0), ex["m_buf"])
+        if tape.params["weight_hr"] is not None:
+            grads["weight_hr"] = weight_grad(ex["dh_buf"].unsqueeze(0), tape.extra["m_buf"])
         if self.peephole:
             grads["weight_peephole"] = torch.cat((
                 (dG[0] * Cs[:-1]).sum((0, 1)),

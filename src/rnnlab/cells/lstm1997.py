@@ -37,7 +37,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from .base import CellMath, Tape, grad_buffer, state_buffer, weight_grad
+from .base import CellMath, Tape, grad_buffer, kernel_arg, kernel_sizes, state_buffer, weight_grad
 
 
 def _scaled_logistic(scale: float, shift: float):
@@ -106,23 +106,49 @@ class LSTM1997Math(CellMath):
         return torch.cat([p if p is not None else ref.new_zeros(n)
                           for p, n in zip(parts, sizes)])
 
-    def begin(self, xw, inits, params, batch_sizes):
+    def allocate(self, xw, inits, params, batch_sizes):
         y0, s0 = inits
         _, T, B, _ = xw.shape
         padded = batch_sizes is not None
         Ys, Ss = state_buffer(y0, T, padded), state_buffer(s0, T, padded)
         tape = Tape(xw=xw, states=(Ys, Ss), params=params, batch_sizes=batch_sizes)
-        gK, C = self.gates * self.K, self.C
-        g_buf = torch.empty(T, B, C, dtype=xw.dtype, device=xw.device)  # g(net_c)
-        h_buf = torch.empty(T, B, C, dtype=xw.dtype, device=xw.device)  # h(s_c)
-        st = tape.steps
+        f = dict(dtype=xw.dtype, device=xw.device)
+        tape.extra.update(g_buf=torch.empty(T, B, self.C, **f),  # g(net_c)
+                          h_buf=torch.empty(T, B, self.C, **f),  # h(s_c)
+                          gK=self.gates * self.K)
+        return tape
+
+    def begin(self, xw, inits, params, batch_sizes):
+        tape = self.allocate(xw, inits, params, batch_sizes)
+        (Ys, Ss), ex, st = tape.states, tape.extra, tape.steps
         W = params["weight_hh"]
-        tape.extra.update(
+        ex.update(
             a=st(xw[0]), y_prev=st(Ys[:-1]), y=st(Ys[1:]), s_prev=st(Ss[:-1]), s=st(Ss[1:]),
-            g_buf=g_buf, g=st(g_buf), h_buf=h_buf, h=st(h_buf),
-            W_hh_t=None if W is None else W.t(), gK=gK,
+            g=st(ex["g_buf"]), h=st(ex["h_buf"]), W_hh_t=None if W is None else W.t(),
         )
         return tape
+
+    def kernel_forward(self, tape, threads):
+        ex = tape.extra
+        torch.ops.rnnlab.lstm1997_forward(
+            tape.xw, *tape.states, ex["g_buf"], ex["h_buf"],
+            kernel_arg(tape.params["weight_hh"]), kernel_sizes(tape), *self._kernel_options(),
+            threads)
+
+    def kernel_backward(self, tape, d_out, d_finals, threads):
+        ex = tape.extra
+        tape.dG = grad_buffer(tape.xw, tape.padded)
+        carry = [torch.empty_like(d) for d in d_finals]
+        torch.ops.rnnlab.lstm1997_backward(
+            tape.xw, *tape.states, ex["g_buf"], ex["h_buf"],
+            kernel_arg(tape.params["weight_hh"]), kernel_sizes(tape), *self._kernel_options(),
+            self.truncated, d_out, *d_finals, tape.dG, *carry, threads)
+        return carry
+
+    def _kernel_options(self):
+        names = list(SQUASHERS)
+        return (self.K, self.S, self.output_gate, self.gate_recurrence,
+                names.index(self.g_name), names.index(self.h_name))
 
     def _blocks(self, v: Tensor) -> Tensor:
         """(n, C) -> (n, K, S): the cells of each block side by side."""

@@ -21,7 +21,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from .base import CellMath, Tape, grad_buffer, state_buffer, weight_grad
+from .base import CellMath, Tape, grad_buffer, kernel_sizes, state_buffer, weight_grad
 
 NONLINEARITIES = ("tanh", "relu", "sigmoid", "linear")
 
@@ -53,10 +53,14 @@ class RNNMath(CellMath):
             "linear": lambda a: a,
         }[nonlinearity]
 
-    def begin(self, xw, inits, params, batch_sizes):
+    def allocate(self, xw, inits, params, batch_sizes):
         (h0,) = inits
         Hs = state_buffer(h0, xw.shape[1], batch_sizes is not None)
-        tape = Tape(xw=xw, states=(Hs,), params=params, batch_sizes=batch_sizes)
+        return Tape(xw=xw, states=(Hs,), params=params, batch_sizes=batch_sizes)
+
+    def begin(self, xw, inits, params, batch_sizes):
+        tape = self.allocate(xw, inits, params, batch_sizes)
+        (Hs,) = tape.states
         tape.extra.update(
             a=tape.steps(xw[0]), h_prev=tape.steps(Hs[:-1]), h=tape.steps(Hs[1:]),
             W_hh_t=params["weight_hh"].t(),
@@ -80,6 +84,20 @@ class RNNMath(CellMath):
         dh, dA = carry[0], ex["dA"][t]
         torch.mul(dh, ex["dphi"][t], out=dA)  # undoes h_t = φ(a_t)
         torch.mm(dA, tape.params["weight_hh"], out=dh)  # undoes a_t += W_hh h_{t-1}
+
+    def kernel_forward(self, tape, threads):
+        torch.ops.rnnlab.rnn_forward(tape.xw, tape.states[0],
+                                     tape.params["weight_hh"].contiguous(), kernel_sizes(tape),
+                                     NONLINEARITIES.index(self.nonlinearity), threads)
+
+    def kernel_backward(self, tape, d_out, d_finals, threads):
+        tape.dG = grad_buffer(tape.xw, tape.padded)
+        dh0 = torch.empty_like(d_finals[0])
+        torch.ops.rnnlab.rnn_backward(tape.xw, tape.states[0],
+                                      tape.params["weight_hh"].contiguous(), kernel_sizes(tape),
+                                      NONLINEARITIES.index(self.nonlinearity), d_out,
+                                      d_finals[0], tape.dG, dh0, threads)
+        return [dh0]
 
     def recurrent_grads(self, tape, db):
         return {"weight_hh": weight_grad(tape.dG, tape.states[0][:-1]), "bias_hh": db}

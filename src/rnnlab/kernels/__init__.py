@@ -26,9 +26,9 @@ from pathlib import Path
 
 import torch
 
-SOURCES = ("bindings.cpp", "online1997.cpp")
-HEADERS = ("common.h", "online1997.h")
 _CSRC = Path(__file__).parent / "csrc"
+SOURCES = sorted(p.name for p in _CSRC.glob("*.cpp"))
+HEADERS = sorted(p.name for p in _CSRC.glob("*.h"))
 #: a build lock older than this was left by a killed build; it is removed
 _STALE_LOCK_SECONDS = 600
 

@@ -55,10 +55,14 @@ class _Latch(Task):
         target = clean.clone()
         if self.noisy_targets:
             target = target + torch.randn(batch_size, generator=generator) * TARGET_NOISE_STD
+        rows = torch.arange(batch_size)
         y = torch.zeros(Tmax, batch_size, 1)
-        y[lengths - 1, torch.arange(batch_size), 0] = target
-        return Batch(x.unsqueeze(-1), y, end_mask(lengths, Tmax), lengths,
-                     {"clean": clean.unsqueeze(-1), "cls": cls})
+        y[lengths - 1, rows, 0] = target
+        extra = {"clean": clean.unsqueeze(-1), "cls": cls}
+        if self.noisy_targets:  # errors are measured against the noise-free targets
+            extra["clean_y"] = torch.zeros(Tmax, batch_size, 1)
+            extra["clean_y"][lengths - 1, rows, 0] = clean
+        return Batch(x.unsqueeze(-1), y, end_mask(lengths, Tmax), lengths, extra)
 
     def correct(self, out, batch):
         return (at_end(out, batch) - batch.extra["clean"]).abs().squeeze(-1) < self.tolerance

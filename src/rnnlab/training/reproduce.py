@@ -1,17 +1,35 @@
-"""`rnnlab reproduce`: the paper's experiments with the paper protocol, row by row, beside the
-published figures; writes reproduce.md and reproduce.json as it goes."""
+"""`rnnlab reproduce`: the 1997 tables, row by row, as resumable jobs.
+
+    OUT/plan.json                   the rows, their trials and budgets, how they are split
+    OUT/runs/ROW/trials-A-B/        one run folder per shard (a range of a row's trials)
+    OUT/reproduce.json, .md         ours beside the paper's, rewritten as rows finish
+
+A row's trials are split into shards of `SHARD_TRIALS`; every shard is an ordinary run folder
+of the paper protocol (`rnnlab train --protocol paper --first-trial A --trials n`), so a
+killed or interrupted reproduction continues where each shard stopped, and trial k is the same
+run however the shards are spread. Shards run in ``jobs`` worker processes (one thread each),
+the most expensive first; a live bar per row shows how far its trials have come.
+"""
 
 from __future__ import annotations
 
+import fcntl
+import multiprocessing
+import os
+import shutil
+import threading
 import time
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from pathlib import Path
 
+from .. import __version__
 from .experiments import EXPERIMENTS, Experiment
-from .runs import atomic_write, write_json
-from .trainer import make_config, train
+from .runs import CHECKPOINT, CONFIG, RESULT, RunDir, atomic_write, read_json, write_json
 
-#: rows whose paper cost (mean sequences × mean length) exceeds this run only with --full
-CHEAP_COST = 2_000_000
+#: rows whose paper cost (mean sequences × mean length × trials) exceeds this run with --full
+CHEAP_COST = 2_000_000_000
+#: trials per shard: the unit of resumption and of parallel work
+SHARD_TRIALS = 5
 
 
 def rows(keys: list[str] | None, *, full: bool) -> list[Experiment]:
@@ -21,50 +39,176 @@ def rows(keys: list[str] | None, *, full: bool) -> list[Experiment]:
             raise ValueError(f"unknown experiment(s) {', '.join(unknown)}; known: "
                              f"{', '.join(EXPERIMENTS)}")
         return [EXPERIMENTS[k] for k in keys]
-    return [e for e in EXPERIMENTS.values() if full or e.paper_cost <= CHEAP_COST]
+    return [e for e in EXPERIMENTS.values() if full or row_cost(e) <= CHEAP_COST]
 
 
-def reproduce(keys, *, trials: int, full: bool, budget: float, out: Path, seed: int = 0,
-              echo=print) -> list[dict]:
-    selected = rows(keys, full=full)
-    skipped = [e for e in EXPERIMENTS.values() if e not in selected] if not keys else []
+def row_cost(exp: Experiment, trials: int | None = None) -> float:
+    """Sequence-steps of a row at the paper's mean: what it costs to reproduce."""
+    return exp.paper_cost * (trials or exp.trials)
+
+
+def _plan_row(exp: Experiment, trials: int | None, budget: float) -> dict:
+    n = trials or exp.trials
+    shards = [[first, min(SHARD_TRIALS, n - first)] for first in range(0, n, SHARD_TRIALS)]
+    return {"key": exp.key, "trials": n, "budget_factor": budget,
+            "max_sequences": max(1, int(budget * exp.paper_sequences)), "shards": shards}
+
+
+def _shard_folder(out: Path, key: str, first: int, count: int) -> Path:
+    return out / "runs" / key / f"trials-{first}-{first + count - 1}"
+
+
+def _shard_config(row: dict, first: int, count: int, seed: int) -> dict:
+    from .trainer import make_config
+
+    exp = EXPERIMENTS[row["key"]]
+    log_every = max(100, int(round(row["max_sequences"] / 100, -2)))
+    return make_config(exp.task, protocol="paper", experiment=exp.key, trials=count,
+                       first_trial=first, max_sequences=row["max_sequences"], seed=seed,
+                       log_every=log_every)
+
+
+def _run_shard(config: dict | None, folder: str, resume: bool, parent: int) -> dict:
+    """In a worker process: one shard, one thread, ended if the reproduction that started it
+    is killed (so that no orphan writes into a folder a new run also uses)."""
+    import torch
+
+    from .trainer import train
+
+    def watch() -> None:
+        while True:
+            if os.getppid() != parent:
+                os._exit(1)  # checkpoints are written atomically: nothing is torn
+            time.sleep(0.5)
+
+    threading.Thread(target=watch, daemon=True).start()
+    torch.set_num_threads(1)
+    return train(config, folder, resume=resume, progress=False)
+
+
+def reproduce(keys: list[str] | None, *, out: Path, trials: int | None = None,
+              jobs: int | None = None, budget: float = 3.0, full: bool = False, seed: int = 0,
+              echo=print, progress: bool = True) -> list[dict]:
+    """Run (or continue) the rows ``keys`` (default: every row cheaper than `CHEAP_COST`, all
+    with ``full``) into ``out``; returns the rows of reproduce.json."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    if skipped:
-        echo("skipping (paper cost above {:,} sequence-steps; --full runs them): {}".format(
-            CHEAP_COST, ", ".join(e.key for e in skipped)))
+    lock = open(out / ".lock", "w")  # held for the whole run
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError as e:
+        raise ValueError(f"another `rnnlab reproduce` is running in {out}") from e
+    try:
+        return _reproduce(keys, out, trials, jobs, budget, full, seed, echo, progress)
+    finally:
+        lock.close()
+
+
+def _reproduce(keys, out, trials, jobs, budget, full, seed, echo, progress) -> list[dict]:
+    from .. import kernels
+
+    plan_path = out / "plan.json"
+    if plan_path.exists():
+        plan = read_json(plan_path)
+        seed = plan["seed"]
+        known = {r["key"] for r in plan["rows"]}
+        added = [e for e in (rows(keys, full=full) if keys else []) if e.key not in known]
+        if added or not keys:
+            echo(f"continuing the reproduction in {out}")
+    else:
+        plan = {"version": __version__, "seed": seed, "rows": []}
+        added = rows(keys, full=full)
+    for exp in added:
+        plan["rows"].append(_plan_row(exp, trials, budget))
+    write_json(plan_path, plan)
+    wanted = [r for r in plan["rows"] if not keys or r["key"] in keys]
+
+    # the shards still to run, the most expensive first (shortest finishing time overall)
+    pending = []
+    for row in wanted:
+        exp = EXPERIMENTS[row["key"]]
+        for first, count in row["shards"]:
+            folder = _shard_folder(out, row["key"], first, count)
+            if (folder / RESULT).exists():
+                continue
+            resume = (folder / CHECKPOINT).exists()
+            if (folder / CONFIG).exists() and not resume:
+                shutil.rmtree(folder)  # started but never checkpointed: start again
+            config = None if resume else _shard_config(row, first, count, seed)
+            pending.append((row_cost(exp, count), row["key"], config, folder, resume))
+    pending.sort(key=lambda p: -p[0])
+    jobs = max(1, min(jobs or os.cpu_count() or 1, len(pending) or 1))
+    if pending:
+        kernels.load()  # build once here, before the workers start
+        echo(f"{len(pending)} shard(s) of {len(wanted)} row(s) to run on {jobs} process(es); "
+             f"results in {out}")
+    results = _collect(out, plan, wanted)
+    _write_tables(out, plan, results)
+    if not pending:
+        return results
+    bars = _RowBars(progress, out, wanted)
+    started = time.perf_counter()
+    context = multiprocessing.get_context("spawn")
+    interrupted = False
+    with bars, ProcessPoolExecutor(max_workers=jobs, mp_context=context) as pool:
+        futures = {pool.submit(_run_shard, config, str(folder), resume, os.getpid()): key
+                   for _, key, config, folder, resume in pending}
+        try:
+            while futures:
+                done, _ = wait(list(futures), timeout=1.0, return_when=FIRST_COMPLETED)
+                bars.refresh()
+                for future in done:
+                    key = futures.pop(future)
+                    future.result()  # a failed shard stops the reproduction, loudly
+                    if not any(k == key for k in futures.values()):
+                        results = _collect(out, plan, wanted)
+                        _write_tables(out, plan, results)
+                        row = next(r for r in results if r["experiment"] == key)
+                        bars.finish(key, _line(row))
+        except KeyboardInterrupt:
+            interrupted = True
+            bars.print("interrupted: the shards are writing their checkpoints ...")
+            for future in futures:
+                future.cancel()
+            pool.shutdown(wait=True, cancel_futures=True)
+    if interrupted:
+        raise KeyboardInterrupt
+    echo(f"wall-clock {time.perf_counter() - started:.0f} s")
+    return _collect(out, plan, wanted)
+
+
+def _collect(out: Path, plan: dict, wanted: list[dict]) -> list[dict]:
+    """One reproduce.json row per finished row (all its shards done)."""
     results = []
-    for exp in selected:
-        cfg = make_config(exp.task, protocol="paper", experiment=exp.key, trials=trials,
-                          max_sequences=max(1, int(budget * exp.paper_sequences)), seed=seed,
-                          log_every=1000)
-        echo(f"\n{exp.key}: {exp.task} {exp.task_params}, {trials} trials in lockstep, "
-             f"budget {cfg['max_sequences']:,} sequences")
-        t0 = time.perf_counter()
-        r = train(cfg, out / exp.key, progress=True)
-        row = _row(exp, r, time.perf_counter() - t0)
-        results.append(row)
-        echo(_line(row))
-        write_json(out / "reproduce.json", {"trials": trials, "budget_factor": budget,
-                                            "rows": results,
-                                            "skipped": [e.key for e in skipped]})
-        atomic_write(out / "reproduce.md",
-                     lambda tmp: Path(tmp).write_text(markdown(results, trials, budget,
-                                                               skipped)))
+    for row in plan["rows"]:
+        shard_results = []
+        for first, count in row["shards"]:
+            folder = _shard_folder(out, row["key"], first, count)
+            if not (folder / RESULT).exists():
+                break
+            shard_results.append(RunDir(folder).result())
+        else:
+            results.append(_row(EXPERIMENTS[row["key"]], row, shard_results))
     return results
 
 
-def _row(exp: Experiment, r: dict, seconds: float) -> dict:
-    wrong = [t["test"]["wrong"] for t in r["trials"]]
+def _row(exp: Experiment, row: dict, shards: list[dict]) -> dict:
+    trials = [t for r in shards for t in r["trials"]]
+    solved = [t["sequences"] for t in trials if t["solved"]]
+    mean = sum(solved) / len(solved) if solved else None
     return {
-        "experiment": exp.key, "table": exp.table, "task": r["task"],
+        "experiment": exp.key, "table": exp.table, "task": shards[0]["task"],
         "paper_sequences": exp.paper_sequences, "paper_solved": exp.paper_solved,
-        "paper_test": exp.paper_test, "solved": r["solved"], "trials": r["n_trials"],
-        "mean_sequences": r["mean_sequences"], "min_sequences": r["min_sequences"],
-        "max_sequences": r["max_sequences"],
-        "ratio": (r["mean_sequences"] / exp.paper_sequences) if r["mean_sequences"] else None,
-        "test_n": r["trials"][0]["test"]["n"], "test_wrong": wrong,
-        "wall_seconds": round(seconds, 1), "notes": exp.notes,
+        "paper_test": exp.paper_test, "trials": len(trials), "solved": len(solved),
+        "mean_sequences": mean, "min_sequences": min(solved, default=None),
+        "max_sequences": max(solved, default=None),
+        "ratio": mean / exp.paper_sequences if mean else None,
+        "budget": row["max_sequences"], "test_n": trials[0]["test"]["n"],
+        "test_wrong": [t["test"]["wrong"] for t in trials],
+        "test_mean_abs_error": [t["test"].get("mean_abs_error") for t in trials],
+        "trial_sequences": [t["sequences"] for t in trials],
+        "wall_seconds": round(sum(r["wall_seconds"] for r in shards), 1),
+        "notes": exp.notes,
     }
 
 
@@ -73,34 +217,110 @@ def _fmt(v) -> str:
 
 
 def _line(row: dict) -> str:
+    ratio = "" if row["ratio"] is None else f" ({row['ratio']:.2f}×)"
     return (f"{row['experiment']}: solved {row['solved']}/{row['trials']}, mean "
-            f"{_fmt(row['mean_sequences'])} sequences (min {_fmt(row['min_sequences'])}, max "
-            f"{_fmt(row['max_sequences'])}) vs paper {_fmt(row['paper_sequences'])}; test wrong "
-            f"{row['test_wrong']} of {row['test_n']}; {row['wall_seconds']:.0f} s")
+            f"{_fmt(row['mean_sequences'])} sequences{ratio} vs paper "
+            f"{_fmt(row['paper_sequences'])}; {row['wall_seconds'] / 60:.1f} min")
 
 
-def markdown(results: list[dict], trials: int, budget: float, skipped) -> str:
+def _write_tables(out: Path, plan: dict, results: list[dict]) -> None:
+    write_json(out / "reproduce.json", {"seed": plan["seed"], "version": plan["version"],
+                                        "rows": results})
+    atomic_write(out / "reproduce.md", lambda tmp: Path(tmp).write_text(markdown(results)))
+
+
+def markdown(results: list[dict]) -> str:
     lines = [
         "# rnnlab reproduce: Hochreiter & Schmidhuber (1997)", "",
-        f"Paper protocol (on-line truncated RTRL, the paper's networks and learning rates), "
-        f"{trials} trials per row in lockstep, each stopped at {budget}× the paper's mean "
-        "number of training sequences. Sequences are counted as the paper counts them.", "",
-        "| experiment | paper table | task | paper: mean sequences | ours: solved | ours: mean "
-        "(min–max) | ours / paper | test: wrong per trial | paper test | time |",
-        "|---|---|---|---:|---:|---:|---:|---|---|---:|",
+        "Paper protocol: the paper's networks, initialisation and learning rates, on-line "
+        "truncated RTRL, one sequence at a time; each trial stopped by the paper's rule or at "
+        "the budget (a multiple of the paper's mean). Sequences are counted as the paper "
+        "counts them; the mean is over the solved trials.", "",
+        "| experiment | paper table | paper: mean sequences | ours: solved | ours: mean "
+        "(min–max) | ours / paper | test: wrong (median, max) of n | paper test | CPU time |",
+        "|---|---|---:|---:|---:|---:|---|---|---:|",
     ]
     for r in results:
         ratio = "—" if r["ratio"] is None else f"{r['ratio']:.2f}"
+        wrong = sorted(r["test_wrong"])
+        median = wrong[len(wrong) // 2]
         lines.append(
-            f"| {r['experiment']} | {r['table']} | {r['task']} | {_fmt(r['paper_sequences'])} "
+            f"| {r['experiment']} | {r['table']} | {_fmt(r['paper_sequences'])} "
             f"| {r['solved']}/{r['trials']} | {_fmt(r['mean_sequences'])} "
             f"({_fmt(r['min_sequences'])}–{_fmt(r['max_sequences'])}) | {ratio} | "
-            f"{', '.join(map(str, r['test_wrong']))} of {r['test_n']:,} | {r['paper_test']} | "
-            f"{r['wall_seconds']:.0f} s |")
-    if skipped:
-        lines += ["", "Not run (paper cost above the default budget; `--full`): "
-                  + ", ".join(e.key for e in skipped) + "."]
+            f"{median}, {wrong[-1]} of {r['test_n']:,} | {r['paper_test']} | "
+            f"{_minutes(r['wall_seconds'])} |")
     notes = [f"- {r['experiment']}: {r['notes']}" for r in results if r["notes"]]
     if notes:
         lines += ["", "Notes:", *notes]
     return "\n".join(lines) + "\n"
+
+
+def _minutes(seconds: float) -> str:
+    return f"{seconds:.0f} s" if seconds < 120 else f"{seconds / 60:.0f} min"
+
+
+class _RowBars:
+    """A live bar per unfinished row: sequences reached by its trials (from their logs)."""
+
+    def __init__(self, enabled: bool, out: Path, rows_: list[dict]) -> None:
+        self.enabled, self.out = enabled, out
+        self.rows = {r["key"]: r for r in rows_}
+        if not enabled:
+            return
+        from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+        self.bar = Progress(TextColumn("[bold]{task.description:<16}"), BarColumn(),
+                            TextColumn("{task.fields[info]}"), TimeElapsedColumn())
+        self.ids = {}
+        for key, row in self.rows.items():
+            self.ids[key] = self.bar.add_task(key, total=row["trials"] * row["max_sequences"],
+                                              info="")
+
+    def __enter__(self):
+        if self.enabled:
+            self.bar.__enter__()
+            self.refresh()
+        return self
+
+    def __exit__(self, *exc):
+        if self.enabled:
+            self.bar.__exit__(*exc)
+
+    def refresh(self) -> None:
+        if not self.enabled:
+            return
+        for key, row in self.rows.items():
+            if key not in self.ids:
+                continue
+            done = solved = 0
+            for first, count in row["shards"]:
+                run = RunDir(_shard_folder(self.out, key, first, count))
+                try:
+                    metrics = run.metrics()
+                except ValueError:
+                    metrics = []
+                if (run.path / RESULT).exists():
+                    r = run.result()
+                    done += count * row["max_sequences"]
+                    solved += r["solved"]
+                elif metrics:
+                    last = metrics[-1]
+                    s = last.get("solved", 0)
+                    done += last["sequences"] * (count - s) + row["max_sequences"] * s
+                    solved += s
+            self.bar.update(self.ids[key], completed=done,
+                            info=f"solved {solved}/{row['trials']}")
+
+    def finish(self, key: str, line: str) -> None:
+        if self.enabled and key in self.ids:
+            self.bar.remove_task(self.ids.pop(key))
+            self.bar.console.print(line, markup=False, highlight=False)
+        elif not self.enabled:
+            print(line, flush=True)
+
+    def print(self, text: str) -> None:
+        if self.enabled:
+            self.bar.console.print(text, markup=False, highlight=False)
+        else:
+            print(text, flush=True)

@@ -137,10 +137,25 @@ class RunDir:
             f.write(json.dumps(record) + "\n")
 
     def metrics(self) -> list[dict]:
+        """The log records. A last line without its newline is an append that was cut off (a
+        killed run, or a run still writing it): it is dropped. A bad line elsewhere is an
+        error naming the file and the line."""
         p = self.path / METRICS
         if not p.exists():
             return []
-        return [json.loads(line) for line in p.read_text().splitlines() if line.strip()]
+        text = p.read_text(errors="replace")
+        lines = text.split("\n")
+        torn = lines.pop()  # "" when the file ends with a newline
+        records = []
+        for number, line in enumerate(lines, 1):
+            if not line.strip():
+                continue
+            try:
+                records.append(json.loads(line))
+            except json.JSONDecodeError as e:
+                raise ValueError(f"{p}, line {number}: not a JSON record ({e})") from e
+        del torn
+        return records
 
     def truncate_metrics(self, progress: int, key: str = "sequences") -> None:
         """On resume, drop log lines written after the checkpoint being resumed from (whose

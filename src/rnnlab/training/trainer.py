@@ -140,7 +140,8 @@ def sequence_errors(task: Task, out: Tensor, batch: Batch) -> Tensor:
 def evaluate(predict, task: Task, n: int, generator: torch.Generator | None = None, *,
              batches: tuple[Batch, ...] | None = None, chunk: int = 1000) -> dict:
     """Test on ``n`` fresh sequences (or on the given batches): how many are wrong by the task's
-    criterion, the mean absolute and squared error at the target steps."""
+    criterion, the mean absolute and squared error at the target steps (against the noise-free
+    targets where the task's targets are noisy)."""
     generator = generator or torch.Generator().manual_seed(12345)
     wrong = total = 0
     abs_sum = sq_sum = targets = 0.0
@@ -152,8 +153,9 @@ def evaluate(predict, task: Task, n: int, generator: torch.Generator | None = No
         total += batch.size
         if task.loss != "ce":
             m = batch.mask.unsqueeze(-1).to(out.dtype)
-            abs_sum += float(((out - batch.y).abs() * m).sum())
-            sq_sum += float((((out - batch.y) ** 2) * m).sum())
+            target = batch.extra.get("clean_y", batch.y)  # noisy targets (3c): the clean ones
+            abs_sum += float(((out - target).abs() * m).sum())
+            sq_sum += float((((out - target) ** 2) * m).sum())
             targets += float(m.sum()) * out.shape[-1]
     result = {"n": total, "wrong": wrong, "fraction_wrong": wrong / max(1, total)}
     if targets:

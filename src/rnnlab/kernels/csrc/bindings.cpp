@@ -7,7 +7,11 @@
 
 #include <utility>
 
+#include "gru.h"
+#include "lstm.h"
+#include "lstm1997.h"
 #include "online1997.h"
+#include "rnn.h"
 
 namespace rnnlab {
 namespace {
@@ -70,6 +74,157 @@ void online1997_op(Tensor W, Tensor V, const Tensor& W_mask, const Tensor& V_mas
   });
 }
 
+
+// An absent optional buffer is passed as an empty tensor.
+template <typename T>
+T* opt(const Tensor& t) {
+  return t.numel() ? static_cast<T*>(t.data_ptr()) : nullptr;
+}
+
+const int64_t* sizes_ptr(const Tensor& batch_sizes) {
+  if (!batch_sizes.numel()) return nullptr;
+  check_index(batch_sizes, "batch_sizes");
+  return batch_sizes.data_ptr<int64_t>();
+}
+
+void check_all(std::initializer_list<std::pair<const Tensor*, const char*>> tensors,
+               const Tensor& like) {
+  for (const auto& [t, name] : tensors)
+    if (t->numel()) check(*t, like, name);
+}
+
+template <typename T>
+LSTMTape<T> lstm_tape(const Tensor& xw, const Tensor& Hs, const Tensor& Cs,
+                      const Tensor& tanh_c, const Tensor& m, const Tensor& W_hh,
+                      const Tensor& W_hr, const Tensor& peep, const Tensor& batch_sizes) {
+  return LSTMTape<T>{xw.size(1), xw.size(2), xw.size(3), Hs.size(2), ptr<T>(xw), ptr<T>(Hs),
+                     ptr<T>(Cs), ptr<T>(tanh_c), opt<T>(m), ptr<T>(W_hh), opt<T>(W_hr),
+                     opt<T>(peep), sizes_ptr(batch_sizes)};
+}
+
+void lstm_forward_op(Tensor xw, Tensor Hs, Tensor Cs, Tensor tanh_c, Tensor m,
+                     const Tensor& W_hh, const Tensor& W_hr, const Tensor& peep,
+                     const Tensor& batch_sizes, int64_t threads) {
+  check_all({{&xw, "xw"}, {&Hs, "Hs"}, {&Cs, "Cs"}, {&tanh_c, "tanh_c"}, {&m, "m"},
+             {&W_hh, "W_hh"}, {&W_hr, "W_hr"}, {&peep, "peep"}}, xw);
+  AT_DISPATCH_FLOATING_TYPES(xw.scalar_type(), "lstm_forward", [&] {
+    lstm_forward(lstm_tape<scalar_t>(xw, Hs, Cs, tanh_c, m, W_hh, W_hr, peep, batch_sizes),
+                 int(threads));
+  });
+}
+
+void lstm_backward_op(const Tensor& xw, const Tensor& Hs, const Tensor& Cs,
+                      const Tensor& tanh_c, const Tensor& m, const Tensor& W_hh,
+                      const Tensor& W_hr, const Tensor& peep, const Tensor& batch_sizes,
+                      bool truncated, const Tensor& d_out, const Tensor& d_h, const Tensor& d_c,
+                      Tensor dG, Tensor dh_buf, Tensor dh0, Tensor dc0, int64_t threads) {
+  check_all({{&xw, "xw"}, {&Hs, "Hs"}, {&Cs, "Cs"}, {&tanh_c, "tanh_c"}, {&m, "m"},
+             {&W_hh, "W_hh"}, {&W_hr, "W_hr"}, {&peep, "peep"}, {&d_out, "d_out"},
+             {&d_h, "d_h"}, {&d_c, "d_c"}, {&dG, "dG"}, {&dh_buf, "dh_buf"}, {&dh0, "dh0"},
+             {&dc0, "dc0"}}, xw);
+  AT_DISPATCH_FLOATING_TYPES(xw.scalar_type(), "lstm_backward", [&] {
+    lstm_backward(lstm_tape<scalar_t>(xw, Hs, Cs, tanh_c, m, W_hh, W_hr, peep, batch_sizes),
+                  truncated, ptr<scalar_t>(d_out), ptr<scalar_t>(d_h), ptr<scalar_t>(d_c),
+                  ptr<scalar_t>(dG), opt<scalar_t>(dh_buf), ptr<scalar_t>(dh0),
+                  ptr<scalar_t>(dc0), int(threads));
+  });
+}
+
+void rnn_forward_op(const Tensor& xw, Tensor Hs, const Tensor& W_hh, const Tensor& batch_sizes,
+                    int64_t nonlinearity, int64_t threads) {
+  check_all({{&xw, "xw"}, {&Hs, "Hs"}, {&W_hh, "W_hh"}}, xw);
+  AT_DISPATCH_FLOATING_TYPES(xw.scalar_type(), "rnn_forward", [&] {
+    rnn_forward(RNNTape<scalar_t>{xw.size(1), xw.size(2), xw.size(3), ptr<scalar_t>(xw),
+                                  ptr<scalar_t>(Hs), ptr<scalar_t>(W_hh),
+                                  sizes_ptr(batch_sizes), int(nonlinearity)},
+                int(threads));
+  });
+}
+
+void rnn_backward_op(const Tensor& xw, const Tensor& Hs, const Tensor& W_hh,
+                     const Tensor& batch_sizes, int64_t nonlinearity, const Tensor& d_out,
+                     const Tensor& d_h, Tensor dG, Tensor dh0, int64_t threads) {
+  check_all({{&xw, "xw"}, {&Hs, "Hs"}, {&W_hh, "W_hh"}, {&d_out, "d_out"}, {&d_h, "d_h"},
+             {&dG, "dG"}, {&dh0, "dh0"}}, xw);
+  AT_DISPATCH_FLOATING_TYPES(xw.scalar_type(), "rnn_backward", [&] {
+    rnn_backward(RNNTape<scalar_t>{xw.size(1), xw.size(2), xw.size(3), ptr<scalar_t>(xw),
+                                   ptr<scalar_t>(Hs), ptr<scalar_t>(W_hh),
+                                   sizes_ptr(batch_sizes), int(nonlinearity)},
+                 ptr<scalar_t>(d_out), ptr<scalar_t>(d_h), ptr<scalar_t>(dG),
+                 ptr<scalar_t>(dh0), int(threads));
+  });
+}
+
+template <typename T>
+GRUTape<T> gru_tape(const Tensor& xw, const Tensor& Hs, const Tensor& hw, const Tensor& rh,
+                    const Tensor& W_hh, const Tensor& b_hh, const Tensor& batch_sizes) {
+  return GRUTape<T>{xw.size(1), xw.size(2), xw.size(3), ptr<T>(xw), ptr<T>(Hs), opt<T>(hw),
+                    opt<T>(rh), ptr<T>(W_hh), opt<T>(b_hh), sizes_ptr(batch_sizes)};
+}
+
+void gru_forward_op(Tensor xw, Tensor Hs, Tensor hw, Tensor rh, const Tensor& W_hh,
+                    const Tensor& b_hh, const Tensor& batch_sizes, int64_t threads) {
+  check_all({{&xw, "xw"}, {&Hs, "Hs"}, {&hw, "hw"}, {&rh, "rh"}, {&W_hh, "W_hh"},
+             {&b_hh, "b_hh"}}, xw);
+  AT_DISPATCH_FLOATING_TYPES(xw.scalar_type(), "gru_forward", [&] {
+    gru_forward(gru_tape<scalar_t>(xw, Hs, hw, rh, W_hh, b_hh, batch_sizes), int(threads));
+  });
+}
+
+void gru_backward_op(const Tensor& xw, const Tensor& Hs, const Tensor& hw, const Tensor& rh,
+                     const Tensor& W_hh, const Tensor& b_hh, const Tensor& batch_sizes,
+                     const Tensor& d_out, const Tensor& d_h, Tensor dG, Tensor dhw,
+                     Tensor dh0, int64_t threads) {
+  check_all({{&xw, "xw"}, {&Hs, "Hs"}, {&hw, "hw"}, {&rh, "rh"}, {&W_hh, "W_hh"},
+             {&b_hh, "b_hh"}, {&d_out, "d_out"}, {&d_h, "d_h"}, {&dG, "dG"}, {&dhw, "dhw"},
+             {&dh0, "dh0"}}, xw);
+  AT_DISPATCH_FLOATING_TYPES(xw.scalar_type(), "gru_backward", [&] {
+    gru_backward(gru_tape<scalar_t>(xw, Hs, hw, rh, W_hh, b_hh, batch_sizes),
+                 ptr<scalar_t>(d_out), ptr<scalar_t>(d_h), ptr<scalar_t>(dG),
+                 opt<scalar_t>(dhw), ptr<scalar_t>(dh0), int(threads));
+  });
+}
+
+template <typename T>
+LSTM1997Tape<T> lstm1997_tape(const Tensor& xw, const Tensor& Ys, const Tensor& Ss,
+                              const Tensor& g_buf, const Tensor& h_buf, const Tensor& W_hh,
+                              const Tensor& batch_sizes, int64_t K, int64_t S,
+                              bool output_gate, bool gate_recurrence, int64_t g, int64_t h) {
+  return LSTM1997Tape<T>{xw.size(1), xw.size(2), K, S, output_gate, gate_recurrence, int(g),
+                         int(h), ptr<T>(xw), ptr<T>(Ys), ptr<T>(Ss), ptr<T>(g_buf),
+                         ptr<T>(h_buf), opt<T>(W_hh), sizes_ptr(batch_sizes)};
+}
+
+void lstm1997_forward_op(Tensor xw, Tensor Ys, Tensor Ss, Tensor g_buf, Tensor h_buf,
+                         const Tensor& W_hh, const Tensor& batch_sizes, int64_t K, int64_t S,
+                         bool output_gate, bool gate_recurrence, int64_t g, int64_t h,
+                         int64_t threads) {
+  check_all({{&xw, "xw"}, {&Ys, "Ys"}, {&Ss, "Ss"}, {&g_buf, "g_buf"}, {&h_buf, "h_buf"},
+             {&W_hh, "W_hh"}}, xw);
+  AT_DISPATCH_FLOATING_TYPES(xw.scalar_type(), "lstm1997_forward", [&] {
+    lstm1997_forward(lstm1997_tape<scalar_t>(xw, Ys, Ss, g_buf, h_buf, W_hh, batch_sizes, K, S,
+                                             output_gate, gate_recurrence, g, h),
+                     int(threads));
+  });
+}
+
+void lstm1997_backward_op(const Tensor& xw, const Tensor& Ys, const Tensor& Ss,
+                          const Tensor& g_buf, const Tensor& h_buf, const Tensor& W_hh,
+                          const Tensor& batch_sizes, int64_t K, int64_t S, bool output_gate,
+                          bool gate_recurrence, int64_t g, int64_t h, bool truncated,
+                          const Tensor& d_out, const Tensor& d_y, const Tensor& d_s, Tensor dG,
+                          Tensor dy0, Tensor ds0, int64_t threads) {
+  check_all({{&xw, "xw"}, {&Ys, "Ys"}, {&Ss, "Ss"}, {&g_buf, "g_buf"}, {&h_buf, "h_buf"},
+             {&W_hh, "W_hh"}, {&d_out, "d_out"}, {&d_y, "d_y"}, {&d_s, "d_s"}, {&dG, "dG"},
+             {&dy0, "dy0"}, {&ds0, "ds0"}}, xw);
+  AT_DISPATCH_FLOATING_TYPES(xw.scalar_type(), "lstm1997_backward", [&] {
+    lstm1997_backward(lstm1997_tape<scalar_t>(xw, Ys, Ss, g_buf, h_buf, W_hh, batch_sizes, K,
+                                              S, output_gate, gate_recurrence, g, h),
+                      truncated, ptr<scalar_t>(d_out), ptr<scalar_t>(d_y), ptr<scalar_t>(d_s),
+                      ptr<scalar_t>(dG), ptr<scalar_t>(dy0), ptr<scalar_t>(ds0), int(threads));
+  });
+}
+
 }  // namespace
 }  // namespace rnnlab
 
@@ -82,4 +237,35 @@ TORCH_LIBRARY(rnnlab, m) {
         "bool sees_input, int update, bool outputs_all, bool has_targets, bool need_grad, "
         "int threads) -> ()",
         &rnnlab::online1997_op);
+  m.def("lstm_forward(Tensor(a!) xw, Tensor(b!) Hs, Tensor(c!) Cs, Tensor(d!) tanh_c, "
+        "Tensor(e!) m, Tensor W_hh, Tensor W_hr, Tensor peep, Tensor batch_sizes, "
+        "int threads) -> ()",
+        &rnnlab::lstm_forward_op);
+  m.def("lstm_backward(Tensor xw, Tensor Hs, Tensor Cs, Tensor tanh_c, Tensor m, Tensor W_hh, "
+        "Tensor W_hr, Tensor peep, Tensor batch_sizes, bool truncated, Tensor d_out, "
+        "Tensor d_h, Tensor d_c, Tensor(a!) dG, Tensor(b!) dh_buf, Tensor(c!) dh0, "
+        "Tensor(d!) dc0, int threads) -> ()",
+        &rnnlab::lstm_backward_op);
+  m.def("rnn_forward(Tensor xw, Tensor(a!) Hs, Tensor W_hh, Tensor batch_sizes, "
+        "int nonlinearity, int threads) -> ()",
+        &rnnlab::rnn_forward_op);
+  m.def("rnn_backward(Tensor xw, Tensor Hs, Tensor W_hh, Tensor batch_sizes, int nonlinearity, "
+        "Tensor d_out, Tensor d_h, Tensor(a!) dG, Tensor(b!) dh0, int threads) -> ()",
+        &rnnlab::rnn_backward_op);
+  m.def("gru_forward(Tensor(a!) xw, Tensor(b!) Hs, Tensor(c!) hw, Tensor(d!) rh, Tensor W_hh, "
+        "Tensor b_hh, Tensor batch_sizes, int threads) -> ()",
+        &rnnlab::gru_forward_op);
+  m.def("gru_backward(Tensor xw, Tensor Hs, Tensor hw, Tensor rh, Tensor W_hh, Tensor b_hh, "
+        "Tensor batch_sizes, Tensor d_out, Tensor d_h, Tensor(a!) dG, Tensor(b!) dhw, "
+        "Tensor(c!) dh0, int threads) -> ()",
+        &rnnlab::gru_backward_op);
+  m.def("lstm1997_forward(Tensor(a!) xw, Tensor(b!) Ys, Tensor(c!) Ss, Tensor(d!) g_buf, "
+        "Tensor(e!) h_buf, Tensor W_hh, Tensor batch_sizes, int num_blocks, int block_size, "
+        "bool output_gate, bool gate_recurrence, int g, int h, int threads) -> ()",
+        &rnnlab::lstm1997_forward_op);
+  m.def("lstm1997_backward(Tensor xw, Tensor Ys, Tensor Ss, Tensor g_buf, Tensor h_buf, "
+        "Tensor W_hh, Tensor batch_sizes, int num_blocks, int block_size, bool output_gate, "
+        "bool gate_recurrence, int g, int h, bool truncated, Tensor d_out, Tensor d_y, "
+        "Tensor d_s, Tensor(a!) dG, Tensor(b!) dy0, Tensor(c!) ds0, int threads) -> ()",
+        &rnnlab::lstm1997_backward_op);
 }

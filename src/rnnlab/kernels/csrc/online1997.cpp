@@ -20,6 +20,10 @@
 namespace rnnlab {
 namespace {
 
+using fm::sigmoid;
+using fm::squash;
+using fm::squash_prime;
+
 template <typename T>
 struct Sparse {  // the nonzero entries of a vector: index and value
   std::vector<int> idx;

@@ -3,9 +3,13 @@
 // rule, loop for loop, with the per-step work of a trial done in plain arithmetic.
 #pragma once
 
-#include "common.h"
+#include <cstdint>
+
+#include "fastmath.h"
 
 namespace rnnlab {
+
+using i64 = int64_t;
 
 struct OnlineDims {
   i64 S, T, N, B, I;     // batches in series, steps, trials, sequences per trial, inputs

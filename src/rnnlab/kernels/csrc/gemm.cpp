@@ -1,0 +1,208 @@
+#include "gemm.h"
+
+#include <omp.h>
+
+#include <algorithm>
+#include <cstring>
+
+namespace rnnlab {
+namespace {
+
+// The register tile for the vectors this build targets (-march=native).
+#if defined(__AVX512F__)
+constexpr int kBytes = 64, kMR = 12;  // 12 × 2 accumulators of 16 floats / 8 doubles
+#elif defined(__AVX__)
+constexpr int kBytes = 32, kMR = 6;
+#else
+constexpr int kBytes = 16, kMR = 4;
+#endif
+constexpr i64 kKC = 256;  // rows of op(B) per packed block: a panel stays in L1
+constexpr i64 kMC = 120;  // rows of op(A) per packed block: in L2
+
+template <typename T>
+struct Tile {
+  typedef T vec __attribute__((vector_size(kBytes)));
+  typedef T uvec __attribute__((vector_size(kBytes), aligned(sizeof(T))));  // unaligned
+  static constexpr int width = kBytes / sizeof(T), MR = kMR, NR = 2 * width;
+};
+
+// C[rows × cols] (≤ MR × NR) = acc + β C, acc = Σ_k a[k] ⊗ b[k] over packed tiles
+template <typename T>
+void micro(i64 kc, const T* __restrict a, const T* __restrict b, T* __restrict c, i64 ldc,
+           T beta, int rows, int cols, bool add) {
+  using V = Tile<T>;
+  using vec = typename V::vec;
+  constexpr int MR = V::MR, W = V::width, NR = V::NR;
+  vec acc[MR][2];
+  for (int i = 0; i < MR; ++i) acc[i][0] = acc[i][1] = vec{};
+  for (i64 k = 0; k < kc; ++k) {
+    const vec b0 = *reinterpret_cast<const typename V::uvec*>(b + k * NR);
+    const vec b1 = *reinterpret_cast<const typename V::uvec*>(b + k * NR + W);
+#pragma GCC unroll 12
+    for (int i = 0; i < MR; ++i) {
+      const T s = a[k * MR + i];
+      acc[i][0] += s * b0;
+      acc[i][1] += s * b1;
+    }
+  }
+  if (rows == MR && cols == NR) {
+    using uvec = typename V::uvec;
+#pragma GCC unroll 12
+    for (int i = 0; i < MR; ++i) {
+      uvec* c0 = reinterpret_cast<uvec*>(c + i * ldc);
+      uvec* c1 = reinterpret_cast<uvec*>(c + i * ldc + W);
+      if (add) {
+        *c0 += acc[i][0];
+        *c1 += acc[i][1];
+      } else if (beta == T(0)) {
+        *c0 = acc[i][0];
+        *c1 = acc[i][1];
+      } else {
+        *c0 = acc[i][0] + beta * *c0;
+        *c1 = acc[i][1] + beta * *c1;
+      }
+    }
+    return;
+  }
+  T tile[MR * NR];  // an edge tile: only its valid part is written
+  for (int i = 0; i < MR; ++i) {
+    std::memcpy(tile + i * NR, &acc[i][0], sizeof(vec));
+    std::memcpy(tile + i * NR + W, &acc[i][1], sizeof(vec));
+  }
+  for (int i = 0; i < rows; ++i)
+    for (int j = 0; j < cols; ++j) {
+      T& out = c[i * ldc + j];
+      out = add ? out + tile[i * NR + j]
+                : (beta == T(0) ? tile[i * NR + j] : tile[i * NR + j] + beta * out);
+    }
+}
+
+// op(A) rows [0, mc) × cols [p0, p0 + kc) into MR-row tiles, k-major, zero-padded; × α
+template <typename T>
+void pack_a(bool ta, i64 mc, i64 kc, const T* A, i64 lda, i64 i0, i64 p0, T alpha, T* out) {
+  constexpr int MR = Tile<T>::MR;
+  for (i64 t = 0; t < (mc + MR - 1) / MR; ++t) {
+    T* dst = out + t * kc * MR;
+    const int rows = int(std::min<i64>(MR, mc - t * MR));
+    for (i64 k = 0; k < kc; ++k) {
+      for (int i = 0; i < rows; ++i) {
+        const i64 r = i0 + t * MR + i, p = p0 + k;
+        dst[k * MR + i] = alpha * (ta ? A[p * lda + r] : A[r * lda + p]);
+      }
+      for (int i = rows; i < MR; ++i) dst[k * MR + i] = T(0);
+    }
+  }
+}
+
+template <typename T>
+i64 panels(i64 n) {
+  return (n + Tile<T>::NR - 1) / Tile<T>::NR;
+}
+
+// the product over packed B for rows [0, m) of op(A)
+template <typename T>
+void run(bool ta, i64 m, const T* A, i64 lda, const PackedB<T>& B, T beta, T* C, i64 ldc) {
+  constexpr int MR = Tile<T>::MR, NR = Tile<T>::NR;
+  const i64 n = B.n, k = B.k, np = panels<T>(n);
+  thread_local std::vector<T> buffer;
+  buffer.resize(std::size_t(kMC * kKC));
+  T* Ap = buffer.data();
+  if (k == 0) {  // an empty sum
+    for (i64 i = 0; i < m; ++i)
+      for (i64 j = 0; j < n; ++j) C[i * ldc + j] = beta == T(0) ? T(0) : beta * C[i * ldc + j];
+    return;
+  }
+  for (i64 p0 = 0; p0 < k; p0 += kKC) {
+    const i64 kc = std::min(kKC, k - p0);
+    const T* Bblock = B.data.data() + p0 * np * NR;
+    for (i64 i0 = 0; i0 < m; i0 += kMC) {
+      const i64 mc = std::min(kMC, m - i0);
+      pack_a(ta, mc, kc, A, lda, i0, p0, T(1), Ap);
+      for (i64 j = 0; j < np; ++j) {
+        const int cols = int(std::min<i64>(NR, n - j * NR));
+        const T* bp = Bblock + j * kc * NR;
+        for (i64 t = 0; t < (mc + MR - 1) / MR; ++t) {
+          const int rows = int(std::min<i64>(MR, mc - t * MR));
+          micro(kc, Ap + t * kc * MR, bp, C + (i0 + t * MR) * ldc + j * NR, ldc, beta, rows,
+                cols, p0 > 0);
+        }
+      }
+    }
+  }
+}
+
+}  // namespace
+
+template <typename T>
+void PackedB<T>::pack(bool tb, i64 k_, i64 n_, const T* B, i64 ldb, T alpha) {
+  constexpr int NR = Tile<T>::NR;
+  k = k_;
+  n = n_;
+  const i64 np = panels<T>(n);
+  data.assign(std::size_t(k * np * NR), T(0));
+  for (i64 p0 = 0; p0 < k; p0 += kKC) {  // blocks of kKC rows, each as np panels
+    const i64 kc = std::min(kKC, k - p0);
+    T* block = data.data() + p0 * np * NR;
+    for (i64 j = 0; j < np; ++j)
+      for (i64 p = 0; p < kc; ++p)
+        for (int jj = 0; jj < NR && j * NR + jj < n; ++jj) {
+          const i64 col = j * NR + jj, row = p0 + p;
+          block[(j * kc + p) * NR + jj] = alpha * (tb ? B[col * ldb + row] : B[row * ldb + col]);
+        }
+  }
+}
+
+template <typename T>
+void gemm(bool ta, i64 m, const T* A, i64 lda, const PackedB<T>& B, T beta, T* C, i64 ldc) {
+  if (m > 0 && B.n > 0) run(ta, m, A, lda, B, beta, C, ldc);
+}
+
+template <typename T>
+void gemm(bool ta, bool tb, i64 m, i64 n, i64 k, T alpha, const T* A, i64 lda, const T* B,
+          i64 ldb, T beta, T* C, i64 ldc) {
+  if (m == 0 || n == 0) return;
+  PackedB<T> packed;
+  packed.pack(tb, k, n, B, ldb, alpha);
+  run(ta, m, A, lda, packed, beta, C, ldc);
+}
+
+template <typename T>
+void gemm_parallel(bool ta, bool tb, i64 m, i64 n, i64 k, T alpha, const T* A, i64 lda,
+                   const T* B, i64 ldb, T beta, T* C, i64 ldc, int threads) {
+  constexpr int MR = Tile<T>::MR, NR = Tile<T>::NR;
+  const bool by_rows = m >= n;
+  const i64 units = by_rows ? (m + MR - 1) / MR : (n + NR - 1) / NR;
+  const int nt = int(std::max<i64>(1, std::min<i64>(threads, units)));
+  if (nt == 1 || m * n * k < 4096 * 64) {
+    gemm(ta, tb, m, n, k, alpha, A, lda, B, ldb, beta, C, ldc);
+    return;
+  }
+#pragma omp parallel num_threads(nt)
+  {
+    const int id = omp_get_thread_num();
+    const i64 u0 = units * id / nt, u1 = units * (id + 1) / nt;
+    if (by_rows) {
+      const i64 r0 = u0 * MR, r1 = std::min(m, u1 * MR);
+      if (r1 > r0)
+        gemm(ta, tb, r1 - r0, n, k, alpha, ta ? A + r0 : A + r0 * lda, lda, B, ldb, beta,
+             C + r0 * ldc, ldc);
+    } else {
+      const i64 c0 = u0 * NR, c1 = std::min(n, u1 * NR);
+      if (c1 > c0)
+        gemm(ta, tb, m, c1 - c0, k, alpha, A, lda, tb ? B + c0 * ldb : B + c0, ldb, beta,
+             C + c0, ldc);
+    }
+  }
+}
+
+#define RNNLAB_GEMM(T)                                                                     \
+  template struct PackedB<T>;                                                              \
+  template void gemm<T>(bool, i64, const T*, i64, const PackedB<T>&, T, T*, i64);          \
+  template void gemm<T>(bool, bool, i64, i64, i64, T, const T*, i64, const T*, i64, T, T*, \
+                        i64);                                                              \
+  template void gemm_parallel<T>(bool, bool, i64, i64, i64, T, const T*, i64, const T*,    \
+                                 i64, T, T*, i64, int);
+RNNLAB_GEMM(float)
+RNNLAB_GEMM(double)
+
+}  // namespace rnnlab

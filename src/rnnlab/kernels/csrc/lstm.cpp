@@ -1,0 +1,152 @@
+// LSTM with forget gate (optional peepholes, projection, the 1997 truncation): the loops of
+// rnnlab/cells/lstm.py, whose docstring states the equations. Gate order i, f, g, o.
+#include "lstm.h"
+
+namespace rnnlab {
+
+template <typename T>
+void lstm_forward(const LSTMTape<T>& tp, int threads) {
+  const i64 TT = tp.steps, B = tp.B, H = tp.H, P = tp.P, G = 4 * H;
+  const std::vector<T> zeros(3 * H, T(0));  // the peepholes, when there are none
+  const T* __restrict p_i = tp.peep ? tp.peep : zeros.data();
+  const T* __restrict p_f = p_i + H;
+  const T* __restrict p_o = p_i + 2 * H;
+  PackedB<T> W_hh_t, W_hr_t;  // W_hhᵀ, W_hrᵀ, packed once for every step
+  W_hh_t.pack(true, P, G, tp.W_hh, P);
+  if (tp.m) W_hr_t.pack(true, H, P, tp.W_hr, H);
+  for_rows(B, threads, 4, [&](Rows rows) {
+    std::vector<T> hw(rows.count(B) * G);  // W_hh h_{t-1}, token-major: one product's layout
+    for (i64 t = 0; t < TT; ++t) {
+      const i64 n = rows.count(running(tp.batch_sizes, B, t));
+      if (n == 0) break;
+      const i64 b0 = rows.first, s = rows.stride;
+      gemm<T>(false, n, tp.Hs + (t * B + b0) * P, s * P, W_hh_t, T(0), hw.data(), G);
+      for (i64 r = 0; r < n; ++r) {
+        const i64 b = rows.row(r);
+        const T* __restrict a = hw.data() + r * G;
+        T* __restrict i = tp.xw + ((0 * TT + t) * B + b) * H;
+        T* __restrict f = tp.xw + ((1 * TT + t) * B + b) * H;
+        T* __restrict g = tp.xw + ((2 * TT + t) * B + b) * H;
+        T* __restrict o = tp.xw + ((3 * TT + t) * B + b) * H;
+        const T* __restrict c_prev = tp.Cs + (t * B + b) * H;
+        T* __restrict c = tp.Cs + ((t + 1) * B + b) * H;
+        T* __restrict tc = tp.tanh_c + (t * B + b) * H;
+        T* __restrict m = tp.m ? tp.m + (t * B + b) * H : tp.Hs + ((t + 1) * B + b) * P;
+#pragma omp simd
+        for (i64 j = 0; j < H; ++j) {
+          // a = W_ih x + b + W_hh h_{t-1}; i and f peep at c_{t-1}
+          const T i_ = fm::sigmoid(i[j] + a[j] + p_i[j] * c_prev[j]);
+          const T f_ = fm::sigmoid(f[j] + a[H + j] + p_f[j] * c_prev[j]);
+          const T g_ = fm::tanh(g[j] + a[2 * H + j]);
+          const T c_ = f_ * c_prev[j] + i_ * g_;  // c = f c_{t-1} + i g
+          const T o_ = fm::sigmoid(o[j] + a[3 * H + j] + p_o[j] * c_);  // o peeps at c_t
+          const T tc_ = fm::tanh(c_);
+          i[j] = i_, f[j] = f_, g[j] = g_, o[j] = o_, c[j] = c_, tc[j] = tc_;
+          m[j] = o_ * tc_;  // m = o tanh(c) (= h without W_hr)
+        }
+      }
+      if (tp.m)  // h_t = W_hr m_t
+        gemm<T>(false, n, tp.m + (t * B + b0) * H, s * H, W_hr_t, T(0),
+                tp.Hs + ((t + 1) * B + b0) * P, s * P);
+    }
+  });
+}
+
+template <typename T>
+void lstm_backward(const LSTMTape<T>& tp, bool truncated, const T* d_out, const T* d_h,
+                   const T* d_c, T* dG, T* dh_buf, T* dh0, T* dc0, int threads) {
+  const i64 TT = tp.steps, B = tp.B, H = tp.H, P = tp.P, G = 4 * H;
+  // the truncation drops the peephole paths: zeros then stand in for p_i, p_f, p_o
+  const std::vector<T> zeros(3 * H, T(0));
+  const T* __restrict p_i = tp.peep && !truncated ? tp.peep : zeros.data();
+  const T* __restrict p_f = p_i + H;
+  const T* __restrict p_o = p_i + 2 * H;
+  const i64* bs = tp.batch_sizes;
+  PackedB<T> W_hh, W_hr;  // packed once for every step
+  if (!truncated) W_hh.pack(false, G, P, tp.W_hh, P);
+  if (tp.m) W_hr.pack(false, P, H, tp.W_hr, H);
+  for_rows(B, threads, 4, [&](Rows rows) {
+    const i64 n0 = rows.count(B);
+    // the carry: ∂L/∂h, ∂L/∂c at the step being undone
+    std::vector<T> dh(n0 * P, T(0)), dc(n0 * H, T(0)), dA(n0 * G), dm(tp.m ? n0 * H : 0);
+    if (!bs)
+      for (i64 r = 0; r < n0; ++r) {
+        std::copy(d_h + rows.row(r) * P, d_h + (rows.row(r) + 1) * P, dh.data() + r * P);
+        std::copy(d_c + rows.row(r) * H, d_c + (rows.row(r) + 1) * H, dc.data() + r * H);
+      }
+    for (i64 t = TT - 1; t >= 0; --t) {
+      const i64 n = rows.count(running(bs, B, t));
+      if (n == 0) continue;
+      const i64 last = ending(bs, TT, t);
+      for (i64 r = 0; r < n; ++r) {
+        const i64 b = rows.row(r);
+        T* dhr = dh.data() + r * P;
+        if (bs && b >= last) {  // sequence b ends at t: its final-state gradient enters
+          for (i64 j = 0; j < P; ++j) dhr[j] += d_h[b * P + j];
+          for (i64 j = 0; j < H; ++j) dc[r * H + j] += d_c[b * H + j];
+        }
+        const T* dout = d_out + (t * B + b) * P;
+        for (i64 j = 0; j < P; ++j) dhr[j] += dout[j];
+      }
+      const T* dmp = dh.data();
+      if (tp.m) {  // undoes h_t = W_hr m_t
+        for (i64 r = 0; r < n; ++r)
+          std::copy(dh.data() + r * P, dh.data() + (r + 1) * P,
+                    dh_buf + (t * B + rows.row(r)) * P);
+        gemm<T>(false, n, dh.data(), P, W_hr, T(0), dm.data(), H);
+        dmp = dm.data();
+      }
+      for (i64 r = 0; r < n; ++r) {
+        const i64 b = rows.row(r);
+        const T* __restrict i = tp.xw + ((0 * TT + t) * B + b) * H;
+        const T* __restrict f = tp.xw + ((1 * TT + t) * B + b) * H;
+        const T* __restrict g = tp.xw + ((2 * TT + t) * B + b) * H;
+        const T* __restrict o = tp.xw + ((3 * TT + t) * B + b) * H;
+        const T* __restrict tc = tp.tanh_c + (t * B + b) * H;
+        const T* __restrict c_prev = tp.Cs + (t * B + b) * H;
+        const T* __restrict dmr = dmp + r * H;
+        T* __restrict dcr = dc.data() + r * H;
+        T* __restrict ar = dA.data() + r * G;
+        T* __restrict dai = dG + ((0 * TT + t) * B + b) * H;
+        T* __restrict daf = dG + ((1 * TT + t) * B + b) * H;
+        T* __restrict dag = dG + ((2 * TT + t) * B + b) * H;
+        T* __restrict dao = dG + ((3 * TT + t) * B + b) * H;
+#pragma omp simd
+        for (i64 j = 0; j < H; ++j) {
+          const T a_o = dmr[j] * ((o[j] - o[j] * o[j]) * tc[j]);  // undoes m = o tanh(c): o
+          T d = dcr[j] + dmr[j] * ((T(1) - tc[j] * tc[j]) * o[j]);  // ... and tanh(c)
+          d += a_o * p_o[j];                                         // undoes o's peephole
+          const T a_i = ((i[j] - i[j] * i[j]) * g[j]) * d;  // undoes c = f c_{t-1} + i g
+          const T a_f = ((f[j] - f[j] * f[j]) * c_prev[j]) * d;
+          const T a_g = ((T(1) - g[j] * g[j]) * i[j]) * d;
+          d *= f[j];  // the carousel: δc_{t-1} = f δc_t
+          d += a_i * p_i[j];  // undoes the i and f peepholes on c_{t-1}
+          d += a_f * p_f[j];
+          dcr[j] = d;
+          dai[j] = ar[j] = a_i;
+          daf[j] = ar[H + j] = a_f;
+          dag[j] = ar[2 * H + j] = a_g;
+          dao[j] = ar[3 * H + j] = a_o;
+        }
+      }
+      if (truncated)  // the 1997 truncation: no error into h_{t-1} through the gates
+        std::fill(dh.begin(), dh.begin() + n * P, T(0));
+      else  // undoes a += W_hh h_{t-1}: δh_{t-1} = W_hhᵀ δa
+        gemm<T>(false, n, dA.data(), G, W_hh, T(0), dh.data(), P);
+    }
+    for (i64 r = 0; r < n0; ++r) {
+      std::copy(dh.data() + r * P, dh.data() + (r + 1) * P, dh0 + rows.row(r) * P);
+      std::copy(dc.data() + r * H, dc.data() + (r + 1) * H, dc0 + rows.row(r) * H);
+    }
+  });
+}
+
+template void lstm_forward<float>(const LSTMTape<float>&, int);
+template void lstm_forward<double>(const LSTMTape<double>&, int);
+template void lstm_backward<float>(const LSTMTape<float>&, bool, const float*, const float*,
+                                   const float*, float*, float*, float*, float*, int);
+template void lstm_backward<double>(const LSTMTape<double>&, bool, const double*,
+                                    const double*, const double*, double*, double*, double*,
+                                    double*, int);
+
+}  // namespace rnnlab
