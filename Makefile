@@ -14,7 +14,7 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m ruff check src tests benchmarks
-	$(PY) -m pytest
+	RNNLAB_REQUIRE_KERNELS=1 $(PY) -m pytest
 
 bench: $(STAMP)
 	$(PY) -m benchmarks.engine

@@ -1,105 +1,121 @@
-"""Engine speed: rnnlab against torch.nn, side by side in one process.
+"""Engine speed: rnnlab's compiled kernels and its reference path beside torch.nn, one process.
 
-    python -m benchmarks.engine [--reps 5]
+    python -m benchmarks.engine [--reps 7] [--threads 2]
 
-Forward + backward of the summed output, float32, torch.set_num_threads(2), median of
-``--reps`` (7) repetitions after three warm-up runs, rnnlab's and the baseline's repetitions
-interleaved, for three regimes. Rows:
+One training step — forward, then backward of the summed output — in float32, median of
+``--reps`` repetitions after warm-up, every contender's repetitions interleaved (so all see the
+same state of a shared machine). Three regimes (batch, input, hidden, T):
 
-  LSTM      rnnlab.LSTM vs torch.nn.LSTM (on CPU torch runs oneDNN's fused LSTM kernel)
-  LSTM*     the same, torch with oneDNN switched off (its own per-step implementation)
-  GRU       rnnlab.GRU vs torch.nn.GRU
-  peephole  rnnlab.LSTM(peephole=True) vs a naive per-step autograd loop of the same math
+    paper     128,   2,  16, 1000   the 1997 experiments' tiny nets over long lags
+    char-LM    64,  64, 256,  100   a character language model
+    large      64, 512, 512,  100
+
+Rows: LSTM and GRU against torch.nn (on the CPU torch.nn.LSTM is oneDNN's fused kernel;
+torch.nn.GRU has none); the peephole LSTM and the LSTM1997 (16 cells, truncated and full
+gradient) against their own reference path (they have no torch.nn twin). Columns: compiled
+(the default), reference (RNNLAB_KERNELS=0, today's Python loop), torch.nn, and the ratios.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
-import sys
 import time
-from pathlib import Path
 
 import torch
 
 import rnnlab
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
-import naive  # noqa: E402  (the per-step autograd oracle of the tests)
+from rnnlab import kernels
 
 REGIMES = [  # name, batch, input, hidden, T
-    ("paper (tiny net, long lag)", 128, 2, 16, 1000),
+    ("paper", 128, 2, 16, 1000),
     ("char-LM", 64, 64, 256, 100),
     ("large", 64, 512, 512, 100),
 ]
 
 
-def side_by_side(ours, baseline, reps: int) -> tuple[float, float]:
-    """Median seconds of each, warmed up, the repetitions interleaved (ours, baseline, ours,
-    ...) so that both see the same state of a shared machine."""
-    for _ in range(3):
-        ours()
-        baseline()
-    times: tuple[list, list] = ([], [])
-    for _ in range(reps):
-        for fn, acc in zip((ours, baseline), times):
-            t0 = time.perf_counter()
-            fn()
-            acc.append(time.perf_counter() - t0)
-    return statistics.median(times[0]), statistics.median(times[1])
-
-
-def fwd_bwd(module, x):
+def step(module, x):
     def run():
         out, _ = module(x)
         out.sum().backward()
     return run
 
 
-def naive_peephole(module, x):
-    params = naive.module_params(module, 1, False)[0]
-    T, B, _ = x.shape
-    H = module.hidden_size
-
+def on_path(fn, compiled: bool):
     def run():
-        state = (x.new_zeros(B, H), x.new_zeros(B, H))
-        outs = []
-        for t in range(T):
-            state = naive.lstm_step(params, x[t], state, peephole=True)
-            outs.append(state[0])
-        torch.stack(outs).sum().backward()
+        os.environ["RNNLAB_KERNELS"] = "1" if compiled else "0"
+        try:
+            fn()
+        finally:
+            os.environ["RNNLAB_KERNELS"] = "1"
     return run
+
+
+def medians(fns: list, reps: int, warmup: int = 2) -> list[float]:
+    """Median seconds of each function, repetitions interleaved."""
+    for _ in range(warmup):
+        for fn in fns:
+            fn()
+    times: list[list[float]] = [[] for _ in fns]
+    for _ in range(reps):
+        for fn, acc in zip(fns, times):
+            t0 = time.perf_counter()
+            fn()
+            acc.append(time.perf_counter() - t0)
+    return [statistics.median(t) for t in times]
+
+
+def rows_for(name, B, I, H, T, reps):
+    x = torch.randn(T, B, I, requires_grad=True)
+    lstm, torch_lstm = rnnlab.LSTM(I, H), torch.nn.LSTM(I, H)
+    lstm.load_state_dict(torch_lstm.state_dict())
+    gru, torch_gru = rnnlab.GRU(I, H), torch.nn.GRU(I, H)
+    gru.load_state_dict(torch_gru.state_dict())
+    few = max(3, reps // 2)
+    out = []
+    for label, ours, theirs in (("LSTM", lstm, torch_lstm), ("GRU", gru, torch_gru)):
+        c, r, t = medians([on_path(step(ours, x), True), on_path(step(ours, x), False),
+                           step(theirs, x)], reps if name != "large" else few)
+        out.append((label, c, r, t))
+    others = [("peephole LSTM", rnnlab.LSTM(I, H, peephole=True))]
+    if name == "paper":
+        blocks = H // 2  # 16 cells in blocks of 2
+        others += [("LSTM1997 truncated", rnnlab.LSTM1997(I, blocks, 2)),
+                   ("LSTM1997 full BPTT", rnnlab.LSTM1997(I, blocks, 2, truncated=False))]
+    for label, module in others:
+        c, r = medians([on_path(step(module, x), True), on_path(step(module, x), False)], few)
+        out.append((label, c, r, None))
+    return out
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--reps", type=int, default=7)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--regimes", default=",".join(r[0] for r in REGIMES),
+                        help="comma-separated subset of " + ", ".join(r[0] for r in REGIMES))
     args = parser.parse_args()
-    torch.set_num_threads(2)
+    wanted = args.regimes.split(",")
+    torch.set_num_threads(args.threads)
     torch.manual_seed(0)
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, float32, "
-          f"forward+backward, median of {args.reps}, interleaved\n")
-    header = f"{'regime':28} {'row':9} {'rnnlab ms':>10} {'baseline ms':>12} {'ratio':>7}"
-    print(header)
-    print("-" * len(header))
-    for name, B, I, H, T in REGIMES:
-        x = torch.randn(T, B, I, requires_grad=True)
-        ours_lstm, ref_lstm = rnnlab.LSTM(I, H), torch.nn.LSTM(I, H)
-        ours_lstm.load_state_dict(ref_lstm.state_dict())
-        ours_gru, ref_gru = rnnlab.GRU(I, H), torch.nn.GRU(I, H)
-        peep = rnnlab.LSTM(I, H, peephole=True)
-        rows = [("LSTM", *side_by_side(fwd_bwd(ours_lstm, x), fwd_bwd(ref_lstm, x), args.reps))]
-        with torch.backends.mkldnn.flags(enabled=False):
-            rows.append(("LSTM*", *side_by_side(fwd_bwd(ours_lstm, x), fwd_bwd(ref_lstm, x),
-                                                args.reps)))
-        rows.append(("GRU", *side_by_side(fwd_bwd(ours_gru, x), fwd_bwd(ref_gru, x), args.reps)))
-        rows.append(("peephole", *side_by_side(fwd_bwd(peep, x), naive_peephole(peep, x),
-                                               max(3, args.reps // 2))))
-        for row, ours, base in rows:
-            print(f"{name:28} {row:9} {ours * 1e3:10.1f} {base * 1e3:12.1f} {ours / base:7.2f}")
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, float32, forward + "
+          f"backward, median of {args.reps} (large regime and rows without torch.nn: fewer), "
+          f"interleaved\nkernels: {kernels.status()}\n")
+    head = (f"{'regime':8} {'model':19} {'compiled ms':>11} {'reference ms':>12} "
+            f"{'torch.nn ms':>11} {'compiled/torch':>14} {'reference/torch':>15} "
+            f"{'speed-up':>8}")
+    print(head)
+    print("-" * len(head))
+    for name, B, I, H, T in (r for r in REGIMES if r[0] in wanted):
+        for label, c, r, t in rows_for(name, B, I, H, T, args.reps):
+            torch_ms = "—" if t is None else f"{t * 1e3:.1f}"
+            ct = "—" if t is None else f"{c / t:.2f}"
+            rt = "—" if t is None else f"{r / t:.2f}"
+            print(f"{name:8} {label:19} {c * 1e3:11.1f} {r * 1e3:12.1f} {torch_ms:>11} "
+                  f"{ct:>14} {rt:>15} {r / c:7.1f}×")
             name = ""
-    print("\nratio = rnnlab / baseline (lower is faster); for 'peephole' 1/ratio is the speed-up "
-          "over the naive autograd loop")
+    print("\nratios: lower is faster; speed-up = reference / compiled")
 
 
 if __name__ == "__main__":

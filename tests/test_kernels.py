@@ -175,7 +175,13 @@ def _run_module(m, x, lengths):
                          ENGINE + [(n, rnnlab.LSTM1997, o) for n, o in LSTM1997_OPTIONS],
                          ids=[c[0] for c in ENGINE] + [f"lstm1997-{c[0]}"
                                                        for c in LSTM1997_OPTIONS])
-def test_engine_compiled_equals_reference(monkeypatch, name, cls, options, dtype):
+@pytest.mark.parametrize("fuse", [True, False], ids=["fused", "after-loop"])
+def test_engine_compiled_equals_reference(monkeypatch, name, cls, options, dtype, fuse):
+    """Small layers sum their weight gradients in the backward loop; large ones leave them to
+    products after it (engine.FUSE_LIMIT): both against the reference path."""
+    from rnnlab import engine
+
+    monkeypatch.setattr(engine, "FUSE_LIMIT", engine.FUSE_LIMIT if fuse else 0)
     m = _engine_module(cls, options, dtype)
     gen = torch.Generator().manual_seed(1)
     x = torch.randn(9, 5, 4, dtype=dtype, generator=gen)
@@ -202,7 +208,11 @@ def _both_runs(monkeypatch, m, x, lengths):
                          + [(f"lstm1997-{n}", rnnlab.LSTM1997, o) for n, o in LSTM1997_OPTIONS
                             if o.get("truncated") is False],
                          ids=lambda v: v if isinstance(v, str) else "")
-def test_compiled_gradients_pass_gradcheck(monkeypatch, name, cls, options):
+@pytest.mark.parametrize("fuse", [True, False], ids=["fused", "after-loop"])
+def test_compiled_gradients_pass_gradcheck(monkeypatch, name, cls, options, fuse):
+    from rnnlab import engine
+
+    monkeypatch.setattr(engine, "FUSE_LIMIT", engine.FUSE_LIMIT if fuse else 0)
     monkeypatch.setenv("RNNLAB_KERNELS", "1")
     m = _engine_module(cls, dict(options), torch.float64)
     if cls is not rnnlab.LSTM1997:
@@ -219,3 +229,38 @@ def test_compiled_gradients_pass_gradcheck(monkeypatch, name, cls, options):
 
     params = [p.detach().clone().requires_grad_(True) for p in m.parameters()]
     assert torch.autograd.gradcheck(f, (x, *params), eps=1e-6, atol=1e-7)
+
+
+def test_the_kernels_build_where_they_must():
+    """`make test` sets RNNLAB_REQUIRE_KERNELS=1: there a failed build is a failure, not a
+    quiet fallback (which every other test would then skip past)."""
+    if os.environ.get("RNNLAB_REQUIRE_KERNELS") != "1":
+        pytest.skip("RNNLAB_REQUIRE_KERNELS is not set")
+    assert kernels.usable(torch.zeros(1)), kernels.status()
+
+
+@needs_kernels
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=["f32", "f64"])
+def test_gemm_against_float64_products(dtype):
+    """kernels.mm on the compiled GEMM: every memory order, β, bias, edge tiles, and a long
+    shared dimension (split across threads) — against the product in float64."""
+    gen = torch.Generator().manual_seed(0)
+    for m, k, n in [(100, 70, 50), (33, 5000, 40), (64, 512, 300), (700, 64, 33)]:
+        for ta in (False, True):
+            for tb in (False, True):
+                a = (torch.randn(k, m, dtype=dtype, generator=gen).t() if ta
+                     else torch.randn(m, k, dtype=dtype, generator=gen))
+                b = (torch.randn(n, k, dtype=dtype, generator=gen).t() if tb
+                     else torch.randn(k, n, dtype=dtype, generator=gen))
+                bias = torch.randn(n, dtype=dtype, generator=gen)
+                start = torch.randn(m, n, dtype=dtype, generator=gen)
+                for beta in (0.0, 1.0, 0.5):
+                    for with_bias in (False, True):
+                        out = start.clone()
+                        kernels.mm(a, b, out=out, beta=beta, bias=bias if with_bias else None)
+                        want = a.double() @ b.double() + beta * start.double()
+                        if with_bias:
+                            want += bias.double()
+                        tol = 1e-4 if dtype == torch.float32 else 1e-11
+                        torch.testing.assert_close(out.double(), want, rtol=tol,
+                                                   atol=tol * k ** 0.5)

@@ -55,6 +55,17 @@ def reverse_within_lengths(x: Tensor, lengths: Tensor | None) -> Tensor:
     return x.gather(0, index.unsqueeze(-1).expand_as(x))
 
 
+#: a layer whose gate block × (inputs + recurrent inputs) has at most this many weights sums
+#: its weight gradients inside the compiled backward loop (see FusedSum in the kernels)
+FUSE_LIMIT = 32768
+
+
+def _fuse(cell: CellMath, params: dict) -> bool:
+    W_ih, W_hh = params["weight_ih"], params.get("weight_hh")
+    width = W_ih.shape[1] + (0 if W_hh is None else W_hh.shape[1])
+    return cell.fusable and W_ih.shape[0] * width <= FUSE_LIMIT
+
+
 def _compiled(cell: CellMath, x: Tensor, params: dict) -> bool:
     """Run this layer-direction's loops in the compiled kernel?"""
     return cell.kernel_forward is not None and kernels.usable(x, *params.values())
@@ -69,12 +80,10 @@ def _forward(cell: CellMath, x: Tensor, inits: tuple[Tensor, ...], params: dict,
     H = W_ih.shape[0] // G
     bias = cell.input_bias(params)
     # (G, T, B, H), gate-major: one product per gate, written straight into its block
-    xw = x.new_empty(G, T, B, H)
+    xw = kernels.buffer((G, T, B, H), x)
     for g, (W_g, out) in enumerate(zip(W_ih.view(G, H, -1), xw.view(G, T * B, H))):
-        if bias is None:
-            torch.mm(flat(x), W_g.t(), out=out)
-        else:
-            torch.addmm(bias[g * H : (g + 1) * H], flat(x), W_g.t(), out=out)
+        kernels.mm(flat(x), W_g.t(), out=out,
+                   bias=None if bias is None else bias[g * H : (g + 1) * H])
     if _compiled(cell, x, params):
         tape = cell.allocate(xw, inits, params, batch_sizes)
         tape.compiled = True
@@ -141,21 +150,35 @@ class _Recurrence(torch.autograd.Function):
         cell, tape = ctx.cell, ctx.tape
         x, *_ = ctx.saved_tensors  # version check
         T, B, _ = x.shape
+        params = tape.params
         if tape.compiled:
-            carry = cell.kernel_backward(tape, d_out.contiguous(),
-                                         [d.contiguous() for d in d_finals], kernels.threads())
+            fuse = (x.contiguous(), ctx.needs_input_grad[4]) if _fuse(cell, params) else None
+            d_finals = [d.contiguous() for d in d_finals]
+            if fuse is None:
+                carry = cell.kernel_backward(tape, d_out.contiguous(), d_finals,
+                                             kernels.threads())
+            else:
+                carry = cell.kernel_backward(tape, d_out.contiguous(), d_finals,
+                                             kernels.threads(), fuse=fuse)
         else:
             carry = _backward_loop(cell, tape, d_out, d_finals)
+        if tape.fused is not None:  # the kernel summed the weight gradients in its loop
+            grads = cell.fused_grads(tape)
+            dx = grads.pop("input") if ctx.needs_input_grad[4] else None
+            param_grads = [grads.get(name) if params[name] is not None else None
+                           for name in cell.param_names]
+            tape.back = tape.dG = tape.fused = None
+            return (None, None, None, None, dx, *carry, *param_grads)
 
-        params, dG = tape.params, tape.dG
+        dG = tape.dG
         G, H = dG.shape[0], dG.shape[3]
         dG_rows = dG.view(G, T * B, H)
         dx = None
         if ctx.needs_input_grad[4]:  # Σ_g δa_g W_ih,g
             W_g = params["weight_ih"].view(G, H, -1)
-            dx = dG_rows[0] @ W_g[0]
+            dx = kernels.mm(dG_rows[0], W_g[0])
             for g in range(1, G):
-                dx.addmm_(dG_rows[g], W_g[g])
+                kernels.mm(dG_rows[g], W_g[g], out=dx, beta=1.0)
             dx = dx.view_as(x)
         db = dG.sum((1, 2)).flatten()  # ∂L/∂(any bias folded into the input projection)
         grads = {"weight_ih": weight_grad(dG, x), "bias_ih": db}

@@ -34,6 +34,8 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor
 
+from .. import kernels
+
 
 @dataclass
 class Tape:
@@ -44,6 +46,7 @@ class Tape:
     params: dict[str, Tensor | None]
     batch_sizes: list[int] | None = None  # rows running at each step; None: all, all along
     compiled: bool = False  # the loops ran in the compiled kernel (rnnlab.kernels)
+    fused: dict | None = None  # gradients the compiled backward summed in its loop
     extra: dict = field(default_factory=dict)  # per-step views and buffers of the forward pass
     back: dict | None = None  # extra + what only the backward pass needs; dropped after it
     dG: Tensor | None = None  # (G, T, B, H) gradient w.r.t. xw, filled by step_back
@@ -104,6 +107,13 @@ class CellMath:
     # recurrent_grads reads from tape.back) and returns ∂L/∂(initial states).
     kernel_forward = None
     kernel_backward = None
+    #: kernel_backward(..., fuse=(x, want_dx)) can sum the weight gradients in its loop
+    #: (`fused_buffers`); the engine asks for that when the layer is small (`FUSE_LIMIT`)
+    fusable = False
+
+    def fused_grads(self, tape: Tape) -> dict:
+        """Name -> gradient, from what a fused backward kernel summed (tape.fused)."""
+        return dict(tape.fused)
 
     def recurrent_grads(self, tape: Tape, db: Tensor) -> dict:
         """Gradients of every parameter except weight_ih / bias_ih (the engine's); ``db`` is
@@ -114,8 +124,7 @@ class CellMath:
 def state_buffer(init: Tensor, T: int, padded: bool) -> Tensor:
     """(T + 1, B, size) buffer with slot 0 = init; zero-filled when the batch is padded."""
     B, size = init.shape
-    alloc = torch.zeros if padded else torch.empty
-    buf = alloc(T + 1, B, size, dtype=init.dtype, device=init.device)
+    buf = kernels.buffer((T + 1, B, size), init, zero=padded)
     buf[0] = init
     return buf
 
@@ -130,15 +139,17 @@ def gate_major(W: Tensor, G: int) -> Tensor:
     return gate_rows(W, G).transpose(1, 2)
 
 
-def at_b(a: Tensor, b: Tensor) -> Tensor:
-    """aᵀ b for tall a (N, m), b (N, k): the weight-gradient product Σ_rows a_rowᵀ b_row.
+def at_b(a: Tensor, b: Tensor, out: Tensor | None = None) -> Tensor:
+    """aᵀ b for tall a (N, m), b (N, k): the weight-gradient product Σ_rows a_rowᵀ b_row
+    (on the compiled GEMM where it runs: `kernels.mm`).
 
     BLAS is slow on aᵀ b when b is very narrow (k of a few input features); bᵀ a is then
     several times faster, so the narrow side goes first.
     """
     if b.shape[1] < 32 <= a.shape[1]:
-        return (b.t() @ a).t()
-    return a.t() @ b
+        product = (b.t() @ a).t()
+        return product if out is None else out.copy_(product)
+    return kernels.mm(a.t(), b, out=out)
 
 
 def weight_grad(dG: Tensor, inp: Tensor) -> Tensor:
@@ -146,12 +157,15 @@ def weight_grad(dG: Tensor, inp: Tensor) -> Tensor:
     Σ_{t,b} δ_{g,t,b}ᵀ inp_{t,b}, returned as (G·H, K), the layout of torch's weights."""
     G, T, B, H = dG.shape
     rows = flat(inp)
-    return torch.cat([at_b(d, rows) for d in dG.view(G, T * B, H)])
+    out = dG.new_empty(G * H, rows.shape[1])
+    for g, d in enumerate(dG.view(G, T * B, H)):
+        at_b(d, rows, out=out[g * H : (g + 1) * H])
+    return out
 
 
 def grad_buffer(like: Tensor, padded: bool) -> Tensor:
     """Gradient buffer shaped like ``like``; rows past a sequence's end must read as zero."""
-    return torch.zeros_like(like) if padded else torch.empty_like(like)
+    return kernels.buffer(like.shape, like, zero=padded)
 
 
 def flat(x: Tensor) -> Tensor:
@@ -175,3 +189,21 @@ def kernel_sizes(tape: Tape) -> Tensor:
     if "batch_sizes_tensor" not in tape.extra:
         tape.extra["batch_sizes_tensor"] = torch.tensor(tape.batch_sizes, dtype=torch.int64)
     return tape.extra["batch_sizes_tensor"]
+
+
+def fused_buffers(tape: Tape, fuse, weight_hh: Tensor | None) -> dict | None:
+    """For a backward kernel asked to sum the weight gradients in its loop (``fuse`` =
+    (x, want_dx), else None): zero-filled ∂L/∂W_ih, ∂L/∂b, ∂L/∂W_hh and the ∂L/∂x buffer,
+    also kept as tape.fused, the gradients the engine then returns as they are."""
+    if fuse is None:
+        tape.fused = None
+        return None
+    x, want_dx = fuse
+    W_ih = tape.params["weight_ih"]
+    db = W_ih.new_zeros(W_ih.shape[0])
+    tape.fused = {
+        "weight_ih": torch.zeros_like(W_ih), "bias_ih": db,
+        "weight_hh": EMPTY if weight_hh is None else torch.zeros_like(weight_hh),
+        "input": kernels.buffer(x.shape, x, zero=tape.padded) if want_dx else EMPTY,
+    }
+    return tape.fused

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import torch
 
+from .. import kernels
 from .base import (
     EMPTY,
     CellMath,
@@ -57,7 +58,7 @@ class GRUMath(CellMath):
         Hs = state_buffer(h0, T, batch_sizes is not None)
         tape = Tape(xw=xw, states=(Hs,), params=params, batch_sizes=batch_sizes)
         if self.reset_after:
-            tape.extra["hw_buf"] = torch.empty_like(xw)  # W_hh h_{t-1} + b_hh, kept for δa_r
+            tape.extra["hw_buf"] = kernels.buffer(xw.shape, xw)  # W_hh h + b_hh, kept for δa_r
         else:  # r_t ⊙ h_{t-1}, read by ∂L/∂W_hn
             tape.extra["rh_buf"] = grad_buffer(Hs[1:], tape.padded)
         return tape

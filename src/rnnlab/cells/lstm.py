@@ -34,10 +34,12 @@ from __future__ import annotations
 
 import torch
 
+from .. import kernels
 from .base import (
     EMPTY,
     CellMath,
     Tape,
+    fused_buffers,
     grad_buffer,
     kernel_arg,
     kernel_sizes,
@@ -63,7 +65,7 @@ class LSTMMath(CellMath):
         padded = batch_sizes is not None
         Hs, Cs = state_buffer(h0, T, padded), state_buffer(c0, T, padded)
         tape = Tape(xw=xw, states=(Hs, Cs), params=params, batch_sizes=batch_sizes)
-        tape.extra["tanh_c_buf"] = torch.empty(T, B, H, dtype=xw.dtype, device=xw.device)
+        tape.extra["tanh_c_buf"] = kernels.buffer((T, B, H), xw)
         if params["weight_hr"] is not None:
             tape.extra["m_buf"] = grad_buffer(tape.extra["tanh_c_buf"], padded)  # for ∂L/∂W_hr
         return tape
@@ -162,17 +164,37 @@ class LSTMMath(CellMath):
             tape.xw, *tape.states, ex["tanh_c_buf"], ex.get("m_buf", EMPTY), *self._weights(p),
             kernel_sizes(tape), threads)
 
-    def kernel_backward(self, tape, d_out, d_finals, threads):
+    def kernel_backward(self, tape, d_out, d_finals, threads, fuse=None):
         ex, p = tape.extra, tape.params
-        dh_buf = grad_buffer(tape.states[0][1:], tape.padded) if "m_buf" in ex else EMPTY
-        tape.dG = grad_buffer(tape.xw, tape.padded)
-        tape.back = {"dh_buf": dh_buf}
         carry = [torch.empty_like(d) for d in d_finals]
+        grads = fused_buffers(tape, fuse, p["weight_hh"])
+        if grads is None:  # δa for the products after the loop
+            tape.dG = grad_buffer(tape.xw, tape.padded)
+            dh_buf = grad_buffer(tape.states[0][1:], tape.padded) if "m_buf" in ex else EMPTY
+            tape.back = {"dh_buf": dh_buf}
+            extra = [EMPTY] * 8
+        else:  # the weight gradients themselves, summed in the loop
+            if self.peephole:
+                grads["weight_peephole"] = torch.zeros_like(p["weight_peephole"])
+            if p["weight_hr"] is not None:
+                grads["weight_hr"] = torch.zeros_like(p["weight_hr"])
+            dG = dh_buf = EMPTY
+            extra = [fuse[0], p["weight_ih"].contiguous(), grads["input"], grads["weight_ih"],
+                     grads["bias_ih"], grads["weight_hh"], grads.get("weight_peephole", EMPTY),
+                     grads.get("weight_hr", EMPTY)]
+            tape.dG = None
         torch.ops.rnnlab.lstm_backward(
             tape.xw, *tape.states, ex["tanh_c_buf"], ex.get("m_buf", EMPTY), *self._weights(p),
-            kernel_sizes(tape), self.truncated, d_out, *d_finals, tape.dG, dh_buf, *carry,
-            threads)
+            kernel_sizes(tape), self.truncated, d_out, *d_finals,
+            tape.dG if grads is None else dG, dh_buf, *carry, *extra, threads)
         return carry
+
+    fusable = True
+
+    def fused_grads(self, tape):
+        grads = dict(tape.fused)
+        grads["bias_hh"] = grads["bias_ih"].clone()  # b_hh sits beside b_ih in every gate
+        return grads
 
     def _weights(self, p):
         peephole = p["weight_peephole"] if self.peephole else None

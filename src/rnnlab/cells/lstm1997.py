@@ -37,7 +37,18 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from .base import CellMath, Tape, grad_buffer, kernel_arg, kernel_sizes, state_buffer, weight_grad
+from .. import kernels
+from .base import (
+    EMPTY,
+    CellMath,
+    Tape,
+    fused_buffers,
+    grad_buffer,
+    kernel_arg,
+    kernel_sizes,
+    state_buffer,
+    weight_grad,
+)
 
 
 def _scaled_logistic(scale: float, shift: float):
@@ -112,9 +123,8 @@ class LSTM1997Math(CellMath):
         padded = batch_sizes is not None
         Ys, Ss = state_buffer(y0, T, padded), state_buffer(s0, T, padded)
         tape = Tape(xw=xw, states=(Ys, Ss), params=params, batch_sizes=batch_sizes)
-        f = dict(dtype=xw.dtype, device=xw.device)
-        tape.extra.update(g_buf=torch.empty(T, B, self.C, **f),  # g(net_c)
-                          h_buf=torch.empty(T, B, self.C, **f),  # h(s_c)
+        tape.extra.update(g_buf=kernels.buffer((T, B, self.C), xw),  # g(net_c)
+                          h_buf=kernels.buffer((T, B, self.C), xw),  # h(s_c)
                           gK=self.gates * self.K)
         return tape
 
@@ -135,15 +145,30 @@ class LSTM1997Math(CellMath):
             kernel_arg(tape.params["weight_hh"]), kernel_sizes(tape), *self._kernel_options(),
             threads)
 
-    def kernel_backward(self, tape, d_out, d_finals, threads):
-        ex = tape.extra
-        tape.dG = grad_buffer(tape.xw, tape.padded)
+    def kernel_backward(self, tape, d_out, d_finals, threads, fuse=None):
+        ex, p = tape.extra, tape.params
         carry = [torch.empty_like(d) for d in d_finals]
+        grads = fused_buffers(tape, fuse, p["weight_hh"])
+        if grads is None:  # δa for the products after the loop
+            tape.dG = grad_buffer(tape.xw, tape.padded)
+            extra = [EMPTY] * 6
+        else:  # the weight gradients themselves, summed in the loop
+            tape.dG = EMPTY
+            extra = [fuse[0], p["weight_ih"].contiguous(), grads["input"], grads["weight_ih"],
+                     grads["bias_ih"], grads["weight_hh"]]
         torch.ops.rnnlab.lstm1997_backward(
-            tape.xw, *tape.states, ex["g_buf"], ex["h_buf"],
-            kernel_arg(tape.params["weight_hh"]), kernel_sizes(tape), *self._kernel_options(),
-            self.truncated, d_out, *d_finals, tape.dG, *carry, threads)
+            tape.xw, *tape.states, ex["g_buf"], ex["h_buf"], kernel_arg(p["weight_hh"]),
+            kernel_sizes(tape), *self._kernel_options(), self.truncated, d_out, *d_finals,
+            tape.dG, *carry, *extra, threads)
         return carry
+
+    fusable = True
+
+    def fused_grads(self, tape):
+        grads = dict(tape.fused)
+        db, K, gK = grads.pop("bias_ih"), self.K, self.gates * self.K
+        grads.update(bias_in=db[:K], bias_out=db[K:gK], bias_cell=db[gK:])
+        return grads
 
     def _kernel_options(self):
         names = list(SQUASHERS)

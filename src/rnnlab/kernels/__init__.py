@@ -181,3 +181,55 @@ def status() -> str:
 def threads() -> int:
     """Threads a kernel may use: torch's setting (torch.set_num_threads)."""
     return torch.get_num_threads()
+
+
+def mm(a: torch.Tensor, b: torch.Tensor, *, out: torch.Tensor | None = None,
+       beta: float = 0.0, bias: torch.Tensor | None = None) -> torch.Tensor:
+    """out = a @ b + bias + beta · out, for 2-D a, b in either memory order; out is allocated
+    when not given (beta is then ignored), bias (n,) is added to every row.
+
+    Large products run on the compiled GEMM (AVX-512 where the CPU has it); small or narrow
+    ones (a dimension below `MM_MIN`, where its register tiles would run mostly empty) on
+    torch's BLAS."""
+    if out is None:
+        out, beta = a.new_empty(a.shape[0], b.shape[1]), 0.0
+    if min(a.shape[0], a.shape[1], b.shape[1]) >= MM_MIN and out.stride(1) == 1 \
+            and usable(a, b, out):
+        bias = _NO_BIAS if bias is None else bias.contiguous()
+        torch.ops.rnnlab.mm(_ordered(a), _ordered(b), out, float(beta), bias, threads())
+    elif bias is not None:
+        if beta:
+            out.mul_(beta).add_(bias).addmm_(a, b)
+        else:
+            torch.addmm(bias, a, b, out=out)
+    elif beta == 0:
+        torch.mm(a, b, out=out)
+    else:
+        out.addmm_(a, b, beta=beta)
+    return out
+
+
+#: the smallest dimension for which `mm` uses the compiled GEMM
+MM_MIN = 32
+_NO_BIAS = torch.empty(0)
+
+
+def _ordered(t: torch.Tensor) -> torch.Tensor:
+    """t itself if row- or column-major, else a row-major copy."""
+    if t.stride(1) == 1 or t.stride(0) == 1:
+        return t
+    return t.contiguous()
+
+
+#: buffers at least this large are backed by 2 MB pages where the OS allows (`buffer`)
+HUGE_PAGE_BYTES = 4 << 20
+
+
+def buffer(shape, like: torch.Tensor, *, zero: bool = False) -> torch.Tensor:
+    """An uninitialised (or zero-filled) tensor of ``like``'s dtype and device. Large ones
+    get transparent huge pages before their first write when the kernels are on: a fresh
+    32 MB tape otherwise costs 8,000 page faults, more than the loop that fills it."""
+    t = torch.empty(shape, dtype=like.dtype, device=like.device)
+    if t.nbytes >= HUGE_PAGE_BYTES and t.device.type == "cpu" and usable(t):
+        torch.ops.rnnlab.advise_huge_pages(t)
+    return t.zero_() if zero else t

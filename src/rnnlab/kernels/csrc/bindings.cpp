@@ -5,8 +5,12 @@
 #include <ATen/core/Tensor.h>
 #include <torch/library.h>
 
+#include <sys/mman.h>
+
+#include <cstdint>
 #include <utility>
 
+#include "gemm.h"
 #include "gru.h"
 #include "lstm.h"
 #include "lstm1997.h"
@@ -117,16 +121,23 @@ void lstm_backward_op(const Tensor& xw, const Tensor& Hs, const Tensor& Cs,
                       const Tensor& tanh_c, const Tensor& m, const Tensor& W_hh,
                       const Tensor& W_hr, const Tensor& peep, const Tensor& batch_sizes,
                       bool truncated, const Tensor& d_out, const Tensor& d_h, const Tensor& d_c,
-                      Tensor dG, Tensor dh_buf, Tensor dh0, Tensor dc0, int64_t threads) {
+                      Tensor dG, Tensor dh_buf, Tensor dh0, Tensor dc0, const Tensor& x,
+                      const Tensor& W_ih, Tensor dx, Tensor dW_ih, Tensor db, Tensor dW_hh,
+                      Tensor d_peep, Tensor d_W_hr, int64_t threads) {
   check_all({{&xw, "xw"}, {&Hs, "Hs"}, {&Cs, "Cs"}, {&tanh_c, "tanh_c"}, {&m, "m"},
              {&W_hh, "W_hh"}, {&W_hr, "W_hr"}, {&peep, "peep"}, {&d_out, "d_out"},
              {&d_h, "d_h"}, {&d_c, "d_c"}, {&dG, "dG"}, {&dh_buf, "dh_buf"}, {&dh0, "dh0"},
-             {&dc0, "dc0"}}, xw);
+             {&dc0, "dc0"}, {&x, "x"}, {&W_ih, "W_ih"}, {&dx, "dx"}, {&dW_ih, "dW_ih"},
+             {&db, "db"}, {&dW_hh, "dW_hh"}, {&d_peep, "d_peep"}, {&d_W_hr, "d_W_hr"}}, xw);
   AT_DISPATCH_FLOATING_TYPES(xw.scalar_type(), "lstm_backward", [&] {
-    lstm_backward(lstm_tape<scalar_t>(xw, Hs, Cs, tanh_c, m, W_hh, W_hr, peep, batch_sizes),
-                  truncated, ptr<scalar_t>(d_out), ptr<scalar_t>(d_h), ptr<scalar_t>(d_c),
-                  ptr<scalar_t>(dG), opt<scalar_t>(dh_buf), ptr<scalar_t>(dh0),
-                  ptr<scalar_t>(dc0), int(threads));
+    using T = scalar_t;
+    const bool on = dW_ih.numel() > 0;
+    const Fused<T> fused{on ? W_ih.size(0) : 0, on ? W_ih.size(1) : 0, Hs.size(2), opt<T>(x),
+                         opt<T>(W_ih), opt<T>(dx), opt<T>(dW_ih), opt<T>(db), opt<T>(dW_hh)};
+    lstm_backward(lstm_tape<T>(xw, Hs, Cs, tanh_c, m, W_hh, W_hr, peep, batch_sizes),
+                  truncated, ptr<T>(d_out), ptr<T>(d_h), ptr<T>(d_c), opt<T>(dG),
+                  opt<T>(dh_buf), ptr<T>(dh0), ptr<T>(dc0), int(threads),
+                  on ? &fused : nullptr, opt<T>(d_peep), opt<T>(d_W_hr));
   });
 }
 
@@ -213,16 +224,60 @@ void lstm1997_backward_op(const Tensor& xw, const Tensor& Ys, const Tensor& Ss,
                           const Tensor& batch_sizes, int64_t K, int64_t S, bool output_gate,
                           bool gate_recurrence, int64_t g, int64_t h, bool truncated,
                           const Tensor& d_out, const Tensor& d_y, const Tensor& d_s, Tensor dG,
-                          Tensor dy0, Tensor ds0, int64_t threads) {
+                          Tensor dy0, Tensor ds0, const Tensor& x, const Tensor& W_ih,
+                          Tensor dx, Tensor dW_ih, Tensor db, Tensor dW_hh, int64_t threads) {
   check_all({{&xw, "xw"}, {&Ys, "Ys"}, {&Ss, "Ss"}, {&g_buf, "g_buf"}, {&h_buf, "h_buf"},
              {&W_hh, "W_hh"}, {&d_out, "d_out"}, {&d_y, "d_y"}, {&d_s, "d_s"}, {&dG, "dG"},
-             {&dy0, "dy0"}, {&ds0, "ds0"}}, xw);
+             {&dy0, "dy0"}, {&ds0, "ds0"}, {&x, "x"}, {&W_ih, "W_ih"}, {&dx, "dx"},
+             {&dW_ih, "dW_ih"}, {&db, "db"}, {&dW_hh, "dW_hh"}}, xw);
   AT_DISPATCH_FLOATING_TYPES(xw.scalar_type(), "lstm1997_backward", [&] {
-    lstm1997_backward(lstm1997_tape<scalar_t>(xw, Ys, Ss, g_buf, h_buf, W_hh, batch_sizes, K,
-                                              S, output_gate, gate_recurrence, g, h),
-                      truncated, ptr<scalar_t>(d_out), ptr<scalar_t>(d_y), ptr<scalar_t>(d_s),
-                      ptr<scalar_t>(dG), ptr<scalar_t>(dy0), ptr<scalar_t>(ds0), int(threads));
+    using T = scalar_t;
+    const bool on = dW_ih.numel() > 0;
+    const Fused<T> fused{on ? W_ih.size(0) : 0, on ? W_ih.size(1) : 0, Ys.size(2), opt<T>(x),
+                         opt<T>(W_ih), opt<T>(dx), opt<T>(dW_ih), opt<T>(db), opt<T>(dW_hh)};
+    lstm1997_backward(lstm1997_tape<T>(xw, Ys, Ss, g_buf, h_buf, W_hh, batch_sizes, K, S,
+                                       output_gate, gate_recurrence, g, h),
+                      truncated, ptr<T>(d_out), ptr<T>(d_y), ptr<T>(d_s), opt<T>(dG),
+                      ptr<T>(dy0), ptr<T>(ds0), int(threads), on ? &fused : nullptr);
   });
+}
+
+// out = a · b + β out for 2-D a, b in either memory order (row- or column-major)
+void mm_op(const Tensor& a, const Tensor& b, Tensor out, double beta, const Tensor& bias,
+           int64_t threads) {
+  TORCH_CHECK(a.dim() == 2 && b.dim() == 2 && out.dim() == 2 && a.size(1) == b.size(0) &&
+                  out.size(0) == a.size(0) && out.size(1) == b.size(1),
+              "rnnlab kernels: mm shapes");
+  TORCH_CHECK(out.stride(1) == 1, "rnnlab kernels: mm output must be row-major");
+  for (const Tensor* t : std::initializer_list<const Tensor*>{&a, &b, &out}) {
+    TORCH_CHECK(t->device().is_cpu() && t->scalar_type() == a.scalar_type(),
+                "rnnlab kernels: mm operands must be CPU tensors of one dtype");
+  }
+  auto layout = [](const Tensor& t, const char* name) {
+    if (t.stride(1) == 1 || t.size(1) == 1) return std::pair{false, std::max<int64_t>(t.stride(0), t.size(1))};
+    TORCH_CHECK(t.stride(0) == 1 || t.size(0) == 1, "rnnlab kernels: mm operand ", name,
+                " must be row- or column-major");
+    return std::pair{true, std::max<int64_t>(t.stride(1), t.size(0))};
+  };
+  const auto [ta, lda] = layout(a, "a");
+  const auto [tb, ldb] = layout(b, "b");
+  AT_DISPATCH_FLOATING_TYPES(a.scalar_type(), "mm", [&] {
+    gemm_parallel<scalar_t>(ta, tb, a.size(0), b.size(1), a.size(1), scalar_t(1),
+                            static_cast<const scalar_t*>(a.data_ptr()), lda,
+                            static_cast<const scalar_t*>(b.data_ptr()), ldb, scalar_t(beta),
+                            static_cast<scalar_t*>(out.data_ptr()), out.stride(0), int(threads),
+                            opt<scalar_t>(bias));
+  });
+}
+
+// Ask the kernel to back a large, not yet touched buffer with 2 MB pages: the tapes of long
+// sequences are tens of MB, and faulting them in 4 kB at a time cost more than the loops.
+void advise_huge_pages(const Tensor& t) {
+  constexpr uintptr_t kHuge = uintptr_t(1) << 21;
+  const auto begin = reinterpret_cast<uintptr_t>(t.data_ptr());
+  const uintptr_t end = begin + uintptr_t(t.nbytes());
+  const uintptr_t first = (begin + kHuge - 1) & ~(kHuge - 1), last = end & ~(kHuge - 1);
+  if (last > first) madvise(reinterpret_cast<void*>(first), last - first, MADV_HUGEPAGE);
 }
 
 }  // namespace
@@ -244,8 +299,13 @@ TORCH_LIBRARY(rnnlab, m) {
   m.def("lstm_backward(Tensor xw, Tensor Hs, Tensor Cs, Tensor tanh_c, Tensor m, Tensor W_hh, "
         "Tensor W_hr, Tensor peep, Tensor batch_sizes, bool truncated, Tensor d_out, "
         "Tensor d_h, Tensor d_c, Tensor(a!) dG, Tensor(b!) dh_buf, Tensor(c!) dh0, "
-        "Tensor(d!) dc0, int threads) -> ()",
+        "Tensor(d!) dc0, Tensor x, Tensor W_ih, Tensor(e!) dx, Tensor(f!) dW_ih, "
+        "Tensor(g!) db, Tensor(h!) dW_hh, Tensor(i!) d_peep, Tensor(j!) d_W_hr, "
+        "int threads) -> ()",
         &rnnlab::lstm_backward_op);
+  m.def("advise_huge_pages(Tensor t) -> ()", &rnnlab::advise_huge_pages);
+  m.def("mm(Tensor a, Tensor b, Tensor(a!) out, float beta, Tensor bias, int threads) -> ()",
+        &rnnlab::mm_op);
   m.def("rnn_forward(Tensor xw, Tensor(a!) Hs, Tensor W_hh, Tensor batch_sizes, "
         "int nonlinearity, int threads) -> ()",
         &rnnlab::rnn_forward_op);
@@ -266,6 +326,7 @@ TORCH_LIBRARY(rnnlab, m) {
   m.def("lstm1997_backward(Tensor xw, Tensor Ys, Tensor Ss, Tensor g_buf, Tensor h_buf, "
         "Tensor W_hh, Tensor batch_sizes, int num_blocks, int block_size, bool output_gate, "
         "bool gate_recurrence, int g, int h, bool truncated, Tensor d_out, Tensor d_y, "
-        "Tensor d_s, Tensor(a!) dG, Tensor(b!) dy0, Tensor(c!) ds0, int threads) -> ()",
+        "Tensor d_s, Tensor(a!) dG, Tensor(b!) dy0, Tensor(c!) ds0, Tensor x, Tensor W_ih, "
+        "Tensor(d!) dx, Tensor(e!) dW_ih, Tensor(f!) db, Tensor(g!) dW_hh, int threads) -> ()",
         &rnnlab::lstm1997_backward_op);
 }

@@ -29,7 +29,7 @@ struct Tile {
 // C[rows × cols] (≤ MR × NR) = acc + β C, acc = Σ_k a[k] ⊗ b[k] over packed tiles
 template <typename T>
 void micro(i64 kc, const T* __restrict a, const T* __restrict b, T* __restrict c, i64 ldc,
-           T beta, int rows, int cols, bool add) {
+           T beta, int rows, int cols, bool add, const T* __restrict bias) {
   using V = Tile<T>;
   using vec = typename V::vec;
   constexpr int MR = V::MR, W = V::width, NR = V::NR;
@@ -43,6 +43,15 @@ void micro(i64 kc, const T* __restrict a, const T* __restrict b, T* __restrict c
       const T s = a[k * MR + i];
       acc[i][0] += s * b0;
       acc[i][1] += s * b1;
+    }
+  }
+  if (bias && !add) {  // + a row vector, with the first block of the shared dimension
+    vec b0, b1;
+    std::memcpy(&b0, bias, std::min<int>(cols, W) * sizeof(T));
+    if (cols > W) std::memcpy(&b1, bias + W, (cols - W) * sizeof(T));
+    for (int i = 0; i < MR; ++i) {
+      acc[i][0] += b0;
+      if (cols > W) acc[i][1] += b1;
     }
   }
   if (rows == MR && cols == NR) {
@@ -101,7 +110,8 @@ i64 panels(i64 n) {
 
 // the product over packed B for rows [0, m) of op(A)
 template <typename T>
-void run(bool ta, i64 m, const T* A, i64 lda, const PackedB<T>& B, T beta, T* C, i64 ldc) {
+void run(bool ta, i64 m, const T* A, i64 lda, const PackedB<T>& B, T beta, T* C, i64 ldc,
+         const T* bias = nullptr) {
   constexpr int MR = Tile<T>::MR, NR = Tile<T>::NR;
   const i64 n = B.n, k = B.k, np = panels<T>(n);
   thread_local std::vector<T> buffer;
@@ -109,7 +119,8 @@ void run(bool ta, i64 m, const T* A, i64 lda, const PackedB<T>& B, T beta, T* C,
   T* Ap = buffer.data();
   if (k == 0) {  // an empty sum
     for (i64 i = 0; i < m; ++i)
-      for (i64 j = 0; j < n; ++j) C[i * ldc + j] = beta == T(0) ? T(0) : beta * C[i * ldc + j];
+      for (i64 j = 0; j < n; ++j)
+        C[i * ldc + j] = (beta == T(0) ? T(0) : beta * C[i * ldc + j]) + (bias ? bias[j] : T(0));
     return;
   }
   for (i64 p0 = 0; p0 < k; p0 += kKC) {
@@ -124,7 +135,7 @@ void run(bool ta, i64 m, const T* A, i64 lda, const PackedB<T>& B, T beta, T* C,
         for (i64 t = 0; t < (mc + MR - 1) / MR; ++t) {
           const int rows = int(std::min<i64>(MR, mc - t * MR));
           micro(kc, Ap + t * kc * MR, bp, C + (i0 + t * MR) * ldc + j * NR, ldc, beta, rows,
-                cols, p0 > 0);
+                cols, p0 > 0, bias ? bias + j * NR : nullptr);
         }
       }
     }
@@ -159,24 +170,47 @@ void gemm(bool ta, i64 m, const T* A, i64 lda, const PackedB<T>& B, T beta, T* C
 
 template <typename T>
 void gemm(bool ta, bool tb, i64 m, i64 n, i64 k, T alpha, const T* A, i64 lda, const T* B,
-          i64 ldb, T beta, T* C, i64 ldc) {
+          i64 ldb, T beta, T* C, i64 ldc, const T* bias) {
   if (m == 0 || n == 0) return;
   PackedB<T> packed;
   packed.pack(tb, k, n, B, ldb, alpha);
-  run(ta, m, A, lda, packed, beta, C, ldc);
+  run(ta, m, A, lda, packed, beta, C, ldc, bias);
 }
 
 template <typename T>
 void gemm_parallel(bool ta, bool tb, i64 m, i64 n, i64 k, T alpha, const T* A, i64 lda,
-                   const T* B, i64 ldb, T beta, T* C, i64 ldc, int threads) {
+                   const T* B, i64 ldb, T beta, T* C, i64 ldc, int threads, const T* bias) {
   constexpr int MR = Tile<T>::MR, NR = Tile<T>::NR;
+  if (threads <= 1 || m * n * k < 4096 * 64) {
+    gemm(ta, tb, m, n, k, alpha, A, lda, B, ldb, beta, C, ldc, bias);
+    return;
+  }
+  if (k >= 4 * std::max(m, n)) {
+    // a long shared dimension (a weight gradient, summed over every step and sequence):
+    // each thread takes a share of it, so no operand is packed twice; then the sum
+    const int nt = int(std::min<i64>(threads, k / kKC + 1));
+    std::vector<std::vector<T>> part(nt);
+#pragma omp parallel num_threads(nt)
+    {
+      const int id = omp_get_thread_num();
+      const i64 p0 = k * id / nt, p1 = k * (id + 1) / nt;
+      part[id].resize(std::size_t(m * n));
+      gemm(ta, tb, m, n, p1 - p0, alpha, ta ? A + p0 * lda : A + p0, lda,
+           tb ? B + p0 : B + p0 * ldb, ldb, T(0), part[id].data(), n,
+           static_cast<const T*>(nullptr));
+    }
+    for (i64 i = 0; i < m; ++i)
+      for (i64 j = 0; j < n; ++j) {
+        T sum = beta == T(0) ? T(0) : beta * C[i * ldc + j];
+        if (bias) sum += bias[j];
+        for (int id = 0; id < nt; ++id) sum += part[id][i * n + j];
+        C[i * ldc + j] = sum;
+      }
+    return;
+  }
   const bool by_rows = m >= n;
   const i64 units = by_rows ? (m + MR - 1) / MR : (n + NR - 1) / NR;
   const int nt = int(std::max<i64>(1, std::min<i64>(threads, units)));
-  if (nt == 1 || m * n * k < 4096 * 64) {
-    gemm(ta, tb, m, n, k, alpha, A, lda, B, ldb, beta, C, ldc);
-    return;
-  }
 #pragma omp parallel num_threads(nt)
   {
     const int id = omp_get_thread_num();
@@ -185,12 +219,12 @@ void gemm_parallel(bool ta, bool tb, i64 m, i64 n, i64 k, T alpha, const T* A, i
       const i64 r0 = u0 * MR, r1 = std::min(m, u1 * MR);
       if (r1 > r0)
         gemm(ta, tb, r1 - r0, n, k, alpha, ta ? A + r0 : A + r0 * lda, lda, B, ldb, beta,
-             C + r0 * ldc, ldc);
+             C + r0 * ldc, ldc, bias);
     } else {
       const i64 c0 = u0 * NR, c1 = std::min(n, u1 * NR);
       if (c1 > c0)
         gemm(ta, tb, m, c1 - c0, k, alpha, A, lda, tb ? B + c0 * ldb : B + c0, ldb, beta,
-             C + c0, ldc);
+             C + c0, ldc, bias ? bias + c0 : nullptr);
     }
   }
 }
@@ -199,9 +233,9 @@ void gemm_parallel(bool ta, bool tb, i64 m, i64 n, i64 k, T alpha, const T* A, i
   template struct PackedB<T>;                                                              \
   template void gemm<T>(bool, i64, const T*, i64, const PackedB<T>&, T, T*, i64);          \
   template void gemm<T>(bool, bool, i64, i64, i64, T, const T*, i64, const T*, i64, T, T*, \
-                        i64);                                                              \
+                        i64, const T*);                                                    \
   template void gemm_parallel<T>(bool, bool, i64, i64, i64, T, const T*, i64, const T*,    \
-                                 i64, T, T*, i64, int);
+                                 i64, T, T*, i64, int, const T*);
 RNNLAB_GEMM(float)
 RNNLAB_GEMM(double)
 

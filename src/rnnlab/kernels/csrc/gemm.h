@@ -23,19 +23,22 @@ struct PackedB {
   void pack(bool trans_b, i64 k, i64 n, const T* B, i64 ldb, T alpha = T(1));
 };
 
-// C = α op(A) op(B) + β C on the calling thread. β = 0 never reads C.
+// C = α op(A) op(B) + β C (+ bias, a row added to every row of C) on the calling thread.
+// β = 0 never reads C.
 template <typename T>
 void gemm(bool trans_a, bool trans_b, i64 m, i64 n, i64 k, T alpha, const T* A, i64 lda,
-          const T* B, i64 ldb, T beta, T* C, i64 ldc);
+          const T* B, i64 ldb, T beta, T* C, i64 ldc, const T* bias = nullptr);
 
 // C = op(A) · B + β C with B packed.
 template <typename T>
 void gemm(bool trans_a, i64 m, const T* A, i64 lda, const PackedB<T>& B, T beta, T* C,
           i64 ldc);
 
-// As gemm, on up to `threads` threads (the larger of m and n is split).
+// As gemm, on up to `threads` threads: the larger of m and n is split, or, when the shared
+// dimension is much longer than both, the shared dimension.
 template <typename T>
 void gemm_parallel(bool trans_a, bool trans_b, i64 m, i64 n, i64 k, T alpha, const T* A,
-                   i64 lda, const T* B, i64 ldb, T beta, T* C, i64 ldc, int threads);
+                   i64 lda, const T* B, i64 ldb, T beta, T* C, i64 ldc, int threads,
+                   const T* bias = nullptr);
 
 }  // namespace rnnlab

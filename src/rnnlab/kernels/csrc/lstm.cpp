@@ -2,6 +2,8 @@
 // rnnlab/cells/lstm.py, whose docstring states the equations. Gate order i, f, g, o.
 #include "lstm.h"
 
+#include <optional>
+
 namespace rnnlab {
 
 template <typename T>
@@ -54,7 +56,8 @@ void lstm_forward(const LSTMTape<T>& tp, int threads) {
 
 template <typename T>
 void lstm_backward(const LSTMTape<T>& tp, bool truncated, const T* d_out, const T* d_h,
-                   const T* d_c, T* dG, T* dh_buf, T* dh0, T* dc0, int threads) {
+                   const T* d_c, T* dG, T* dh_buf, T* dh0, T* dc0, int threads,
+                   const Fused<T>* fused, T* d_peep, T* d_W_hr) {
   const i64 TT = tp.steps, B = tp.B, H = tp.H, P = tp.P, G = 4 * H;
   // the truncation drops the peephole paths: zeros then stand in for p_i, p_f, p_o
   const std::vector<T> zeros(3 * H, T(0));
@@ -66,9 +69,13 @@ void lstm_backward(const LSTMTape<T>& tp, bool truncated, const T* d_out, const 
   if (!truncated) W_hh.pack(false, G, P, tp.W_hh, P);
   if (tp.m) W_hr.pack(false, P, H, tp.W_hr, H);
   for_rows(B, threads, 4, [&](Rows rows) {
-    const i64 n0 = rows.count(B);
+    const i64 n0 = rows.count(B), b0 = rows.first, s = rows.stride;
     // the carry: ∂L/∂h, ∂L/∂c at the step being undone
     std::vector<T> dh(n0 * P, T(0)), dc(n0 * H, T(0)), dA(n0 * G), dm(tp.m ? n0 * H : 0);
+    // fused: this thread's sums of the weight gradients
+    std::optional<FusedSum<T>> sums;
+    if (fused) sums.emplace(*fused);
+    std::vector<T> peep(fused && tp.peep ? 3 * H : 0, T(0)), hrT(fused && tp.m ? H * P : 0);
     if (!bs)
       for (i64 r = 0; r < n0; ++r) {
         std::copy(d_h + rows.row(r) * P, d_h + (rows.row(r) + 1) * P, dh.data() + r * P);
@@ -90,9 +97,22 @@ void lstm_backward(const LSTMTape<T>& tp, bool truncated, const T* d_out, const 
       }
       const T* dmp = dh.data();
       if (tp.m) {  // undoes h_t = W_hr m_t
-        for (i64 r = 0; r < n; ++r)
-          std::copy(dh.data() + r * P, dh.data() + (r + 1) * P,
-                    dh_buf + (t * B + rows.row(r)) * P);
+        if (fused) {  // ∂L/∂W_hr += δh mᵀ
+          for (i64 r = 0; r < n; ++r) {
+            const T* __restrict mr = tp.m + (t * B + rows.row(r)) * H;
+            const T* __restrict dhr = dh.data() + r * P;
+            for (i64 k = 0; k < H; ++k) {
+              T* __restrict acc = hrT.data() + k * P;
+              const T v = mr[k];
+#pragma omp simd
+              for (i64 j = 0; j < P; ++j) acc[j] += dhr[j] * v;
+            }
+          }
+        } else {
+          for (i64 r = 0; r < n; ++r)
+            std::copy(dh.data() + r * P, dh.data() + (r + 1) * P,
+                      dh_buf + (t * B + rows.row(r)) * P);
+        }
         gemm<T>(false, n, dh.data(), P, W_hr, T(0), dm.data(), H);
         dmp = dm.data();
       }
@@ -107,10 +127,6 @@ void lstm_backward(const LSTMTape<T>& tp, bool truncated, const T* d_out, const 
         const T* __restrict dmr = dmp + r * H;
         T* __restrict dcr = dc.data() + r * H;
         T* __restrict ar = dA.data() + r * G;
-        T* __restrict dai = dG + ((0 * TT + t) * B + b) * H;
-        T* __restrict daf = dG + ((1 * TT + t) * B + b) * H;
-        T* __restrict dag = dG + ((2 * TT + t) * B + b) * H;
-        T* __restrict dao = dG + ((3 * TT + t) * B + b) * H;
 #pragma omp simd
         for (i64 j = 0; j < H; ++j) {
           const T a_o = dmr[j] * ((o[j] - o[j] * o[j]) * tc[j]);  // undoes m = o tanh(c): o
@@ -123,12 +139,28 @@ void lstm_backward(const LSTMTape<T>& tp, bool truncated, const T* d_out, const 
           d += a_i * p_i[j];  // undoes the i and f peepholes on c_{t-1}
           d += a_f * p_f[j];
           dcr[j] = d;
-          dai[j] = ar[j] = a_i;
-          daf[j] = ar[H + j] = a_f;
-          dag[j] = ar[2 * H + j] = a_g;
-          dao[j] = ar[3 * H + j] = a_o;
+          ar[j] = a_i;
+          ar[H + j] = a_f;
+          ar[2 * H + j] = a_g;
+          ar[3 * H + j] = a_o;
+        }
+        if (!fused) {  // δa for the products after the loop, gate-major
+          for (int q = 0; q < 4; ++q)
+            std::copy(ar + q * H, ar + (q + 1) * H, dG + ((q * TT + t) * B + b) * H);
+        } else if (tp.peep) {  // ∂L/∂p: i, f peep at c_{t−1}, o at c_t
+          const T* __restrict c = tp.Cs + ((t + 1) * B + b) * H;
+#pragma omp simd
+          for (i64 j = 0; j < H; ++j) {
+            peep[j] += ar[j] * c_prev[j];
+            peep[H + j] += ar[H + j] * c_prev[j];
+            peep[2 * H + j] += ar[3 * H + j] * c[j];
+          }
         }
       }
+      if (fused)
+        sums->add(n, dA.data(), fused->x + (t * B + b0) * fused->I, s * fused->I,
+                  tp.Hs + (t * B + b0) * P, s * P,
+                  fused->dx ? fused->dx + (t * B + b0) * fused->I : nullptr, s * fused->I);
       if (truncated)  // the 1997 truncation: no error into h_{t-1} through the gates
         std::fill(dh.begin(), dh.begin() + n * P, T(0));
       else  // undoes a += W_hh h_{t-1}: δh_{t-1} = W_hhᵀ δa
@@ -138,15 +170,25 @@ void lstm_backward(const LSTMTape<T>& tp, bool truncated, const T* d_out, const 
       std::copy(dh.data() + r * P, dh.data() + (r + 1) * P, dh0 + rows.row(r) * P);
       std::copy(dc.data() + r * H, dc.data() + (r + 1) * H, dc0 + rows.row(r) * H);
     }
+    if (fused) {
+      sums->merge();
+#pragma omp critical(rnnlab_fused_lstm)
+      {
+        for (std::size_t j = 0; j < peep.size(); ++j) d_peep[j] += peep[j];
+        for (i64 k = 0; k < (tp.m ? H : 0); ++k)
+          for (i64 j = 0; j < P; ++j) d_W_hr[j * H + k] += hrT[k * P + j];
+      }
+    }
   });
 }
 
 template void lstm_forward<float>(const LSTMTape<float>&, int);
 template void lstm_forward<double>(const LSTMTape<double>&, int);
 template void lstm_backward<float>(const LSTMTape<float>&, bool, const float*, const float*,
-                                   const float*, float*, float*, float*, float*, int);
+                                   const float*, float*, float*, float*, float*, int,
+                                   const Fused<float>*, float*, float*);
 template void lstm_backward<double>(const LSTMTape<double>&, bool, const double*,
                                     const double*, const double*, double*, double*, double*,
-                                    double*, int);
+                                    double*, int, const Fused<double>*, double*, double*);
 
 }  // namespace rnnlab

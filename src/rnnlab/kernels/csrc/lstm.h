@@ -22,10 +22,14 @@ template <typename T>
 void lstm_forward(const LSTMTape<T>& tape, int threads);
 
 // d_out (T, B, P), d_h (B, P), d_c (B, H): gradients of the outputs and final states.
-// Writes dG (4, T, B, H), dh_buf (T, B, P) with a projection (both zero-filled by the caller
-// when the batch is padded) and the initial-state gradients dh0 (B, P), dc0 (B, H).
+// Writes the initial-state gradients dh0 (B, P), dc0 (B, H), and either δa as dG
+// (4, T, B, H) and dh_buf (T, B, P) (with a projection) for the products after the loop (both
+// zero-filled by the caller when the batch is padded), or, with `fused`, the weight gradients
+// themselves: those of `fused`, d_peep (3H) with peepholes, d_W_hr (P, H) with a projection
+// (all zero-filled by the caller).
 template <typename T>
 void lstm_backward(const LSTMTape<T>& tape, bool truncated, const T* d_out, const T* d_h,
-                   const T* d_c, T* dG, T* dh_buf, T* dh0, T* dc0, int threads);
+                   const T* d_c, T* dG, T* dh_buf, T* dh0, T* dc0, int threads,
+                   const Fused<T>* fused, T* d_peep, T* d_W_hr);
 
 }  // namespace rnnlab

@@ -2,6 +2,8 @@
 // engine runs it: the loops of rnnlab/cells/lstm1997.py, whose docstring states the equations.
 #include "lstm1997.h"
 
+#include <optional>
+
 namespace rnnlab {
 
 template <typename T>
@@ -49,7 +51,8 @@ void lstm1997_forward(const LSTM1997Tape<T>& tp, int threads) {
 
 template <typename T>
 void lstm1997_backward(const LSTM1997Tape<T>& tp, bool truncated, const T* d_out,
-                       const T* d_y, const T* d_s, T* dG, T* dy0, T* ds0, int threads) {
+                       const T* d_y, const T* d_s, T* dG, T* dy0, T* ds0, int threads,
+                       const Fused<T>* fused) {
   const i64 TT = tp.steps, B = tp.B, K = tp.K, S = tp.S, C = K * S;
   const i64 gK = (tp.output_gate ? 2 : 1) * K, R = gK + C;
   const i64 Y = C + (tp.gate_recurrence ? gK : 0);
@@ -58,8 +61,12 @@ void lstm1997_backward(const LSTM1997Tape<T>& tp, bool truncated, const T* d_out
   PackedB<T> W;
   if (back_in_time) W.pack(false, R, Y, tp.W_hh, Y);
   for_rows(B, threads, 4, [&](Rows rows) {
-    const i64 n0 = rows.count(B);
+    const i64 n0 = rows.count(B), b0 = rows.first, st = rows.stride;
     std::vector<T> dy(n0 * Y, T(0)), ds(n0 * C, T(0));
+    // fused: δa of this step's rows (instead of dG) and this thread's gradient sums
+    std::vector<T> dA_rows(fused ? n0 * R : 0);
+    std::optional<FusedSum<T>> sums;
+    if (fused) sums.emplace(*fused);
     if (!bs)
       for (i64 r = 0; r < n0; ++r) {
         std::copy(d_y + rows.row(r) * Y, d_y + (rows.row(r) + 1) * Y, dy.data() + r * Y);
@@ -82,7 +89,7 @@ void lstm1997_backward(const LSTM1997Tape<T>& tp, bool truncated, const T* d_out
         const T* __restrict a = tp.xw + (t * B + b) * R;  // gate activations, then net_c
         const T* __restrict g = tp.g_buf + (t * B + b) * C;
         const T* __restrict h = tp.h_buf + (t * B + b) * C;
-        T* __restrict dA = dG + (t * B + b) * R;
+        T* __restrict dA = fused ? dA_rows.data() + r * R : dG + (t * B + b) * R;
         for (i64 k = 0; k < gK; ++k) dA[k] = T(0);
         for (i64 c = 0; c < C; ++c) {
           const i64 j = c / S;
@@ -103,9 +110,14 @@ void lstm1997_backward(const LSTM1997Tape<T>& tp, bool truncated, const T* d_out
         }
         // δs_c(t−1) = δs_c(t): the carousel, nothing to do
       }
+      const T* dA = fused ? dA_rows.data() : dG + (t * B + b0) * R;
+      const i64 lda = fused ? R : st * R;
+      if (fused)
+        sums->add(n, dA, fused->x + (t * B + b0) * fused->I, st * fused->I,
+                  tp.Ys + (t * B + b0) * Y, st * Y,
+                  fused->dx ? fused->dx + (t * B + b0) * fused->I : nullptr, st * fused->I);
       if (back_in_time)  // undoes net += W_rec y(t−1)
-        gemm<T>(false, n, dG + (t * B + rows.first) * R, rows.stride * R, W, T(0), dy.data(),
-                Y);
+        gemm<T>(false, n, dA, lda, W, T(0), dy.data(), Y);
       else  // the 1997 truncation: no error flows back through net_*
         std::fill(dy.begin(), dy.begin() + n * Y, T(0));
     }
@@ -113,6 +125,7 @@ void lstm1997_backward(const LSTM1997Tape<T>& tp, bool truncated, const T* d_out
       std::copy(dy.data() + r * Y, dy.data() + (r + 1) * Y, dy0 + rows.row(r) * Y);
       std::copy(ds.data() + r * C, ds.data() + (r + 1) * C, ds0 + rows.row(r) * C);
     }
+    if (fused) sums->merge();
   });
 }
 
@@ -120,9 +133,9 @@ template void lstm1997_forward<float>(const LSTM1997Tape<float>&, int);
 template void lstm1997_forward<double>(const LSTM1997Tape<double>&, int);
 template void lstm1997_backward<float>(const LSTM1997Tape<float>&, bool, const float*,
                                        const float*, const float*, float*, float*, float*,
-                                       int);
+                                       int, const Fused<float>*);
 template void lstm1997_backward<double>(const LSTM1997Tape<double>&, bool, const double*,
                                         const double*, const double*, double*, double*,
-                                        double*, int);
+                                        double*, int, const Fused<double>*);
 
 }  // namespace rnnlab

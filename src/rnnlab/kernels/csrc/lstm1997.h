@@ -23,9 +23,11 @@ struct LSTM1997Tape {  // the buffers of cells/lstm1997.py's tape
 template <typename T>
 void lstm1997_forward(const LSTM1997Tape<T>& tape, int threads);
 
-// d_out (T, B, Y), d_y (B, Y), d_s (B, C); writes dG (1, T, B, R), dy0 (B, Y), ds0 (B, C)
+// d_out (T, B, Y), d_y (B, Y), d_s (B, C); writes dy0 (B, Y), ds0 (B, C) and either
+// dG (1, T, B, R) or, with `fused`, the weight gradients themselves
 template <typename T>
 void lstm1997_backward(const LSTM1997Tape<T>& tape, bool truncated, const T* d_out,
-                       const T* d_y, const T* d_s, T* dG, T* dy0, T* ds0, int threads);
+                       const T* d_y, const T* d_s, T* dG, T* dy0, T* ds0, int threads,
+                       const Fused<T>* fused);
 
 }  // namespace rnnlab
