@@ -75,6 +75,28 @@ def test_one_sequence_gradient_equals_truncated_bptt(name, spec, readout_opts):
                                    atol=1e-13)
 
 
+def test_cross_entropy_gradient_equals_bptt():
+    """error="cross-entropy": the learner's gradient is that of Σ BCE(σ(readout), target)."""
+    lstm, readout = _module_pair(dict(input_size=2, num_blocks=2, block_size=2), {})
+    learner = rnnlab.OnlineLSTM1997.from_modules(lstm, readout)
+    learner.error = "cross-entropy"
+    x = torch.randn(7, 1, 2, dtype=torch.float64)
+    targets = torch.rand(7, 1, 3, dtype=torch.float64)
+    mask = torch.tensor([0, 1, 0, 0, 1, 0, 1], dtype=torch.bool)
+    _, grads = learner.run(x.unsqueeze(1), targets.unsqueeze(1), mask, update="none")
+    y, _ = lstm(x)
+    logits = readout(y)
+    E = (torch.nn.functional.binary_cross_entropy_with_logits(logits, targets, reduction="none")
+         * mask.view(-1, 1, 1)).sum()
+    names = [n for n, _ in lstm.named_parameters()]
+    g = torch.autograd.grad(E, [*lstm.parameters(), readout.weight])
+    torch.testing.assert_close(grads["V"][0, :, :-1], g[-1], rtol=1e-10, atol=1e-13)
+    as_module = types.SimpleNamespace(input_size=2, recurrent=True,
+                                      bias_units=lstm.bias_units, **dict(zip(names, g)))
+    want_W = _stack_rows(as_module, learner.cell, learner.M)
+    torch.testing.assert_close(grads["W"][0], want_W, rtol=1e-10, atol=1e-13)
+
+
 def test_round_trip_through_modules():
     learner = rnnlab.OnlineLSTM1997(2, 2, 2, trials=3, input_gate_bias=[-3, -6],
                                     generator=torch.Generator().manual_seed(0))

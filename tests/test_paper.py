@@ -93,3 +93,46 @@ def test_trials_are_the_same_alone_or_together(tmp_path):
     assert alone["trials"][0]["test"] == together["trials"][2]["test"]
     torch.testing.assert_close(train_W(tmp_path / "alone")[0], train_W(tmp_path / "together")[2],
                                rtol=0, atol=0)
+
+
+def test_sequential_construction_adds_the_blocks_once_the_error_stops_falling(tmp_path):
+    """Exp. 2a's remedy: the cell and its gate are cut off at first (no weights, outputs blind
+    to them); when the trial's error plateaus they are added, and the run resumes exactly."""
+    from rnnlab.training.paper import Construction
+
+    base = dict(protocol="paper", task_params={"p": 6}, trials=2, max_sequences=3000,
+                log_every=500, test_size=50, experiment_options={"sequential": True})
+    cfg = make_config("longlag-2a", **base)
+    result = train(cfg, tmp_path / "run")
+    added = [t["blocks_added_at"] for t in result["trials"]]
+    assert all(a is not None and a >= 2 * Construction.PLATEAU for a in added), added
+    assert all(a % 100 == 0 for a in added)  # decided at the end of a chunk
+    W = train_W(tmp_path / "run")
+    assert W.abs().sum() > 0  # the blocks learned after they were added
+    # before the plateau, nothing of the blocks exists
+    cut = make_config("longlag-2a", **{**base, "max_sequences": 500})
+    train(cut, tmp_path / "early")
+    from rnnlab.training.runs import load_checkpoint
+
+    tensors, meta = load_checkpoint(tmp_path / "early" / "checkpoint.safetensors")
+    assert tensors["mask"].sum() == 0 and tensors["W"].abs().sum() == 0
+    assert tensors["V_mask"][..., :1].sum() == 0  # the outputs do not see the cell
+    assert meta["construction"]["added_at"] == [None, None]
+
+
+def test_with_options_changes_settings_and_names_bad_ones():
+    from rnnlab.training.experiments import with_options
+
+    exp = EXPERIMENTS["4-T100"]
+    changed = with_options(exp, {"lstm": {"g": "h1", "h": "g2"}, "error": "cross-entropy",
+                                 "lr": 1.0})
+    assert changed.lstm["input_gate_bias"] == [-3, -6] and changed.lstm["h"] == "g2"
+    assert changed.error == "cross-entropy" and changed.lr == 1.0 and exp.lr == 0.5
+    for bad, match in [({"speed": 2}, "unknown experiment option"),
+                       ({"error": "hinge"}, "error must be"),
+                       ({"sequential": "yes"}, "true or false"),
+                       ({"lstm": 3}, "mapping")]:
+        with pytest.raises(ValueError, match=match):
+            with_options(exp, bad)
+    with pytest.raises(ValueError, match="--protocol paper"):
+        make_config("adding", experiment_options={"lr": 1.0})

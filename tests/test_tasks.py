@@ -77,6 +77,25 @@ def test_reber_legal_next_symbols():
     assert decoded == s[:-1]
 
 
+def test_reber_target_codings_and_criteria():
+    """targets: the next symbol one-hot, or every possible next symbol; criterion: all possible
+    symbols the most active ones, or just the most active one possible."""
+    s = "BTBPVVETE"
+    one = tasks.make("reber").encode([s])
+    every = tasks.make("reber", targets="possible").encode([s])
+    assert (one.y.sum(-1) == 1).all() and torch.equal(every.y.bool(), every.extra["legal"])
+    assert (one.y.bool() <= every.y.bool()).all()
+    # outputs that rank one possible symbol first but not both of a pair of possible ones
+    out = one.y * 0.9 + 0.05  # the actual next symbol wins, its sibling loses to others
+    strict, top = tasks.make("reber"), tasks.make("reber", criterion="top")
+    assert not bool(strict.correct(out, one)[0]) and bool(top.correct(out, one)[0])
+    assert bool(strict.correct(every.y, every)[0]) and bool(top.correct(every.y, every)[0])
+    with pytest.raises(ValueError, match="targets must be"):
+        tasks.make("reber", targets="some")
+    with pytest.raises(ValueError, match="criterion must be"):
+        tasks.make("reber", criterion="best")
+
+
 def test_reber_fixed_sets_are_disjoint():
     task = tasks.make("reber")
     train, test = task.fixed_sets(seed=1)

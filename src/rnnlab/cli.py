@@ -64,6 +64,9 @@ def train(
     protocol: str = typer.Option("minibatch", help="minibatch or paper"),
     experiment: str = typer.Option(None, help="paper protocol: which experiment"),
     trials: int = typer.Option(None, help="paper protocol: trials in lockstep"),
+    first_trial: int = typer.Option(None, help="paper protocol: index of the first trial"),
+    set_: list[str] = typer.Option(None, "--set", help="paper protocol: change a setting of "
+                                   "the experiment, key=value (see `rnnlab reproduce --list`)"),
     optimizer: str = typer.Option("adam", help="adam or sgd"),
     lr: float = typer.Option(None, help="learning rate"),
     batch_size: int = typer.Option(32, help="sequences per minibatch"),
@@ -87,7 +90,8 @@ def train(
             task, protocol=protocol, model=model, hidden=hidden,
             task_params=parse_pairs(param, "--param"),
             model_options=parse_pairs(option, "--option"), experiment=experiment,
-            trials=trials, optimizer=optimizer, lr=lr, batch_size=batch_size, clip=clip,
+            experiment_options=parse_pairs(set_, "--set"), trials=trials,
+            first_trial=first_trial, optimizer=optimizer, lr=lr, batch_size=batch_size, clip=clip,
             max_sequences=max_sequences, test_size=test_size, seed=seed)
         stamp = time.strftime("%Y%m%d-%H%M%S")
         folder = out or Path("runs") / f"{config['task']}-{config['model']}-s{seed}-{stamp}"
@@ -181,6 +185,8 @@ def reproduce(
     out: Path = typer.Option(None, help="folder for reproduce.md, reproduce.json and the runs; "
                              "an existing one is continued"),
     seed: int = typer.Option(0),
+    set_: list[str] = typer.Option(None, "--set", help="change a setting of the experiments, "
+                                   "key=value (an ablation), e.g. error=cross-entropy"),
     list_: bool = typer.Option(False, "--list", help="list the experiments and exit"),
 ) -> None:
     """Run the paper's experiments with the paper protocol; print ours beside the paper's.
@@ -204,7 +210,8 @@ def reproduce(
     folder = out or Path("runs") / f"reproduce-{time.strftime('%Y%m%d-%H%M%S')}"
     try:
         run_reproduce(experiments or None, out=folder, trials=trials, jobs=jobs, full=full,
-                      budget=budget, seed=seed, echo=typer.echo)
+                      budget=budget, seed=seed, options=parse_pairs(set_, "--set"),
+                      echo=typer.echo)
     except KeyboardInterrupt:
         typer.echo(f"\ninterrupted; continue with `rnnlab reproduce --out {folder}`", err=True)
         raise typer.Exit(130) from None

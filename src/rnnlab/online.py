@@ -45,8 +45,9 @@ class OnlineLSTM1997:
     Arguments as `rnnlab.LSTM1997` (``num_blocks``, ``block_size``, ``output_gate``,
     ``recurrent``, ``gate_recurrence``, ``bias``, ``g``, ``h``, ``init_range``,
     ``input_gate_bias``, ``output_gate_bias``), plus ``output_size``, ``output_bias`` (the output
-    units' bias), ``output_sees_input`` (the outputs also see x, as in task 2a), ``trials`` N
-    and ``generator``: a torch.Generator for the initial weights, or one per trial (then
+    units' bias), ``output_sees_input`` (the outputs also see x, as in task 2a), ``error``
+    ("squared": E = ½ Σ (y − t)², the paper's; or "cross-entropy"), ``trials`` N and
+    ``generator``: a torch.Generator for the initial weights, or one per trial (then
     trial k's weights do not depend on how many trials run beside it).
 
     Weights: ``W`` (N, R, M), the rows [in gates, out gates, cells] over the sources
@@ -58,9 +59,13 @@ class OnlineLSTM1997:
                  output_size: int = 1, *, trials: int = 1, output_bias: bool = True,
                  output_sees_input: bool = False,
                  generator: torch.Generator | list[torch.Generator] | None = None,
-                 dtype: torch.dtype = torch.float32, device=None, **lstm_options) -> None:
+                 error: str = "squared", dtype: torch.dtype = torch.float32, device=None,
+                 **lstm_options) -> None:
         if isinstance(trials, bool) or not isinstance(trials, int) or trials < 1:
             raise ValueError(f"trials must be a positive int, got {trials!r}")
+        if error not in ("squared", "cross-entropy"):
+            raise ValueError(f"error must be 'squared' or 'cross-entropy', got {error!r}")
+        self.error = error
         # one LSTM1997 validates the options and supplies shapes and initial values
         proto = LSTM1997(input_size, num_blocks, block_size, dtype=dtype, device=device,
                          **lstm_options)
@@ -296,7 +301,7 @@ class OnlineLSTM1997:
             self.input_size, cell.K, cell.S, cell.output_gate, cell.gate_recurrence,
             squash.index(cell.g_name), squash.index(cell.h_name), self.output_sees_input,
             ("none", "step", "sequence").index(update), outputs_all, has_targets, gradient,
-            kernels.threads())
+            self.error == "cross-entropy", kernels.threads())
         return outputs, ({"W": grad_W, "V": grad_V} if gradient else None)
 
     def _run_reference(self, x, targets, mask, lengths, series, lr, update, outputs_all,
@@ -365,7 +370,10 @@ class OnlineLSTM1997:
             if t not in target_steps:
                 continue
             m = mask[t].unsqueeze(-1)
-            delta = (out - targets[t]) * out * (1 - out) * m  # (N, B, O)
+            if self.error == "cross-entropy":  # δ = ∂E/∂net
+                delta = (out - targets[t]) * m
+            else:
+                delta = (out - targets[t]) * out * (1 - out) * m  # (N, B, O)
             gV = torch.bmm(delta.transpose(1, 2), z) * self.V_mask  # (N, O, Z)
             e_c = torch.bmm(delta, self.V[..., :C]).view(N, B, K, S)  # at the cell outputs
             gW = torch.empty_like(self.W)

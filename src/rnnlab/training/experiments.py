@@ -6,6 +6,7 @@ the row of the paper's table it reproduces.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 from .stopping import StopRule
@@ -30,6 +31,11 @@ class Experiment:
     test_size: int = 2560
     trials: int = 10  # the paper's number of trials
     inits_per_set: int = 10  # fixed-set protocols: trials that share one train/test pair
+    update: str = "step"  # weights change at every target ("step") or once per sequence
+    #: the paper's sequential construction (§4; exps. 2a, 2b): a trial trains without its
+    #: memory cell blocks until its error stops falling, then they are added
+    sequential: bool = False
+    error: str = "squared"  # the output units' error: ½ (y − t)² or "cross-entropy"
     notes: str = ""
 
     @property
@@ -132,3 +138,37 @@ EXPERIMENTS: dict[str, Experiment] = {e.key: e for e in [
     Experiment("6b", "Table 9", "order-6b", {}, 3, 2, dict(input_gate_bias=[-2, -4, -6]), 0.1,
                StopRule(beta=0.1, **_ST3), 571_100, paper_test="2 wrong of 2560"),
 ]}
+
+
+#: the settings of an experiment that a run may change (`with_options`), for ablations
+OPTIONS = ("lr", "update", "sequential", "error", "lstm", "task_params", "output_bias", "shortcut",
+           "blocks", "block_size", "inits_per_set")
+
+
+def with_options(exp: Experiment, options: dict | None) -> Experiment:
+    """The experiment with some settings changed; ``lstm`` and ``task_params`` are merged
+    into the experiment's own. Unknown settings raise ValueError naming them."""
+    if not options:
+        return exp
+    unknown = sorted(set(options) - set(OPTIONS))
+    if unknown:
+        raise ValueError(f"unknown experiment option(s) {', '.join(unknown)}; the options "
+                         f"are {', '.join(OPTIONS)}")
+    changes = dict(options)
+    for merged in ("lstm", "task_params"):
+        if merged in changes:
+            if not isinstance(changes[merged], dict):
+                raise ValueError(f"experiment option {merged} must be a mapping, got "
+                                 f"{changes[merged]!r}")
+            changes[merged] = {**getattr(exp, merged), **changes[merged]}
+    if "error" in changes and changes["error"] not in ("squared", "cross-entropy"):
+        raise ValueError(f"experiment option error must be 'squared' or 'cross-entropy', got "
+                         f"{changes['error']!r}")
+    if "update" in changes and changes["update"] not in ("step", "sequence"):
+        raise ValueError(f"experiment option update must be 'step' or 'sequence', got "
+                         f"{changes['update']!r}")
+    for flag in ("sequential", "output_bias", "shortcut"):
+        if flag in changes and not isinstance(changes[flag], bool):
+            raise ValueError(f"experiment option {flag} must be true or false, got "
+                             f"{changes[flag]!r}")
+    return dataclasses.replace(exp, **changes)

@@ -28,7 +28,7 @@ from torch import Tensor
 
 from ..online import OnlineLSTM1997
 from ..tasks import Batch, Task
-from .experiments import EXPERIMENTS, Experiment
+from .experiments import EXPERIMENTS, Experiment, with_options
 from .interrupt import DeferredInterrupt
 from .progress import LiveLine
 from .stopping import RecentWindow, StopRule
@@ -52,7 +52,7 @@ def paper_learner(exp: Experiment, task: Task, trials: list[int], seed: int
     """The experiment's network, one trial per id, each initialised from its own seed."""
     return OnlineLSTM1997(
         task.input_size, exp.blocks, exp.block_size, task.output_size, trials=len(trials),
-        output_bias=exp.output_bias, output_sees_input=exp.shortcut,
+        output_bias=exp.output_bias, output_sees_input=exp.shortcut, error=exp.error,
         generator=[_generator(trial_seed(seed, k, "init")) for k in trials], **exp.lstm)
 
 
@@ -127,6 +127,62 @@ class _Progress(LiveLine):
                              f"solved {solved}/{trials}")
 
 
+class Construction:
+    """The paper's sequential construction (§4; used in exps. 2a and 2b against the abuse
+    problem and state drift): a trial starts without its memory cell blocks — their units
+    are cut off (masks 0) and the output units do not see them — and learns what it can
+    without them. Once its training error stops falling (the mean error of the last
+    `PLATEAU` sequences is less than `GAIN` below that of the `PLATEAU` before; the paper
+    gives no number) the blocks are added, with fresh random weights from the trial's own
+    seed, and learning goes on."""
+
+    PLATEAU = 500
+    GAIN = 0.2
+
+    def __init__(self, learner: OnlineLSTM1997, exp: Experiment, task: Task, seed: int,
+                 ids: list[int]) -> None:
+        self.learner, self.exp, self.task, self.seed, self.ids = learner, exp, task, seed, ids
+        self.full_mask, self.full_V_mask = learner.mask.clone(), learner.V_mask.clone()
+        C = learner.cell.C
+        learner.mask.zero_()  # every hidden unit is part of a memory cell block
+        learner.V_mask[..., :C] = 0
+        learner.W *= learner.mask
+        learner.V *= learner.V_mask
+        self.added_at: list[int | None] = [None] * len(ids)
+        self.errors: list[list[float]] = [[] for _ in ids]
+
+    def observe(self, seen: int, errors: dict) -> None:
+        """After a chunk: add the blocks to the trials whose error has stopped falling."""
+        for k, e in errors.items():
+            if self.added_at[k] is not None:
+                continue
+            history = self.errors[k]
+            history.extend(float(v) for v in e)
+            n = self.PLATEAU
+            if len(history) >= 2 * n:
+                before = sum(history[-2 * n : -n]) / n
+                recent = sum(history[-n:]) / n
+                if recent > (1 - self.GAIN) * before:
+                    self.add(k, seen)
+                del history[: len(history) - 2 * n]
+
+    def add(self, k: int, seen: int) -> None:
+        fresh = paper_learner(self.exp, self.task, [self.ids[k]], self.seed + 7919)
+        learner, C = self.learner, self.learner.cell.C
+        rows = self.full_mask[k].bool()
+        learner.mask[k] = self.full_mask[k]
+        learner.W[k] = torch.where(rows, fresh.W[0], learner.W[k]) * learner.mask[k]
+        learner.V_mask[k] = self.full_V_mask[k]
+        learner.V[k, :, :C] = fresh.V[0, :, :C] * learner.V_mask[k, :, :C]
+        self.added_at[k] = seen
+
+    def state(self) -> dict:
+        return {"added_at": self.added_at, "errors": self.errors}
+
+    def load(self, state: dict) -> None:
+        self.added_at, self.errors = state["added_at"], state["errors"]
+
+
 def _next(seen: int, every: int) -> int:
     return (seen // every + 1) * every
 
@@ -135,13 +191,14 @@ def train_paper(cfg: dict, task: Task, run, resume: bool, progress: bool) -> dic
     """The paper protocol for ``cfg`` (from `make_config`); ``run`` a RunDir or None."""
     from .trainer import evaluate, sequence_errors
 
-    exp = EXPERIMENTS[cfg["experiment"]]
+    exp = with_options(EXPERIMENTS[cfg["experiment"]], cfg.get("experiment_options"))
     N, first, seed = cfg["trials"], cfg["first_trial"], cfg["seed"]
     ids = list(range(first, first + N))
     learner = paper_learner(exp, task, ids, seed)
     rule = StopRule(**cfg["stop"])
     data = [TrialData(task, rule, exp, seed, g) for g in ids]
     windows = [RecentWindow(rule.window) for _ in ids]
+    building = Construction(learner, exp, task, seed, ids) if exp.sequential else None
     seen, elapsed = 0, 0.0
     solved_at: list[int | None] = [None] * N
     if resume:
@@ -153,6 +210,8 @@ def train_paper(cfg: dict, task: Task, run, resume: bool, progress: bool) -> dic
         for w, state in zip(windows, meta["windows"]):
             w.load(state)
         seen, elapsed, solved_at = meta["sequences"], meta["elapsed"], meta["solved_at"]
+        if building is not None:
+            building.load(meta["construction"])
         run.truncate_metrics(seen)
 
     def checkpoint():
@@ -160,8 +219,11 @@ def train_paper(cfg: dict, task: Task, run, resume: bool, progress: bool) -> dic
             return
         tensors = {name: getattr(learner, name) for name in ("W", "V", "mask", "V_mask")}
         tensors.update({f"rng.data.{k}": state for k, state in enumerate(rng_states)})
-        run.save(tensors, {"sequences": seen, "elapsed": elapsed, "solved_at": solved_at,
-                           "windows": [w.state() for w in windows]})
+        meta = {"sequences": seen, "elapsed": elapsed, "solved_at": solved_at,
+                "windows": [w.state() for w in windows]}
+        if building is not None:
+            meta["construction"] = building.state()
+        run.save(tensors, meta)
 
     def rule_met(k: int) -> bool:
         """The ``test`` and ``fixed`` rules, for trial k now (with a cheap filter first: the
@@ -195,12 +257,13 @@ def train_paper(cfg: dict, task: Task, run, resume: bool, progress: bool) -> dic
                 x, y, mask, lengths = stack_trials(batches)
                 sub = learner.subset(active)
                 W0, V0 = sub.W.clone(), sub.V.clone()
-                out, _ = sub.run(x, y, mask, lengths=lengths, lr=lr, update="step",
+                out, _ = sub.run(x, y, mask, lengths=lengths, lr=lr, update=exp.update,
                                  outputs_at="targets")
+                errors_by_trial = {}
                 for i, k in enumerate(active):
                     o = trial_outputs(out, i, batches[i])
                     correct = task.correct(o, batches[i]).numpy()
-                    errors = sequence_errors(task, o, batches[i]).numpy()
+                    errors = errors_by_trial[k] = sequence_errors(task, o, batches[i]).numpy()
                     stop = (windows[k].first_satisfying(correct, errors, rule)
                             if rule.kind == "recent" else None)
                     if stop is not None:  # replay up to the sequence that met the rule
@@ -209,7 +272,7 @@ def train_paper(cfg: dict, task: Task, run, resume: bool, progress: bool) -> dic
                         part = slice(0, stop + 1)
                         one.run(x[part, :, i : i + 1], y[part, :, i : i + 1],
                                 mask[part, :, i : i + 1], lengths=lengths[part, i : i + 1],
-                                lr=lr, update="step", outputs_at="targets")
+                                lr=lr, update=exp.update, outputs_at="targets")
                         sub.assign([i], one)
                         correct, errors = correct[part], errors[part]
                         solved_at[k] = seen + stop + 1
@@ -217,6 +280,8 @@ def train_paper(cfg: dict, task: Task, run, resume: bool, progress: bool) -> dic
                 learner.assign(active, sub)
                 seen = end
                 rng_states = [d.generator.get_state() for d in data]
+                if building is not None:
+                    building.observe(seen, errors_by_trial)
                 if rule.kind != "recent" and seen % rule.every == 0:
                     for k in active:
                         if solved_at[k] is None and rule_met(k):
@@ -241,6 +306,8 @@ def train_paper(cfg: dict, task: Task, run, resume: bool, progress: bool) -> dic
                             _generator(trial_seed(seed, g, "final")))
         trials.append({"trial": g, "solved": solved_at[k] is not None,
                        "sequences": solved_at[k], "test": test})
+        if building is not None:  # when the memory cell blocks were added
+            trials[-1]["blocks_added_at"] = building.added_at[k]
     solved = [t["sequences"] for t in trials if t["solved"]]
     return {
         "protocol": "paper", "experiment": exp.key, "task": task.describe(),

@@ -23,7 +23,7 @@ from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from pathlib import Path
 
 from .. import __version__
-from .experiments import EXPERIMENTS, Experiment
+from .experiments import EXPERIMENTS, Experiment, with_options
 from .runs import CHECKPOINT, CONFIG, RESULT, RunDir, atomic_write, read_json, write_json
 
 #: rows whose paper cost (mean sequences × mean length × trials) exceeds this run with --full
@@ -47,10 +47,10 @@ def row_cost(exp: Experiment, trials: int | None = None) -> float:
     return exp.paper_cost * (trials or exp.trials)
 
 
-def _plan_row(exp: Experiment, trials: int | None, budget: float) -> dict:
+def _plan_row(exp: Experiment, trials: int | None, budget: float, options: dict) -> dict:
     n = trials or exp.trials
     shards = [[first, min(SHARD_TRIALS, n - first)] for first in range(0, n, SHARD_TRIALS)]
-    return {"key": exp.key, "trials": n, "budget_factor": budget,
+    return {"key": exp.key, "trials": n, "budget_factor": budget, "options": options,
             "max_sequences": max(1, int(budget * exp.paper_sequences)), "shards": shards}
 
 
@@ -65,7 +65,7 @@ def _shard_config(row: dict, first: int, count: int, seed: int) -> dict:
     log_every = max(100, int(round(row["max_sequences"] / 100, -2)))
     return make_config(exp.task, protocol="paper", experiment=exp.key, trials=count,
                        first_trial=first, max_sequences=row["max_sequences"], seed=seed,
-                       log_every=log_every)
+                       log_every=log_every, experiment_options=row.get("options", {}))
 
 
 def _run_shard(config: dict | None, folder: str, resume: bool, parent: int) -> dict:
@@ -88,9 +88,10 @@ def _run_shard(config: dict | None, folder: str, resume: bool, parent: int) -> d
 
 def reproduce(keys: list[str] | None, *, out: Path, trials: int | None = None,
               jobs: int | None = None, budget: float = 3.0, full: bool = False, seed: int = 0,
-              echo=print, progress: bool = True) -> list[dict]:
+              options: dict | None = None, echo=print, progress: bool = True) -> list[dict]:
     """Run (or continue) the rows ``keys`` (default: every row cheaper than `CHEAP_COST`, all
-    with ``full``) into ``out``; returns the rows of reproduce.json."""
+    with ``full``) into ``out``; returns the rows of reproduce.json. ``options`` change the
+    experiments' settings (`with_options`) for the rows added by this call."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     lock = open(out / ".lock", "w")  # held for the whole run
@@ -99,12 +100,14 @@ def reproduce(keys: list[str] | None, *, out: Path, trials: int | None = None,
     except OSError as e:
         raise ValueError(f"another `rnnlab reproduce` is running in {out}") from e
     try:
-        return _reproduce(keys, out, trials, jobs, budget, full, seed, echo, progress)
+        return _reproduce(keys, out, trials, jobs, budget, full, seed, options or {}, echo,
+                          progress)
     finally:
         lock.close()
 
 
-def _reproduce(keys, out, trials, jobs, budget, full, seed, echo, progress) -> list[dict]:
+def _reproduce(keys, out, trials, jobs, budget, full, seed, options, echo,
+               progress) -> list[dict]:
     from .. import kernels
 
     plan_path = out / "plan.json"
@@ -119,7 +122,8 @@ def _reproduce(keys, out, trials, jobs, budget, full, seed, echo, progress) -> l
         plan = {"version": __version__, "seed": seed, "rows": []}
         added = rows(keys, full=full)
     for exp in added:
-        plan["rows"].append(_plan_row(exp, trials, budget))
+        with_options(exp, options)  # a bad option fails here, before anything runs
+        plan["rows"].append(_plan_row(exp, trials, budget, options))
     write_json(plan_path, plan)
     wanted = [r for r in plan["rows"] if not keys or r["key"] in keys]
 
@@ -208,7 +212,7 @@ def _row(exp: Experiment, row: dict, shards: list[dict]) -> dict:
         "test_mean_abs_error": [t["test"].get("mean_abs_error") for t in trials],
         "trial_sequences": [t["sequences"] for t in trials],
         "wall_seconds": round(sum(r["wall_seconds"] for r in shards), 1),
-        "notes": exp.notes,
+        "options": row.get("options", {}), "notes": exp.notes,
     }
 
 

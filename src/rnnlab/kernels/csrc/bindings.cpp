@@ -45,7 +45,8 @@ void online1997_op(Tensor W, Tensor V, const Tensor& W_mask, const Tensor& V_mas
                    const Tensor& lr, Tensor outputs, Tensor grad_W, Tensor grad_V,
                    int64_t input_size, int64_t num_blocks, int64_t block_size, bool output_gate,
                    bool gate_recurrence, int64_t g, int64_t h, bool sees_input, int64_t update,
-                   bool outputs_all, bool has_targets, bool need_grad, int64_t threads) {
+                   bool outputs_all, bool has_targets, bool need_grad, bool cross_entropy,
+                   int64_t threads) {
   using Named = std::pair<const Tensor*, const char*>;
   for (const Named& a : {Named{&W, "W"}, Named{&V, "V"}, Named{&W_mask, "W_mask"},
                          Named{&V_mask, "V_mask"}, Named{&lr, "lr"}, Named{&outputs, "outputs"},
@@ -65,7 +66,7 @@ void online1997_op(Tensor W, Tensor V, const Tensor& W_mask, const Tensor& V_mas
   OnlineDims d{outputs.size(0), outputs.size(1), outputs.size(2), outputs.size(3),
                input_size, num_blocks, block_size, output_gate, gate_recurrence,
                sees_input, int(g), int(h), V.size(1), int(update), outputs_all, has_targets,
-               need_grad};
+               need_grad, cross_entropy};
   const auto* steps = static_cast<const uint8_t*>(target_steps.data_ptr());
   const auto* sym = dense ? nullptr : symbols.data_ptr<int64_t>();
   const auto* len = lengths.data_ptr<int64_t>();
@@ -290,7 +291,7 @@ TORCH_LIBRARY(rnnlab, m) {
         "int num_blocks, "
         "int block_size, bool output_gate, bool gate_recurrence, int g, int h, "
         "bool sees_input, int update, bool outputs_all, bool has_targets, bool need_grad, "
-        "int threads) -> ()",
+        "bool cross_entropy, int threads) -> ()",
         &rnnlab::online1997_op);
   m.def("lstm_forward(Tensor(a!) xw, Tensor(b!) Hs, Tensor(c!) Cs, Tensor(d!) tanh_c, "
         "Tensor(e!) m, Tensor W_hh, Tensor W_hr, Tensor peep, Tensor batch_sizes, "

@@ -167,7 +167,10 @@ void run_trial(const OnlineDims& d, i64 n, T* W, T* V, const T* W_mask, const T*
         if (m == T(0)) continue;
         const T* tg = targets + (row0 + b) * O;
         const T* ob = out.data() + b * O;
-        for (i64 o = 0; o < O; ++o) delta[o] = (ob[o] - tg[o]) * ob[o] * (T(1) - ob[o]) * m;
+        // δ_k = ∂E/∂net_k: ½ (y − t)² gives (y − t) f'(net); cross-entropy gives (y − t)
+        for (i64 o = 0; o < O; ++o)
+          delta[o] = d.cross_entropy ? (ob[o] - tg[o]) * m
+                                     : (ob[o] - tg[o]) * ob[o] * (T(1) - ob[o]) * m;
         // ∂E/∂V = δ zᵀ
         const Sparse<T>& zb = z[b];
         for (i64 q = 0; q < zb.n; ++q) {

@@ -23,6 +23,7 @@ struct OnlineDims {
   bool outputs_all;      // readout at every step (else only at target steps)
   bool has_targets;      // targets, mask and target_steps are given
   bool need_grad;        // carry the traces and compute the gradient
+  bool cross_entropy;    // the output error is cross-entropy (else ½ squared error)
 };
 
 // W (N, R, M), V (N, O, Z) are updated in place; W_mask, V_mask (same shapes) say which

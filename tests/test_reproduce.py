@@ -1,0 +1,93 @@
+"""`rnnlab reproduce` as resumable jobs: shards of trials in run folders, worker processes,
+tables written as rows finish, a killed or interrupted reproduction continued."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from rnnlab.training import reproduce as rp
+
+
+def _tables(out):
+    return json.loads((out / "reproduce.json").read_text()), (out / "reproduce.md").read_text()
+
+
+def test_rows_run_as_shards_and_the_tables_follow(tmp_path, monkeypatch):
+    monkeypatch.setattr(rp, "SHARD_TRIALS", 2)
+    out = tmp_path / "rep"
+    rows = rp.reproduce(["3a-T100-N3", "6a"], out=out, trials=3, jobs=2, budget=0.01,
+                        echo=lambda *a: None, progress=False)
+    assert [r["experiment"] for r in rows] == ["3a-T100-N3", "6a"]
+    for r in rows:
+        assert r["trials"] == 3 and len(r["test_wrong"]) == 3 and r["paper_sequences"] > 0
+        assert r["budget"] == max(1, int(0.01 * r["paper_sequences"]))
+    shards = sorted(p.name for p in (out / "runs" / "6a").iterdir())
+    assert shards == ["trials-0-1", "trials-2-2"]
+    data, md = _tables(out)
+    assert {r["experiment"] for r in data["rows"]} == {"3a-T100-N3", "6a"}
+    assert "| 6a | Table 9 |" in md
+    # trial 2 ran in its own shard: the same run as trial 2 of a one-shard row
+    monkeypatch.setattr(rp, "SHARD_TRIALS", 5)
+    again = rp.reproduce(["6a"], out=tmp_path / "one-shard", trials=3, jobs=1, budget=0.01,
+                         echo=lambda *a: None, progress=False)
+    assert again[0]["test_wrong"] == rows[1]["test_wrong"]
+    assert again[0]["trial_sequences"] == rows[1]["trial_sequences"]
+
+
+def test_a_killed_reproduction_continues_where_it_stopped(tmp_path, monkeypatch):
+    monkeypatch.setattr(rp, "SHARD_TRIALS", 1)
+    out = tmp_path / "rep"
+    rp.reproduce(["3b-T100-N3"], out=out, trials=2, jobs=1, budget=0.01,
+                 echo=lambda *a: None, progress=False)
+    done = out / "runs" / "3b-T100-N3" / "trials-0-0" / "result.json"
+    lost = out / "runs" / "3b-T100-N3" / "trials-1-1" / "result.json"
+    stamp = done.stat().st_mtime_ns
+    lost.unlink()  # as if the reproduction had been killed before this shard finished
+    messages = []
+    rows = rp.reproduce(None, out=out, jobs=1, echo=messages.append, progress=False)
+    assert any("continuing" in m for m in messages)
+    assert any("1 shard(s)" in m for m in messages)
+    assert done.stat().st_mtime_ns == stamp and lost.exists()
+    assert rows[0]["trials"] == 2
+
+
+def test_one_reproduction_per_folder(tmp_path):
+    import fcntl
+
+    out = tmp_path / "rep"
+    out.mkdir()
+    with open(out / ".lock", "w") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        with pytest.raises(ValueError, match="another `rnnlab reproduce`"):
+            rp.reproduce(["6a"], out=out, trials=1, budget=0.01, echo=lambda *a: None,
+                         progress=False)
+
+
+def test_ctrl_c_checkpoints_the_shards_and_the_same_command_continues(tmp_path):
+    out = tmp_path / "rep"
+    cmd = [sys.executable, "-m", "rnnlab.cli", "reproduce", "4-T100", "--trials", "2",
+           "--jobs", "1", "--budget", "0.6", "--out", str(out)]
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True, start_new_session=True)
+    metrics = out / "runs" / "4-T100" / "trials-0-1" / "metrics.jsonl"
+    deadline = time.time() + 120
+    while time.time() < deadline and not (metrics.exists() and metrics.read_text().strip()):
+        time.sleep(0.2)
+    os.killpg(proc.pid, signal.SIGINT)  # Ctrl-C reaches the whole process group
+    text, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 130, text
+    assert "continue with `rnnlab reproduce --out" in text
+    checkpoint = metrics.parent / "checkpoint.safetensors"
+    assert checkpoint.exists() and not (metrics.parent / "result.json").exists()
+    again = subprocess.run(cmd[:4] + ["--out", str(out)], env=env, capture_output=True,
+                           text=True, timeout=300)
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert "continuing" in again.stdout
+    data, _ = _tables(out)
+    assert data["rows"][0]["trials"] == 2
