@@ -27,14 +27,17 @@ def test_rows_run_as_shards_and_the_tables_follow(tmp_path, monkeypatch):
         assert r["trials"] == 3 and len(r["test_wrong"]) == 3 and r["paper_sequences"] > 0
         assert r["budget"] == max(1, int(0.01 * r["paper_sequences"]))
     shards = sorted(p.name for p in (out / "runs" / "6a").iterdir())
-    assert shards == ["trials-0-1", "trials-2-2"]
+    assert shards == ["modern-seed-0", "trials-0-1", "trials-2-2"]
+    for r in rows:  # the modern LSTM beside each row, on the same budget and rule
+        assert r["modern"]["runs"] == 1 and r["modern"]["budget"] == r["budget"]
+        assert len(r["modern"]["test_wrong"]) == 1
     data, md = _tables(out)
     assert {r["experiment"] for r in data["rows"]} == {"3a-T100-N3", "6a"}
     assert "| 6a | Table 9 |" in md
     # trial 2 ran in its own shard: the same run as trial 2 of a one-shard row
     monkeypatch.setattr(rp, "SHARD_TRIALS", 5)
     again = rp.reproduce(["6a"], out=tmp_path / "one-shard", trials=3, jobs=1, budget=0.01,
-                         echo=lambda *a: None, progress=False)
+                         modern=0, echo=lambda *a: None, progress=False)
     assert again[0]["test_wrong"] == rows[1]["test_wrong"]
     assert again[0]["trial_sequences"] == rows[1]["trial_sequences"]
 
@@ -42,7 +45,7 @@ def test_rows_run_as_shards_and_the_tables_follow(tmp_path, monkeypatch):
 def test_a_killed_reproduction_continues_where_it_stopped(tmp_path, monkeypatch):
     monkeypatch.setattr(rp, "SHARD_TRIALS", 1)
     out = tmp_path / "rep"
-    rp.reproduce(["3b-T100-N3"], out=out, trials=2, jobs=1, budget=0.01,
+    rp.reproduce(["3b-T100-N3"], out=out, trials=2, jobs=1, budget=0.01, modern=0,
                  echo=lambda *a: None, progress=False)
     done = out / "runs" / "3b-T100-N3" / "trials-0-0" / "result.json"
     lost = out / "runs" / "3b-T100-N3" / "trials-1-1" / "result.json"
@@ -71,7 +74,7 @@ def test_one_reproduction_per_folder(tmp_path):
 def test_ctrl_c_checkpoints_the_shards_and_the_same_command_continues(tmp_path):
     out = tmp_path / "rep"
     cmd = [sys.executable, "-m", "rnnlab.cli", "reproduce", "4-T100", "--trials", "2",
-           "--jobs", "1", "--budget", "0.6", "--out", str(out)]
+           "--jobs", "1", "--budget", "0.6", "--modern", "0", "--out", str(out)]
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             text=True, start_new_session=True)

@@ -187,6 +187,8 @@ def reproduce(
     seed: int = typer.Option(0),
     set_: list[str] = typer.Option(None, "--set", help="change a setting of the experiments, "
                                    "key=value (an ablation), e.g. error=cross-entropy"),
+    modern: int = typer.Option(1, help="runs of a modern LSTM (forget gate, Adam) beside "
+                               "each row; 0 for none"),
     list_: bool = typer.Option(False, "--list", help="list the experiments and exit"),
 ) -> None:
     """Run the paper's experiments with the paper protocol; print ours beside the paper's.
@@ -205,13 +207,15 @@ def reproduce(
         raise UserError(f"--trials must be ≥ 1, got {trials}")
     if jobs is not None and jobs < 1:
         raise UserError(f"--jobs must be ≥ 1, got {jobs}")
+    if modern < 0:
+        raise UserError(f"--modern must be ≥ 0, got {modern}")
     if not budget > 0 or budget == float("inf"):
         raise UserError(f"--budget must be a positive number, got {budget}")
     folder = out or Path("runs") / f"reproduce-{time.strftime('%Y%m%d-%H%M%S')}"
     try:
         run_reproduce(experiments or None, out=folder, trials=trials, jobs=jobs, full=full,
                       budget=budget, seed=seed, options=parse_pairs(set_, "--set"),
-                      echo=typer.echo)
+                      modern=modern, echo=typer.echo)
     except KeyboardInterrupt:
         typer.echo(f"\ninterrupted; continue with `rnnlab reproduce --out {folder}`", err=True)
         raise typer.Exit(130) from None

@@ -47,11 +47,38 @@ def row_cost(exp: Experiment, trials: int | None = None) -> float:
     return exp.paper_cost * (trials or exp.trials)
 
 
-def _plan_row(exp: Experiment, trials: int | None, budget: float, options: dict) -> dict:
+#: the modern LSTM beside each row: forget gate, Adam, minibatches (`MODERN`), and at most
+#: this many training sequences per run
+MODERN = dict(model="lstm", hidden=32, optimizer="adam", lr=3e-3, batch_size=32, clip=1.0)
+MODERN_MAX_SEQUENCES = 200_000
+
+
+def _plan_row(exp: Experiment, trials: int | None, budget: float, options: dict,
+              modern: int) -> dict:
     n = trials or exp.trials
     shards = [[first, min(SHARD_TRIALS, n - first)] for first in range(0, n, SHARD_TRIALS)]
+    max_sequences = max(1, int(budget * exp.paper_sequences))
     return {"key": exp.key, "trials": n, "budget_factor": budget, "options": options,
-            "max_sequences": max(1, int(budget * exp.paper_sequences)), "shards": shards}
+            "max_sequences": max_sequences, "shards": shards,
+            "modern": {"seeds": list(range(modern)),
+                       "max_sequences": min(max_sequences, MODERN_MAX_SEQUENCES)}}
+
+
+def _modern_folder(out: Path, key: str, seed: int) -> Path:
+    return out / "runs" / key / f"modern-seed-{seed}"
+
+
+def _modern_config(row: dict, seed: int) -> dict:
+    """The row's task, stopping rule and test set, learned by a modern LSTM."""
+    from dataclasses import asdict
+
+    from .trainer import make_config
+
+    exp = with_options(EXPERIMENTS[row["key"]], row.get("options", {}))
+    budget = row["modern"]["max_sequences"]
+    return make_config(exp.task, task_params=exp.task_params, stop=asdict(exp.stop),
+                       test_size=exp.test_size, max_sequences=budget, seed=seed,
+                       log_every=max(320, int(round(budget / 100, -2))), **MODERN)
 
 
 def _shard_folder(out: Path, key: str, first: int, count: int) -> Path:
@@ -88,10 +115,12 @@ def _run_shard(config: dict | None, folder: str, resume: bool, parent: int) -> d
 
 def reproduce(keys: list[str] | None, *, out: Path, trials: int | None = None,
               jobs: int | None = None, budget: float = 3.0, full: bool = False, seed: int = 0,
-              options: dict | None = None, echo=print, progress: bool = True) -> list[dict]:
+              options: dict | None = None, modern: int = 1, echo=print,
+              progress: bool = True) -> list[dict]:
     """Run (or continue) the rows ``keys`` (default: every row cheaper than `CHEAP_COST`, all
     with ``full``) into ``out``; returns the rows of reproduce.json. ``options`` change the
-    experiments' settings (`with_options`) for the rows added by this call."""
+    experiments' settings (`with_options`) for the rows added by this call; ``modern`` runs
+    of the modern LSTM (seeds 0, 1, …) go beside each added row."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     lock = open(out / ".lock", "w")  # held for the whole run
@@ -100,13 +129,13 @@ def reproduce(keys: list[str] | None, *, out: Path, trials: int | None = None,
     except OSError as e:
         raise ValueError(f"another `rnnlab reproduce` is running in {out}") from e
     try:
-        return _reproduce(keys, out, trials, jobs, budget, full, seed, options or {}, echo,
-                          progress)
+        return _reproduce(keys, out, trials, jobs, budget, full, seed, options or {}, modern,
+                          echo, progress)
     finally:
         lock.close()
 
 
-def _reproduce(keys, out, trials, jobs, budget, full, seed, options, echo,
+def _reproduce(keys, out, trials, jobs, budget, full, seed, options, modern, echo,
                progress) -> list[dict]:
     from .. import kernels
 
@@ -123,7 +152,7 @@ def _reproduce(keys, out, trials, jobs, budget, full, seed, options, echo,
         added = rows(keys, full=full)
     for exp in added:
         with_options(exp, options)  # a bad option fails here, before anything runs
-        plan["rows"].append(_plan_row(exp, trials, budget, options))
+        plan["rows"].append(_plan_row(exp, trials, budget, options, modern))
     write_json(plan_path, plan)
     wanted = [r for r in plan["rows"] if not keys or r["key"] in keys]
 
@@ -131,15 +160,20 @@ def _reproduce(keys, out, trials, jobs, budget, full, seed, options, echo,
     pending = []
     for row in wanted:
         exp = EXPERIMENTS[row["key"]]
-        for first, count in row["shards"]:
-            folder = _shard_folder(out, row["key"], first, count)
+        runs = [(_shard_folder(out, row["key"], first, count), row_cost(exp, count),
+                 lambda first=first, count=count, row=row: _shard_config(row, first, count,
+                                                                         seed))
+                for first, count in row["shards"]]
+        runs += [(_modern_folder(out, row["key"], s), row_cost(exp, 1),
+                  lambda s=s, row=row: _modern_config(row, s))
+                 for s in row.get("modern", {}).get("seeds", [])]
+        for folder, cost, config in runs:
             if (folder / RESULT).exists():
                 continue
             resume = (folder / CHECKPOINT).exists()
             if (folder / CONFIG).exists() and not resume:
                 shutil.rmtree(folder)  # started but never checkpointed: start again
-            config = None if resume else _shard_config(row, first, count, seed)
-            pending.append((row_cost(exp, count), row["key"], config, folder, resume))
+            pending.append((cost, row["key"], None if resume else config(), folder, resume))
     pending.sort(key=lambda p: -p[0])
     jobs = max(1, min(jobs or os.cpu_count() or 1, len(pending) or 1))
     if pending:
@@ -185,19 +219,20 @@ def _collect(out: Path, plan: dict, wanted: list[dict]) -> list[dict]:
     """One reproduce.json row per finished row (all its shards done)."""
     results = []
     for row in plan["rows"]:
-        shard_results = []
-        for first, count in row["shards"]:
-            folder = _shard_folder(out, row["key"], first, count)
-            if not (folder / RESULT).exists():
-                break
-            shard_results.append(RunDir(folder).result())
-        else:
-            results.append(_row(EXPERIMENTS[row["key"]], row, shard_results))
+        folders = [_shard_folder(out, row["key"], first, count)
+                   for first, count in row["shards"]]
+        modern = [_modern_folder(out, row["key"], s)
+                  for s in row.get("modern", {}).get("seeds", [])]
+        if all((f / RESULT).exists() for f in folders + modern):
+            results.append(_row(EXPERIMENTS[row["key"]], row,
+                                [RunDir(f).result() for f in folders],
+                                [RunDir(f).result() for f in modern]))
     return results
 
 
-def _row(exp: Experiment, row: dict, shards: list[dict]) -> dict:
+def _row(exp: Experiment, row: dict, shards: list[dict], modern: list[dict]) -> dict:
     trials = [t for r in shards for t in r["trials"]]
+    modern_solved = [m["sequences_to_success"] for m in modern if m["solved"]]
     solved = [t["sequences"] for t in trials if t["solved"]]
     mean = sum(solved) / len(solved) if solved else None
     return {
@@ -213,6 +248,12 @@ def _row(exp: Experiment, row: dict, shards: list[dict]) -> dict:
         "trial_sequences": [t["sequences"] for t in trials],
         "wall_seconds": round(sum(r["wall_seconds"] for r in shards), 1),
         "options": row.get("options", {}), "notes": exp.notes,
+        "modern": {"runs": len(modern), "solved": len(modern_solved),
+                   "mean_sequences": (sum(modern_solved) / len(modern_solved)
+                                      if modern_solved else None),
+                   "budget": row.get("modern", {}).get("max_sequences"),
+                   "test_wrong": [m["test"]["wrong"] for m in modern],
+                   "wall_seconds": round(sum(m["wall_seconds"] for m in modern), 1)},
     }
 
 
@@ -233,27 +274,42 @@ def _write_tables(out: Path, plan: dict, results: list[dict]) -> None:
     atomic_write(out / "reproduce.md", lambda tmp: Path(tmp).write_text(markdown(results)))
 
 
+def reproduces(row: dict) -> bool:
+    """The acceptance line: at least 80 % of the trials solved, mean within 2× the paper's."""
+    return row["solved"] >= 0.8 * row["trials"] and row["ratio"] is not None \
+        and row["ratio"] <= 2.0
+
+
 def markdown(results: list[dict]) -> str:
+    good = sum(reproduces(r) for r in results)
     lines = [
         "# rnnlab reproduce: Hochreiter & Schmidhuber (1997)", "",
         "Paper protocol: the paper's networks, initialisation and learning rates, on-line "
         "truncated RTRL, one sequence at a time; each trial stopped by the paper's rule or at "
         "the budget (a multiple of the paper's mean). Sequences are counted as the paper "
-        "counts them; the mean is over the solved trials.", "",
+        "counts them; the mean is over the solved trials. A row reproduces (✓) when at least "
+        "80 % of its trials are solved with a mean within 2× the paper's. Modern LSTM: "
+        "forget gate, 32 units, Adam 3e-3, minibatches of 32, the same stopping rule.", "",
+        f"**{good} of {len(results)} rows reproduce.**", "",
         "| experiment | paper table | paper: mean sequences | ours: solved | ours: mean "
-        "(min–max) | ours / paper | test: wrong (median, max) of n | paper test | CPU time |",
-        "|---|---|---:|---:|---:|---:|---|---|---:|",
+        "(min–max) | ours / paper | ✓ | test: wrong (median, max) of n | paper test | "
+        "set-up | modern LSTM: solved, mean | CPU time |",
+        "|---|---|---:|---:|---:|---:|:-:|---|---|---|---|---:|",
     ]
     for r in results:
         ratio = "—" if r["ratio"] is None else f"{r['ratio']:.2f}"
         wrong = sorted(r["test_wrong"])
         median = wrong[len(wrong) // 2]
+        setup = ", ".join(f"{k}={v}" for k, v in sorted(r.get("options", {}).items())) or "paper"
+        m = r.get("modern") or {}
+        modern = ("—" if not m.get("runs") else
+                  f"{m['solved']}/{m['runs']}, {_fmt(m['mean_sequences'])}")
         lines.append(
             f"| {r['experiment']} | {r['table']} | {_fmt(r['paper_sequences'])} "
             f"| {r['solved']}/{r['trials']} | {_fmt(r['mean_sequences'])} "
             f"({_fmt(r['min_sequences'])}–{_fmt(r['max_sequences'])}) | {ratio} | "
-            f"{median}, {wrong[-1]} of {r['test_n']:,} | {r['paper_test']} | "
-            f"{_minutes(r['wall_seconds'])} |")
+            f"{'✓' if reproduces(r) else '✗'} | {median}, {wrong[-1]} of {r['test_n']:,} | "
+            f"{r['paper_test']} | {setup} | {modern} | {_minutes(r['wall_seconds'])} |")
     notes = [f"- {r['experiment']}: {r['notes']}" for r in results if r["notes"]]
     if notes:
         lines += ["", "Notes:", *notes]

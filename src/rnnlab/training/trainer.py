@@ -147,6 +147,10 @@ def evaluate(predict, task: Task, n: int, generator: torch.Generator | None = No
     criterion, the mean absolute and squared error at the target steps (against the noise-free
     targets where the task's targets are noisy)."""
     generator = generator or torch.Generator().manual_seed(12345)
+    # dense inputs of wide one-hot tasks (2c: 1,004 units over 1,000+ steps) are built chunk by
+    # chunk: keep a chunk's inputs near 40 M numbers
+    width = task.mean_length * task.input_size
+    chunk = max(16, min(chunk, int(4e7 // max(1.0, width))))
     wrong = total = 0
     abs_sum = sq_sum = targets = 0.0
     if batches is None:
