@@ -48,9 +48,10 @@ def row_cost(exp: Experiment, trials: int | None = None) -> float:
 
 
 #: the modern LSTM beside each row: forget gate, Adam, minibatches (`MODERN`), and at most
-#: this many training sequences per run
+#: this many training sequences, or sequence-steps, per run
 MODERN = dict(model="lstm", hidden=32, optimizer="adam", lr=3e-3, batch_size=32, clip=1.0)
 MODERN_MAX_SEQUENCES = 200_000
+MODERN_MAX_STEPS = 30_000_000
 
 
 def _plan_row(exp: Experiment, trials: int | None, budget: float, options: dict,
@@ -61,7 +62,8 @@ def _plan_row(exp: Experiment, trials: int | None, budget: float, options: dict,
     return {"key": exp.key, "trials": n, "budget_factor": budget, "options": options,
             "max_sequences": max_sequences, "shards": shards,
             "modern": {"seeds": list(range(modern)),
-                       "max_sequences": min(max_sequences, MODERN_MAX_SEQUENCES)}}
+                       "max_sequences": min(max_sequences, MODERN_MAX_SEQUENCES,
+                                            int(MODERN_MAX_STEPS / exp.mean_length))}}
 
 
 def _modern_folder(out: Path, key: str, seed: int) -> Path:

@@ -153,8 +153,8 @@ def evaluate(predict, task: Task, n: int, generator: torch.Generator | None = No
     chunk = max(16, min(chunk, int(4e7 // max(1.0, width))))
     wrong = total = 0
     abs_sum = sq_sum = targets = 0.0
-    if batches is None:
-        batches = tuple(task.sample(min(chunk, n - s), generator) for s in range(0, n, chunk))
+    if batches is None:  # drawn one chunk at a time, each dropped once tested
+        batches = (task.sample(min(chunk, n - s), generator) for s in range(0, n, chunk))
     for batch in batches:
         out = predict(batch)
         wrong += int((~task.correct(out, batch)).sum())
