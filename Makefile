@@ -18,6 +18,7 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) -m benchmarks.engine
+	$(PY) -m benchmarks.online1997
 	$(PY) -m benchmarks.charlm
 
 lint: $(STAMP)

@@ -1,47 +1,100 @@
-"""Per-step cost of the 1997 LSTM's on-line learner (truncated RTRL).
+"""The 1997 LSTM's on-line learner (truncated RTRL): compiled kernel against the reference path.
 
-    python -m benchmarks.online1997
+    python -m benchmarks.online1997 [--reps 7]
 
 The adding-problem network of the paper (2 inputs, 2 blocks × 2 cells, 1 output, 93 weights),
-one sequence per trial, float32, one thread (as the trainer's paper protocol); median of 5 runs
-of T = 2000 steps, reported as µs per step for 1 trial and for 10 trials in lockstep, with a
-target (and update) at every step, and at every 100th step as in the adding problem.
+one sequence per trial, float32, one thread (as the paper protocol runs), 10 trials in
+lockstep. Two workloads, each as µs per trial-step, median of ``--reps`` runs, the two paths
+interleaved in one process:
+
+  adding    110-step sequences, a target at the end, weights updated at the target (the
+            paper's adding problem at T = 100)
+  per-step  110-step sequences, a target and an update at every step (as the Reber grammar)
+
+and, for the paper's task 2c (p = q = 1000: 1,004 one-hot inputs, 1,000+ steps), the compiled
+learner on symbols against the reference path on dense inputs.
 """
 
 from __future__ import annotations
 
+import argparse
+import os
 import statistics
 import time
 
 import torch
 
 import rnnlab
+from rnnlab import kernels, tasks
 
 
-def per_step_us(trials: int, every_step: bool, T: int = 2000, reps: int = 5) -> float:
-    learner = rnnlab.OnlineLSTM1997(2, 2, 2, trials=trials, input_gate_bias=[-3, -6],
-                                    generator=torch.Generator().manual_seed(0))
-    x = torch.rand(T, trials, 1, 2)
-    targets = torch.rand(T, trials, 1, 1)
-    mask = torch.ones(T, dtype=torch.bool) if every_step else (torch.arange(T) % 100 == 99)
-    learner.run(x[:50], targets[:50], mask[:50], lr=0.5)  # warm-up
-    times = []
+def learner(trials: int = 10) -> rnnlab.OnlineLSTM1997:
+    return rnnlab.OnlineLSTM1997(2, 2, 2, trials=trials, input_gate_bias=[-3, -6],
+                                 generator=torch.Generator().manual_seed(0))
+
+
+def on_path(compiled: bool, fn):
+    def run():
+        os.environ["RNNLAB_KERNELS"] = "1" if compiled else "0"
+        try:
+            return fn()
+        finally:
+            os.environ["RNNLAB_KERNELS"] = "1"
+    return run
+
+
+def medians(fns, reps: int) -> list[float]:
+    for fn in fns:
+        fn()
+    times: list[list[float]] = [[] for _ in fns]
     for _ in range(reps):
-        t0 = time.perf_counter()
-        learner.run(x, targets, mask, lr=0.5, outputs_at="targets")
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times) / T * 1e6
+        for fn, acc in zip(fns, times):
+            t0 = time.perf_counter()
+            fn()
+            acc.append(time.perf_counter() - t0)
+    return [statistics.median(t) for t in times]
+
+
+def adding(every_step: bool, reps: int) -> tuple[float, float]:
+    T, N = 110, 10
+    x, targets = torch.rand(T, N, 1, 2), torch.rand(T, N, 1, 1)
+    mask = torch.ones(T, dtype=torch.bool) if every_step else torch.arange(T) == T - 1
+    nets = (learner(N), learner(N))
+
+    def run(net):
+        return lambda: net.run(x, targets, mask, lr=0.5, outputs_at="targets")
+
+    c, r = medians([on_path(True, run(nets[0])), on_path(False, run(nets[1]))], reps)
+    return c / (T * N) * 1e6, r / (T * N) * 1e6
+
+
+def longlag_2c(reps: int) -> tuple[float, float]:
+    task = tasks.make("longlag-2c", p=1000, q=1000)
+    batch = task.sample(4, torch.Generator().manual_seed(0))  # one sequence for each of 4 trials
+    net = rnnlab.OnlineLSTM1997(task.input_size, 2, 1, 2, trials=4, bias=False,
+                                init_range=0.2, output_bias=False)
+    symbols = batch.symbols.unsqueeze(2)  # (T, trials, 1)
+    dense = batch.x.unsqueeze(2)
+    y, mask = batch.y.unsqueeze(2), batch.mask.unsqueeze(2)
+    steps = int(batch.lengths.sum())
+    c, r = medians([on_path(True, lambda: net.run(symbols, y, mask, lr=0.01)),
+                    on_path(False, lambda: net.run(dense, y, mask, lr=0.01))], reps)
+    return c / steps * 1e6, r / steps * 1e6
 
 
 def main() -> None:
-    torch.set_num_threads(1)  # as the paper protocol runs it (tiny tensors: threads only sync)
-    print("on-line learner, adding-problem net (93 weights), µs per step")
-    for every_step, label in ((True, "target and update at every step"),
-                              (False, "target every 100th step (as the adding problem)")):
-        one, ten = per_step_us(1, every_step), per_step_us(10, every_step)
-        print(f"  {label}:")
-        print(f"    1 trial             {one:8.1f}")
-        print(f"    10 trials, lockstep {ten:8.1f}  ({ten / 10:.1f} per trial-step)")
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--reps", type=int, default=7)
+    args = parser.parse_args()
+    torch.set_num_threads(1)  # as the paper protocol runs it
+    print(f"on-line learner, float32, one thread; kernels: {kernels.status()}")
+    print(f"{'workload':44} {'compiled':>10} {'reference':>10} {'speed-up':>9}")
+    rows = [("adding net, 10 trials, target at the end", adding(False, args.reps)),
+            ("adding net, 10 trials, target every step", adding(True, args.reps)),
+            ("task 2c, p = q = 1000, 4 trials", longlag_2c(max(3, args.reps // 2)))]
+    for label, (c, r) in rows:
+        print(f"{label:44} {c:9.3f}µ {r:9.2f}µ {r / c:8.0f}×")
+    print("\nµs per trial-step (one step of one network); speed-up = reference / compiled")
 
 
 if __name__ == "__main__":

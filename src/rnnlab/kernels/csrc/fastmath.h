@@ -6,6 +6,8 @@
 //   e^x = 2^k e^r,  k = round(x / ln 2),  r = x − k ln 2 (ln 2 split in two for exactness),
 //         e^r by its Taylor series, degree 7 (float) or 13 (double): |r| ≤ ln 2 / 2 keeps
 //         the remainder below half an ulp; 2^k is built in the exponent bits.
+//   Products and sums fuse explicitly (std::fma), so the values do not depend on what the
+//   compiler fuses on its own.
 //   tanh  x + x³ P(x²) for |x| < 0.55, P a Chebyshev fit of (tanh √z / √z − 1) / z
 //         (degree 4 / 9); beyond, ±(1 − 2 / (e^{2|x|} + 1)).
 #pragma once
@@ -16,6 +18,9 @@
 
 namespace rnnlab {
 namespace fm {
+
+// always inlined: a call in a loop over vector lanes stops the loop from being vectorised
+#define RNNLAB_INLINE inline __attribute__((always_inline))
 
 template <typename T> struct Limits;
 template <> struct Limits<float> {
@@ -30,16 +35,18 @@ template <> struct Limits<double> {
 };
 
 template <typename T>
-inline T exp(T x) {
+RNNLAB_INLINE T exp(T x) {
   using L = Limits<T>;
   x = x < L::lo ? L::lo : (x > L::hi ? L::hi : x);
   const T k = std::nearbyint(x * T(1.44269504088896340736));
-  const T r = (x - k * T(0.693145751953125)) - k * T(1.42860682030941723212e-6);
+  const T r = std::fma(-k, T(1.42860682030941723212e-6), std::fma(-k, T(0.693145751953125), x));
   T c[L::degree + 1];  // 1/n!, folded to constants
   c[0] = T(1);
+#pragma GCC unroll 16
   for (int n = 1; n <= L::degree; ++n) c[n] = c[n - 1] / T(n);
   T p = c[L::degree];
-  for (int n = L::degree - 1; n >= 0; --n) p = p * r + c[n];
+#pragma GCC unroll 16
+  for (int n = L::degree - 1; n >= 0; --n) p = std::fma(p, r, c[n]);
   const typename L::Int bits = (typename L::Int(k) + L::bias) << L::mantissa;
   T scale;
   std::memcpy(&scale, &bits, sizeof scale);
@@ -47,7 +54,7 @@ inline T exp(T x) {
 }
 
 template <typename T>
-inline T sigmoid(T x) {  // 1 / (1 + e^{−x}), the form torch evaluates
+RNNLAB_INLINE T sigmoid(T x) {  // 1 / (1 + e^{−x}), the form torch evaluates
   return T(1) / (T(1) + exp(-x));
 }
 
@@ -68,12 +75,13 @@ template <> struct TanhFit<double> {
 };
 
 template <typename T>
-inline T tanh(T x) {
+RNNLAB_INLINE T tanh(T x) {
   const T a = x < T(0) ? -x : x;
   const T z = x * x;
   T p = TanhFit<T>::c[0];
-  for (int n = 1; n <= TanhFit<T>::degree; ++n) p = p * z + TanhFit<T>::c[n];
-  const T small = x + x * z * p;
+#pragma GCC unroll 16
+  for (int n = 1; n <= TanhFit<T>::degree; ++n) p = std::fma(p, z, TanhFit<T>::c[n]);
+  const T small = std::fma(x * z, p, x);
   const T big = T(1) - T(2) / (exp(T(2) * a) + T(1));
   return a < T(0.55) ? small : (x < T(0) ? -big : big);
 }
@@ -83,7 +91,7 @@ inline T tanh(T x) {
 enum Squash : int { kG2 = 0, kH1 = 1, kLogistic = 2, kTanh = 3, kIdentity = 4 };
 
 template <typename T>
-inline T squash(int kind, T a) {
+RNNLAB_INLINE T squash(int kind, T a) {
   if (kind == kTanh) return tanh(a);
   if (kind == kIdentity) return a;
   const T s = sigmoid(a);
@@ -91,7 +99,7 @@ inline T squash(int kind, T a) {
 }
 
 template <typename T>
-inline T squash_prime(int kind, T y) {
+RNNLAB_INLINE T squash_prime(int kind, T y) {
   if (kind == kG2) {
     const T s = (y + T(2)) / T(4);
     return s * (T(1) - s) * T(4);

@@ -38,4 +38,12 @@ void online1997_run(const OnlineDims& d, T* W, T* V, const T* W_mask, const T* V
                     const uint8_t* target_steps, const int64_t* lengths, const T* lr,
                     T* outputs, T* grad_W, T* grad_V, int threads);
 
+// The same with trials as vector lanes (online1997_lanes.cpp): what online1997_run calls when
+// several trials learn side by side.
+template <typename T>
+void online1997_lanes(const OnlineDims& d, T* W, T* V, const T* W_mask, const T* V_mask,
+                      const T* x, const int64_t* symbols, const T* targets, const T* mask,
+                      const uint8_t* target_steps, const int64_t* lengths, const T* lr,
+                      T* outputs, T* grad_W, T* grad_V, int threads);
+
 }  // namespace rnnlab
