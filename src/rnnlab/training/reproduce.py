@@ -3,6 +3,7 @@
     OUT/plan.json                   the rows, their trials and budgets, how they are split
     OUT/runs/ROW/trials-A-B/        one run folder per shard (a range of a row's trials)
     OUT/reproduce.json, .md         ours beside the paper's, rewritten as rows finish
+    OUT/curves.png                  every trial's learning curve, a panel per row
 
 A row's trials are split into shards of `SHARD_TRIALS`; every shard is an ordinary run folder
 of the paper protocol (`rnnlab train --protocol paper --first-trial A --trials n`), so a
@@ -274,6 +275,12 @@ def _write_tables(out: Path, plan: dict, results: list[dict]) -> None:
     write_json(out / "reproduce.json", {"seed": plan["seed"], "version": plan["version"],
                                         "rows": results})
     atomic_write(out / "reproduce.md", lambda tmp: Path(tmp).write_text(markdown(results)))
+    done = {r["experiment"] for r in results}
+    rows_done = [row for row in plan["rows"] if row["key"] in done]
+    if rows_done:
+        from .curves import plot
+
+        atomic_write(out / "curves.png", lambda tmp: plot(out, rows_done, Path(tmp)))
 
 
 def reproduces(row: dict) -> bool:
