@@ -7,6 +7,7 @@ import torch
 from rnnlab import tasks
 from rnnlab.training import EXPERIMENTS, StopRule, make_config, train
 from rnnlab.training import paper as paper_mod
+from rnnlab.training.experiments import with_options
 from rnnlab.training.paper import TrialData, paper_learner, stack_trials, trial_outputs
 from rnnlab.training.stopping import RecentWindow
 from rnnlab.training.trainer import sequence_errors
@@ -40,7 +41,7 @@ def test_chunked_training_stops_where_one_at_a_time_would(tmp_path, monkeypatch,
     assert len(set(stops)) >= 2 and any(s % chunk for s in stops), result  # inside chunks
 
     # the oracle: the same initial weights and the same sequences, one at a time
-    exp = EXPERIMENTS[cfg["experiment"]]
+    exp = with_options(EXPERIMENTS[cfg["experiment"]], cfg["experiment_options"])
     learner = paper_learner(exp, task, list(range(4)), cfg["seed"])
     rule = StopRule(**stop)
     chunks = list(drawn.values())  # per trial, in the order the trials were created
@@ -136,3 +137,27 @@ def test_with_options_changes_settings_and_names_bad_ones():
             with_options(exp, bad)
     with pytest.raises(ValueError, match="--protocol paper"):
         make_config("adding", experiment_options={"lr": 1.0})
+
+
+def test_found_setups_apply_by_default_and_as_read_leaves_them_out(monkeypatch):
+    """A run uses the experiment's found set-up with --set on top; --as-read drops it."""
+    import dataclasses
+
+    from rnnlab.training import experiments
+
+    exp = dataclasses.replace(EXPERIMENTS["4-T100"], setup={
+        "error": "cross-entropy", "lr": 1.0, "lstm": {"g": "h1", "h": "g2"}})
+    monkeypatch.setitem(experiments.EXPERIMENTS, "4-T100", exp)
+    assert experiments.run_options(exp, {"lstm": {"g": "g2"}, "lr": 0.25}) == {
+        "error": "cross-entropy", "lr": 0.25, "lstm": {"g": "g2", "h": "g2"}}
+    assert experiments.run_options(exp, {"lr": 0.25}, as_read=True) == {"lr": 0.25}
+
+    found = make_config("adding-1997", protocol="paper", experiment="4-T100")
+    assert found["experiment_options"] == exp.setup and found["lr"] == 1.0
+    again = make_config("adding-1997", protocol="paper", experiment="4-T100",
+                        experiment_options=found["experiment_options"])
+    assert again["experiment_options"] == found["experiment_options"]  # idempotent
+    read = make_config("adding-1997", protocol="paper", experiment="4-T100", as_read=True)
+    assert read["experiment_options"] == {} and read["lr"] == 0.5
+    with pytest.raises(ValueError, match="--protocol paper"):
+        make_config("adding", as_read=True)

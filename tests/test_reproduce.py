@@ -96,3 +96,25 @@ def test_ctrl_c_checkpoints_the_shards_and_the_same_command_continues(tmp_path):
     assert "continuing" in again.stdout
     data, _ = _tables(out)
     assert data["rows"][0]["trials"] == 2
+
+
+def test_rows_run_with_their_found_setup_unless_as_read(tmp_path, monkeypatch):
+    import dataclasses
+
+    from rnnlab.training import experiments
+
+    exp = dataclasses.replace(experiments.EXPERIMENTS["6a"], setup={"error": "cross-entropy"})
+    monkeypatch.setitem(experiments.EXPERIMENTS, "6a", exp)
+    for as_read, options in [(False, {"error": "cross-entropy", "lr": 0.25}),
+                             (True, {"lr": 0.25})]:
+        out = tmp_path / f"rep-{as_read}"
+        rows = rp.reproduce(["6a"], out=out, trials=1, jobs=1, budget=0.01, modern=0,
+                            options={"lr": 0.25}, as_read=as_read, echo=lambda *a: None,
+                            progress=False)
+        assert rows[0]["options"] == options
+        config = json.loads((out / "runs" / "6a" / "trials-0-0" / "config.json").read_text())
+        assert config["experiment_options"] == options and config["lr"] == 0.25
+        assert rp.setup_text(options) in _tables(out)[1]
+    assert rp.setup_text({"lstm": {"h": "g2", "g": "h1"}, "lr": 1.0}) == \
+        "lr=1.0, lstm.g=h1, lstm.h=g2"
+    assert rp.setup_text({}) == "paper"

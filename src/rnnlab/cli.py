@@ -67,6 +67,8 @@ def train(
     first_trial: int = typer.Option(None, help="paper protocol: index of the first trial"),
     set_: list[str] = typer.Option(None, "--set", help="paper protocol: change a setting of "
                                    "the experiment, key=value (see `rnnlab reproduce --list`)"),
+    as_read: bool = typer.Option(False, "--as-read", help="paper protocol: the paper's "
+                                 "settings as read, without the experiment's found set-up"),
     optimizer: str = typer.Option("adam", help="adam or sgd"),
     lr: float = typer.Option(None, help="learning rate"),
     batch_size: int = typer.Option(32, help="sequences per minibatch"),
@@ -90,7 +92,7 @@ def train(
             task, protocol=protocol, model=model, hidden=hidden,
             task_params=parse_pairs(param, "--param"),
             model_options=parse_pairs(option, "--option"), experiment=experiment,
-            experiment_options=parse_pairs(set_, "--set"), trials=trials,
+            experiment_options=parse_pairs(set_, "--set"), as_read=as_read, trials=trials,
             first_trial=first_trial, optimizer=optimizer, lr=lr, batch_size=batch_size, clip=clip,
             max_sequences=max_sequences, test_size=test_size, seed=seed)
         stamp = time.strftime("%Y%m%d-%H%M%S")
@@ -187,21 +189,24 @@ def reproduce(
     seed: int = typer.Option(0),
     set_: list[str] = typer.Option(None, "--set", help="change a setting of the experiments, "
                                    "key=value (an ablation), e.g. error=cross-entropy"),
+    as_read: bool = typer.Option(False, "--as-read", help="the paper's settings as read, "
+                                 "without the set-ups found by experiment"),
     modern: int = typer.Option(1, help="runs of a modern LSTM (forget gate, Adam) beside "
                                "each row; 0 for none"),
     list_: bool = typer.Option(False, "--list", help="list the experiments and exit"),
 ) -> None:
     """Run the paper's experiments with the paper protocol; print ours beside the paper's.
     Resumable: run the same command (same --out) again to continue where it stopped."""
-    from .training.reproduce import CHEAP_COST, row_cost, rows
+    from .training.reproduce import CHEAP_COST, row_cost, rows, setup_text
     from .training.reproduce import reproduce as run_reproduce
 
     if list_:
         for exp in rows(None, full=True):
             cheap = "" if row_cost(exp) <= CHEAP_COST else "  (--full)"
+            setup = f"  set-up: {setup_text(exp.setup)}" if exp.setup else ""
             typer.echo(f"{exp.key:16} {exp.table:10} {exp.trials:3} trials  paper: "
                        f"{exp.paper_sequences:>9,.0f} sequences  {exp.task} "
-                       f"{exp.task_params}{cheap}")
+                       f"{exp.task_params}{cheap}{setup}")
         return
     if trials is not None and trials < 1:
         raise UserError(f"--trials must be ≥ 1, got {trials}")
@@ -215,7 +220,7 @@ def reproduce(
     try:
         run_reproduce(experiments or None, out=folder, trials=trials, jobs=jobs, full=full,
                       budget=budget, seed=seed, options=parse_pairs(set_, "--set"),
-                      modern=modern, echo=typer.echo)
+                      as_read=as_read, modern=modern, echo=typer.echo)
     except KeyboardInterrupt:
         typer.echo(f"\ninterrupted; continue with `rnnlab reproduce --out {folder}`", err=True)
         raise typer.Exit(130) from None

@@ -24,7 +24,7 @@ from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from pathlib import Path
 
 from .. import __version__
-from .experiments import EXPERIMENTS, Experiment, with_options
+from .experiments import EXPERIMENTS, Experiment, run_options, with_options
 from .runs import CHECKPOINT, CONFIG, RESULT, RunDir, atomic_write, read_json, write_json
 
 #: rows whose paper cost (mean sequences × mean length × trials) exceeds this run with --full
@@ -56,11 +56,14 @@ MODERN_MAX_STEPS = 30_000_000
 
 
 def _plan_row(exp: Experiment, trials: int | None, budget: float, options: dict,
-              modern: int) -> dict:
+              as_read: bool, modern: int) -> dict:
     n = trials or exp.trials
+    options = run_options(exp, options, as_read)
+    with_options(exp, options)  # a bad option fails here, before anything runs
     shards = [[first, min(SHARD_TRIALS, n - first)] for first in range(0, n, SHARD_TRIALS)]
     max_sequences = max(1, int(budget * exp.paper_sequences))
     return {"key": exp.key, "trials": n, "budget_factor": budget, "options": options,
+            "as_read": as_read,
             "max_sequences": max_sequences, "shards": shards,
             "modern": {"seeds": list(range(modern)),
                        "max_sequences": min(max_sequences, MODERN_MAX_SEQUENCES,
@@ -95,7 +98,8 @@ def _shard_config(row: dict, first: int, count: int, seed: int) -> dict:
     log_every = max(100, int(round(row["max_sequences"] / 100, -2)))
     return make_config(exp.task, protocol="paper", experiment=exp.key, trials=count,
                        first_trial=first, max_sequences=row["max_sequences"], seed=seed,
-                       log_every=log_every, experiment_options=row.get("options", {}))
+                       log_every=log_every, experiment_options=row.get("options", {}),
+                       as_read=row.get("as_read", False))
 
 
 def _run_shard(config: dict | None, folder: str, resume: bool, parent: int) -> dict:
@@ -118,12 +122,12 @@ def _run_shard(config: dict | None, folder: str, resume: bool, parent: int) -> d
 
 def reproduce(keys: list[str] | None, *, out: Path, trials: int | None = None,
               jobs: int | None = None, budget: float = 3.0, full: bool = False, seed: int = 0,
-              options: dict | None = None, modern: int = 1, echo=print,
-              progress: bool = True) -> list[dict]:
+              options: dict | None = None, as_read: bool = False, modern: int = 1,
+              echo=print, progress: bool = True) -> list[dict]:
     """Run (or continue) the rows ``keys`` (default: every row cheaper than `CHEAP_COST`, all
-    with ``full``) into ``out``; returns the rows of reproduce.json. ``options`` change the
-    experiments' settings (`with_options`) for the rows added by this call; ``modern`` runs
-    of the modern LSTM (seeds 0, 1, …) go beside each added row."""
+    with ``full``) into ``out``; returns the rows of reproduce.json. The rows added by this
+    call run with each experiment's found set-up (none with ``as_read``) and ``options`` on
+    top (`run_options`); ``modern`` runs of the modern LSTM (seeds 0, 1, …) go beside each."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     lock = open(out / ".lock", "w")  # held for the whole run
@@ -132,13 +136,13 @@ def reproduce(keys: list[str] | None, *, out: Path, trials: int | None = None,
     except OSError as e:
         raise ValueError(f"another `rnnlab reproduce` is running in {out}") from e
     try:
-        return _reproduce(keys, out, trials, jobs, budget, full, seed, options or {}, modern,
-                          echo, progress)
+        return _reproduce(keys, out, trials, jobs, budget, full, seed, options or {}, as_read,
+                          modern, echo, progress)
     finally:
         lock.close()
 
 
-def _reproduce(keys, out, trials, jobs, budget, full, seed, options, modern, echo,
+def _reproduce(keys, out, trials, jobs, budget, full, seed, options, as_read, modern, echo,
                progress) -> list[dict]:
     from .. import kernels
 
@@ -153,9 +157,7 @@ def _reproduce(keys, out, trials, jobs, budget, full, seed, options, modern, ech
     else:
         plan = {"version": __version__, "seed": seed, "rows": []}
         added = rows(keys, full=full)
-    for exp in added:
-        with_options(exp, options)  # a bad option fails here, before anything runs
-        plan["rows"].append(_plan_row(exp, trials, budget, options, modern))
+    plan["rows"] += [_plan_row(exp, trials, budget, options, as_read, modern) for exp in added]
     write_json(plan_path, plan)
     wanted = [r for r in plan["rows"] if not keys or r["key"] in keys]
 
@@ -297,7 +299,9 @@ def markdown(results: list[dict]) -> str:
         "truncated RTRL, one sequence at a time; each trial stopped by the paper's rule or at "
         "the budget (a multiple of the paper's mean). Sequences are counted as the paper "
         "counts them; the mean is over the solved trials. A row reproduces (✓) when at least "
-        "80 % of its trials are solved with a mean within 2× the paper's. Modern LSTM: "
+        "80 % of its trials are solved with a mean within 2× the paper's. Set-up: \"paper\" is "
+        "the paper's settings as we read them; otherwise the settings changed (a set-up found "
+        "by experiment, see the notes, or --set). Modern LSTM: "
         "forget gate, 32 units, Adam 3e-3, minibatches of 32, the same stopping rule.", "",
         f"**{good} of {len(results)} rows reproduce.**", "",
         "| experiment | paper table | paper: mean sequences | ours: solved | ours: mean "
@@ -309,7 +313,7 @@ def markdown(results: list[dict]) -> str:
         ratio = "—" if r["ratio"] is None else f"{r['ratio']:.2f}"
         wrong = sorted(r["test_wrong"])
         median = wrong[len(wrong) // 2]
-        setup = ", ".join(f"{k}={v}" for k, v in sorted(r.get("options", {}).items())) or "paper"
+        setup = setup_text(r.get("options", {}))
         m = r.get("modern") or {}
         modern = ("—" if not m.get("runs") else
                   f"{m['solved']}/{m['runs']}, {_fmt(m['mean_sequences'])}")
@@ -319,10 +323,25 @@ def markdown(results: list[dict]) -> str:
             f"({_fmt(r['min_sequences'])}–{_fmt(r['max_sequences'])}) | {ratio} | "
             f"{'✓' if reproduces(r) else '✗'} | {median}, {wrong[-1]} of {r['test_n']:,} | "
             f"{r['paper_test']} | {setup} | {modern} | {_minutes(r['wall_seconds'])} |")
-    notes = [f"- {r['experiment']}: {r['notes']}" for r in results if r["notes"]]
-    if notes:
-        lines += ["", "Notes:", *notes]
+    by_note: dict[str, list[str]] = {}  # rows of one family share their note
+    for r in results:
+        if r["notes"]:
+            by_note.setdefault(r["notes"], []).append(r["experiment"])
+    if by_note:
+        lines += ["", "Notes:", *(f"- {', '.join(keys)}: {note}"
+                                  for note, keys in by_note.items())]
     return "\n".join(lines) + "\n"
+
+
+def setup_text(options: dict) -> str:
+    """Options as the table shows them: ``error=cross-entropy, lstm.g=h1``; none: "paper"."""
+    flat = []
+    for key, value in sorted(options.items()):
+        if isinstance(value, dict):
+            flat += [f"{key}.{k}={v}" for k, v in sorted(value.items())]
+        else:
+            flat.append(f"{key}={value}")
+    return ", ".join(flat) or "paper"
 
 
 def _minutes(seconds: float) -> str:

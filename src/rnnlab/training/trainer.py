@@ -23,7 +23,7 @@ from torch import Tensor
 from .. import __version__, tasks
 from ..online import OnlineLSTM1997
 from ..tasks import Batch, Task
-from .experiments import EXPERIMENTS, with_options
+from .experiments import EXPERIMENTS, run_options, with_options
 from .interrupt import DeferredInterrupt
 from .model import SequenceModel, make_model
 from .paper import train_paper
@@ -57,6 +57,7 @@ DEFAULTS = {
     "first_trial": 0,
     "experiment": None,
     "experiment_options": {},
+    "as_read": False,
     "log_every": 2000,
     "checkpoint_seconds": 30.0,
 }
@@ -82,15 +83,19 @@ def make_config(task: str, **options) -> dict:
         key = cfg["experiment"] or _experiment_for(task, cfg["task_params"])
         if key not in EXPERIMENTS:
             raise ValueError(f"unknown experiment {key!r}; known: {', '.join(EXPERIMENTS)}")
+        if not isinstance(cfg["as_read"], bool):
+            raise ValueError(f"as_read must be true or false, got {cfg['as_read']!r}")
+        cfg["experiment_options"] = run_options(EXPERIMENTS[key], cfg["experiment_options"],
+                                                cfg["as_read"])
         exp = with_options(EXPERIMENTS[key], cfg["experiment_options"])
         params = {**exp.task_params, **(cfg["task_params"] if exp.task == task else {})}
         cfg.update(experiment=key, task=exp.task, task_params=params,
                    model="lstm1997", lr=options.get("lr") or exp.lr,
                    test_size=options.get("test_size") or exp.test_size,
                    trials=cfg["trials"] or 1, stop=cfg["stop"] or asdict(exp.stop))
-    if cfg["protocol"] != "paper" and cfg["experiment_options"]:
-        raise ValueError("experiment options (--set) change the paper's experiments: use them "
-                         "with --protocol paper")
+    if cfg["protocol"] != "paper" and (cfg["experiment_options"] or cfg["as_read"]):
+        raise ValueError("experiment options (--set, --as-read) change the paper's "
+                         "experiments: use them with --protocol paper")
     task_obj = tasks.make(cfg["task"], **cfg["task_params"])  # validates task and parameters
     if cfg["stop"] is None:
         cfg["stop"] = asdict(default_stop(cfg["task"]))
