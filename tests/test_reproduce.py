@@ -118,3 +118,18 @@ def test_rows_run_with_their_found_setup_unless_as_read(tmp_path, monkeypatch):
     assert rp.setup_text({"lstm": {"h": "g2", "g": "h1"}, "lr": 1.0}) == \
         "lr=1.0, lstm.g=h1, lstm.h=g2"
     assert rp.setup_text({}) == "paper"
+
+
+def test_full_added_to_a_continued_reproduction_runs_the_expensive_rows(tmp_path, monkeypatch):
+    table = {k: rp.EXPERIMENTS[k] for k in ("6a", "3a-T100-N3")}
+    monkeypatch.setattr(rp, "EXPERIMENTS", table)
+    cheap, dear = sorted(table.values(), key=rp.row_cost)
+    monkeypatch.setattr(rp, "CHEAP_COST", rp.row_cost(cheap))
+    out = tmp_path / "rep"
+    kw = dict(out=out, trials=1, jobs=1, budget=0.01, modern=0, echo=lambda *a: None,
+              progress=False)
+    assert [r["experiment"] for r in rp.reproduce(None, **kw)] == [cheap.key]
+    assert [r["experiment"] for r in rp.reproduce(None, **kw)] == [cheap.key]  # continued
+    rows = rp.reproduce(None, full=True, **kw)
+    assert [r["experiment"] for r in rows] == [cheap.key, dear.key]
+    assert (out / "runs" / cheap.key / "trials-0-0" / "result.json").exists()

@@ -151,7 +151,9 @@ def _reproduce(keys, out, trials, jobs, budget, full, seed, options, as_read, mo
         plan = read_json(plan_path)
         seed = plan["seed"]
         known = {r["key"] for r in plan["rows"]}
-        added = [e for e in (rows(keys, full=full) if keys else []) if e.key not in known]
+        # a continued plan takes the rows named, or with --full the expensive ones
+        extra = rows(keys, full=full) if keys or full else []
+        added = [e for e in extra if e.key not in known]
         if added or not keys:
             echo(f"continuing the reproduction in {out}")
     else:
