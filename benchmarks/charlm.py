@@ -4,9 +4,9 @@
 
 One training step of `rnnlab.lm.CharLM` as `rnnlab lm train` takes it (forward over a chunk of
 T steps × B streams, cross-entropy, backward, clipping, Adam), with the recurrent core from
-rnnlab or from torch.nn (the same weights), float32, on this machine's threads. Medians of
-interleaved repetitions after warm-up; chars/s = B·T / step time; ratio = rnnlab / torch.nn
-(lower is faster).
+rnnlab (compiled kernels, and the reference path: RNNLAB_KERNELS=0) or from torch.nn (the same
+weights), float32, on this machine's threads. Medians of interleaved repetitions after
+warm-up; chars/s = B·T / step time; ratio = rnnlab compiled / torch.nn (lower is faster).
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import torch.nn.functional as F
 
 from rnnlab.lm.model import CharLM
 
-from .engine import side_by_side
+from .engine import medians, on_path
 
 CONFIGS = [  # label, model, layers, hidden, dropout, batch, T
     ("default: 2×512 LSTM, dropout 0.3, T=50", "lstm", 2, 512, 0.3, 32, 50),
@@ -49,18 +49,20 @@ def main(argv=None) -> None:
     args = parser.parse_args(argv)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; median of "
           f"{args.reps} training steps each, interleaved")
-    print(f"{'config':40} {'rnnlab':>16} {'torch.nn':>16} {'ratio':>7}")
+    print(f"{'config':40} {'compiled':>16} {'reference':>9} {'torch.nn':>16} {'ratio':>6}")
     for label, kind, layers, hidden, dropout, B, T in CONFIGS:
         torch.manual_seed(0)
         kw = dict(model=kind, layers=layers, hidden=hidden, embedding=64, dropout=dropout)
-        ours = CharLM(VOCAB, **kw)
+        ours, ref = CharLM(VOCAB, **kw), CharLM(VOCAB, **kw)
         theirs = CharLM(VOCAB, **kw, backend="torch")
+        ref.load_state_dict(ours.state_dict())
         theirs.load_state_dict(ours.state_dict())
         x, y = torch.randint(0, VOCAB, (T, B)), torch.randint(0, VOCAB, (T, B))
-        a, b = side_by_side(train_step(ours, x, y), train_step(theirs, x, y), args.reps)
-        print(f"{label:40} {a * 1e3:7.0f} ms {B * T / a:5.0f}/s {b * 1e3:7.0f} ms "
-              f"{B * T / b:5.0f}/s {a / b:7.2f}")
-
+        a, r, b = medians([on_path(train_step(ours, x, y), True),
+                           on_path(train_step(ref, x, y), False), train_step(theirs, x, y)],
+                          args.reps)
+        print(f"{label:40} {a * 1e3:7.0f} ms {B * T / a:5.0f}/s {r * 1e3:6.0f} ms "
+              f"{b * 1e3:7.0f} ms {B * T / b:5.0f}/s {a / b:6.2f}")
 
 if __name__ == "__main__":
     main()
