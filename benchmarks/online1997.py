@@ -28,7 +28,6 @@ import torch
 import rnnlab
 from rnnlab import kernels, tasks
 
-
 #: consecutive sequences per timing sample
 BLOCK = 20
 
