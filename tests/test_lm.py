@@ -3,6 +3,7 @@
 import math
 import os
 import random
+import re
 import signal
 
 import pytest
@@ -203,8 +204,10 @@ def test_interrupted_training_resumes_exactly(tmp_path, recording):
     whole = lm_train.RunDir(tmp_path / "whole").metrics()
     cut = lm_train.RunDir(tmp_path / "cut").metrics()
     assert strip(whole) == strip(cut)
-    samples = [(tmp_path / r / "samples.txt").read_text() for r in ("whole", "cut")]
-    assert samples[0] == samples[1]  # those after the checkpoint were not kept twice
+    # those after the checkpoint were not kept twice (headers say the minutes: these differ)
+    samples = [re.sub(r", [\d.]+ min ---", " ---", (tmp_path / r / "samples.txt").read_text())
+               for r in ("whole", "cut")]
+    assert samples[0] == samples[1]
 
 
 def test_a_second_ctrl_c_interrupts_at_once():
