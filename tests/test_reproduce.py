@@ -75,7 +75,9 @@ def test_one_reproduction_per_folder(tmp_path):
 
 def test_ctrl_c_checkpoints_the_shards_and_the_same_command_continues(tmp_path):
     out = tmp_path / "rep"
-    cmd = [sys.executable, "-m", "rnnlab.cli", "reproduce", "4-T100", "--trials", "2",
+    # two shards on one worker: the second waits in the pool's queue when Ctrl-C comes, and
+    # must not start (it would keep the reproduction running to its end)
+    cmd = [sys.executable, "-m", "rnnlab.cli", "reproduce", "4-T100", "6a", "--trials", "2",
            "--jobs", "1", "--budget", "0.6", "--modern", "0", "--out", str(out)]
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
@@ -90,12 +92,13 @@ def test_ctrl_c_checkpoints_the_shards_and_the_same_command_continues(tmp_path):
     assert "continue with `rnnlab reproduce --out" in text
     checkpoint = metrics.parent / "checkpoint.safetensors"
     assert checkpoint.exists() and not (metrics.parent / "result.json").exists()
+    assert not (out / "runs" / "6a").exists() and not (out / rp.STOPPING).exists()
     again = subprocess.run(cmd[:4] + ["--out", str(out)], env=env, capture_output=True,
                            text=True, timeout=300)
     assert again.returncode == 0, again.stdout + again.stderr
     assert "continuing" in again.stdout
     data, _ = _tables(out)
-    assert data["rows"][0]["trials"] == 2
+    assert [(r["experiment"], r["trials"]) for r in data["rows"]] == [("4-T100", 2), ("6a", 2)]
 
 
 def test_rows_run_with_their_found_setup_unless_as_read(tmp_path, monkeypatch):

@@ -102,22 +102,45 @@ def _shard_config(row: dict, first: int, count: int, seed: int) -> dict:
                        as_read=row.get("as_read", False))
 
 
-def _run_shard(config: dict | None, folder: str, resume: bool, parent: int) -> dict:
-    """In a worker process: one shard, one thread, ended if the reproduction that started it
-    is killed (so that no orphan writes into a folder a new run also uses)."""
+#: in an interrupted reproduction's folder while its shards stop
+STOPPING = ".stopping"
+
+
+def _worker_init() -> None:
+    """A worker leaves the terminal's process group: Ctrl-C reaches the reproduction alone,
+    which hands it to each shard exactly once (`STOPPING`), also to one about to start."""
+    os.setpgrp()
+
+
+def _run_shard(config: dict | None, folder: str, resume: bool, parent: int,
+               stopping: str) -> dict:
+    """In a worker process: one shard, one thread. Interrupted (a checkpoint, then
+    KeyboardInterrupt) when the file ``stopping`` appears; ended if the reproduction that
+    started it is killed (so that no orphan writes into a folder a new run also uses)."""
+    import _thread
+
     import torch
 
     from .trainer import train
 
+    if os.path.exists(stopping):
+        raise KeyboardInterrupt  # queued before the interrupt: not started
+    done = threading.Event()
+
     def watch() -> None:
-        while True:
+        while not done.wait(0.5):
             if os.getppid() != parent:
                 os._exit(1)  # checkpoints are written atomically: nothing is torn
-            time.sleep(0.5)
+            if os.path.exists(stopping):
+                _thread.interrupt_main()  # as Ctrl-C: the trainer checkpoints between steps
+                return
 
     threading.Thread(target=watch, daemon=True).start()
     torch.set_num_threads(1)
-    return train(config, folder, resume=resume, progress=False)
+    try:
+        return train(config, folder, resume=resume, progress=False)
+    finally:
+        done.set()
 
 
 def reproduce(keys: list[str] | None, *, out: Path, trials: int | None = None,
@@ -146,6 +169,8 @@ def _reproduce(keys, out, trials, jobs, budget, full, seed, options, as_read, mo
                progress) -> list[dict]:
     from .. import kernels
 
+    stopping = out / STOPPING
+    stopping.unlink(missing_ok=True)  # left by a reproduction killed while it stopped
     plan_path = out / "plan.json"
     if plan_path.exists():
         plan = read_json(plan_path)
@@ -195,8 +220,10 @@ def _reproduce(keys, out, trials, jobs, budget, full, seed, options, as_read, mo
     started = time.perf_counter()
     context = multiprocessing.get_context("spawn")
     interrupted = False
-    with bars, ProcessPoolExecutor(max_workers=jobs, mp_context=context) as pool:
-        futures = {pool.submit(_run_shard, config, str(folder), resume, os.getpid()): key
+    with bars, ProcessPoolExecutor(max_workers=jobs, mp_context=context,
+                                   initializer=_worker_init) as pool:
+        futures = {pool.submit(_run_shard, config, str(folder), resume, os.getpid(),
+                               str(stopping)): key
                    for _, key, config, folder, resume in pending}
         try:
             while futures:
@@ -213,9 +240,11 @@ def _reproduce(keys, out, trials, jobs, budget, full, seed, options, as_read, mo
         except KeyboardInterrupt:
             interrupted = True
             bars.print("interrupted: the shards are writing their checkpoints ...")
+            stopping.touch()
             for future in futures:
                 future.cancel()
             pool.shutdown(wait=True, cancel_futures=True)
+            stopping.unlink(missing_ok=True)
     if interrupted:
         raise KeyboardInterrupt
     echo(f"wall-clock {time.perf_counter() - started:.0f} s")
