@@ -93,6 +93,10 @@ def test_ctrl_c_checkpoints_the_shards_and_the_same_command_continues(tmp_path):
     checkpoint = metrics.parent / "checkpoint.safetensors"
     assert checkpoint.exists() and not (metrics.parent / "result.json").exists()
     assert not (out / "runs" / "6a").exists() and not (out / rp.STOPPING).exists()
+    data, md = _tables(out)  # the tables say how far each row got
+    assert data["rows"] == [] and [u["experiment"] for u in data["unfinished"]] == ["4-T100", "6a"]
+    assert "- 4-T100: 0 of 2 trials finished, " in md and "the running trials at " in md
+    assert "- 6a: 0 of 2 trials finished, 0 solved so far; not started" in md
     again = subprocess.run(cmd[:4] + ["--out", str(out)], env=env, capture_output=True,
                            text=True, timeout=300)
     assert again.returncode == 0, again.stdout + again.stderr

@@ -245,6 +245,7 @@ def _reproduce(keys, out, trials, jobs, budget, full, seed, options, as_read, mo
                 future.cancel()
             pool.shutdown(wait=True, cancel_futures=True)
             stopping.unlink(missing_ok=True)
+            _write_tables(out, plan, _collect(out, plan, wanted))  # how far each row got
     if interrupted:
         raise KeyboardInterrupt
     echo(f"wall-clock {time.perf_counter() - started:.0f} s")
@@ -304,11 +305,37 @@ def _line(row: dict) -> str:
             f"{_fmt(row['paper_sequences'])}; {row['wall_seconds'] / 60:.1f} min")
 
 
+def _unfinished(out: Path, plan: dict, done: set[str]) -> list[dict]:
+    """The rows still running or not started: how far their shards got."""
+    rows = []
+    for row in plan["rows"]:
+        if row["key"] in done:
+            continue
+        folders = [_shard_folder(out, row["key"], first, count)
+                   for first, count in row["shards"]]
+        finished = [RunDir(f).result() for f in folders if (f / RESULT).exists()]
+        trials = [t for r in finished for t in r["trials"]]
+        solved = sum(t["solved"] for t in trials)
+        reached = []
+        for f in folders:
+            records = [] if (f / RESULT).exists() else RunDir(f).metrics()
+            if records:
+                reached.append(records[-1]["sequences"])
+                solved += records[-1].get("solved", 0)
+        rows.append({"experiment": row["key"], "trials": row["trials"],
+                     "trials_finished": len(trials), "solved_so_far": solved,
+                     "running_at": min(reached) if reached else None,
+                     "budget": row["max_sequences"]})
+    return rows
+
+
 def _write_tables(out: Path, plan: dict, results: list[dict]) -> None:
-    write_json(out / "reproduce.json", {"seed": plan["seed"], "version": plan["version"],
-                                        "rows": results})
-    atomic_write(out / "reproduce.md", lambda tmp: Path(tmp).write_text(markdown(results)))
     done = {r["experiment"] for r in results}
+    unfinished = _unfinished(out, plan, done)
+    write_json(out / "reproduce.json", {"seed": plan["seed"], "version": plan["version"],
+                                        "rows": results, "unfinished": unfinished})
+    atomic_write(out / "reproduce.md",
+                 lambda tmp: Path(tmp).write_text(markdown(results, unfinished)))
     rows_done = [row for row in plan["rows"] if row["key"] in done]
     if rows_done:
         from .curves import plot
@@ -322,7 +349,7 @@ def reproduces(row: dict) -> bool:
         and row["ratio"] <= 2.0
 
 
-def markdown(results: list[dict]) -> str:
+def markdown(results: list[dict], unfinished: list[dict] = ()) -> str:
     good = sum(reproduces(r) for r in results)
     lines = [
         "# rnnlab reproduce: Hochreiter & Schmidhuber (1997)", "",
@@ -361,6 +388,14 @@ def markdown(results: list[dict]) -> str:
     if by_note:
         lines += ["", "Notes:", *(f"- {', '.join(keys)}: {note}"
                                   for note, keys in by_note.items())]
+    if unfinished:
+        lines += ["", "Not finished (running the same command again continues them):"]
+        for u in unfinished:
+            at = ("not started" if u["running_at"] is None else
+                  f"the running trials at {_fmt(u['running_at'])} of {_fmt(u['budget'])} "
+                  f"sequences")
+            lines.append(f"- {u['experiment']}: {u['trials_finished']} of {u['trials']} trials "
+                         f"finished, {u['solved_so_far']} solved so far; {at}")
     return "\n".join(lines) + "\n"
 
 
