@@ -33,7 +33,7 @@ def test_rows_run_as_shards_and_the_tables_follow(tmp_path, monkeypatch):
         assert len(r["modern"]["test_wrong"]) == 1
     data, md = _tables(out)
     assert {r["experiment"] for r in data["rows"]} == {"3a-T100-N3", "6a"}
-    assert "| 6a | Table 9 |" in md
+    assert "| 6a | Table 9 |" in md and "](curves.png)" in md
     png = (out / "curves.png").read_bytes()
     assert png[:4] == b"\x89PNG" and len(png) > 10_000
     # trial 2 ran in its own shard: the same run as trial 2 of a one-shard row

@@ -334,13 +334,14 @@ def _write_tables(out: Path, plan: dict, results: list[dict]) -> None:
     unfinished = _unfinished(out, plan, done)
     write_json(out / "reproduce.json", {"seed": plan["seed"], "version": plan["version"],
                                         "rows": results, "unfinished": unfinished})
-    atomic_write(out / "reproduce.md",
-                 lambda tmp: Path(tmp).write_text(markdown(results, unfinished)))
     rows_done = [row for row in plan["rows"] if row["key"] in done]
     if rows_done:
         from .curves import plot
 
         atomic_write(out / "curves.png", lambda tmp: plot(out, rows_done, Path(tmp)))
+    figure = "curves.png" if rows_done else None
+    atomic_write(out / "reproduce.md",
+                 lambda tmp: Path(tmp).write_text(markdown(results, unfinished, figure)))
 
 
 def reproduces(row: dict) -> bool:
@@ -349,7 +350,9 @@ def reproduces(row: dict) -> bool:
         and row["ratio"] <= 2.0
 
 
-def markdown(results: list[dict], unfinished: list[dict] = ()) -> str:
+def markdown(results: list[dict], unfinished: list[dict] = (), figure: str | None = None) -> str:
+    """reproduce.md: the table, the notes, the rows not finished; ``figure``: the learning
+    curves' image, linked below the table."""
     good = sum(reproduces(r) for r in results)
     lines = [
         "# rnnlab reproduce: Hochreiter & Schmidhuber (1997)", "",
@@ -381,6 +384,8 @@ def markdown(results: list[dict], unfinished: list[dict] = ()) -> str:
             f"({_fmt(r['min_sequences'])}–{_fmt(r['max_sequences'])}) | {ratio} | "
             f"{'✓' if reproduces(r) else '✗'} | {median}, {wrong[-1]} of {r['test_n']:,} | "
             f"{r['paper_test']} | {setup} | {modern} | {_minutes(r['wall_seconds'])} |")
+    if figure:
+        lines += ["", f"![Every trial's learning curve, a panel per row]({figure})"]
     by_note: dict[str, list[str]] = {}  # rows of one family share their note
     for r in results:
         if r["notes"]:
