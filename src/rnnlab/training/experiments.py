@@ -99,14 +99,16 @@ _ADDING_NOTES = (
     "sequences right in a row, as ST3 asks; in exploration 2 of 4 other seeds had solved at "
     "2.86×.")
 _LATCH_1000_NOTES = (
-    "Misses: from the first sequences to the budget (3× the paper's mean) every trial's output "
-    "sits at the constant answer (error 0.25 per sequence, none correct); the same network "
-    "and rule solve T = 100 at 0.3–0.6× the paper's mean. Measured at initialisation: by the "
-    "end of a T = 1000 sequence the cell states reach |s| ≈ 8 on average and up to 20 (at "
-    "T = 100: 0.4, at most 1): the cell-input bias, let through by the first block's input "
-    "gate (bias −1: open 27 %), accumulates over 1,000 steps, h(s) saturates and h'(s) ≈ 0 "
-    "stops the error at the cells. The state drift the paper's gate biases are meant to "
-    "prevent; which detail of its set-up keeps it in check at T = 1000 was not found.")
+    "Misses: from the first sequences to the budget (3× the paper's mean, 1.46 million "
+    "sequences) every trial's output sits at the constant answer (error 0.25 per sequence, "
+    "none correct); the same network and rule solve 3b at T = 100 at 0.3–0.5× the paper's "
+    "mean. Measured at initialisation: by the end of a T = 1000 sequence the cell states reach "
+    "|s| ≈ 8 on average and up to 20 (T = 100: 0.4, at most 1): the cell-input bias, let "
+    "through by the first block's input gate (bias −1: open 27 %), accumulates over 1,000 "
+    "steps, h(s) saturates and h'(s) ≈ 0 stops the error at the cells — the state drift the "
+    "gate biases are meant to prevent. 3a at T = 1000 starts the same way and escapes after "
+    "0.3–1.1 million sequences; 3b, whose single informative input is itself noisy, did "
+    "not within the budget. Which detail of the paper's set-up avoids this was not found.")
 _MULT_NOTES = (
     "Set-up found: error=cross-entropy, as for adding. As read: n_seq 140 reproduces "
     "(1.5×), n_seq 13 solves 6/10 at 2.0×; with cross-entropy 4/4 at 0.79× (n_seq 13) and "
@@ -133,7 +135,7 @@ def _latch(task: str, T: int, N: int, paper: float, stop: StopRule, lr: float, t
     table = {"latch-3a": "Table 4", "latch-3b": "Table 5", "latch-3c": "Table 6"}[task]
     return Experiment(f"{task[-2:]}-T{T}-N{N}", table, task, {"T": T, "N": N}, 3, 1, _LATCH,
                       lr, stop, paper, output_bias=False, paper_test=test,
-                      notes=_LATCH_1000_NOTES if T >= 1000 else "")
+                      notes=_LATCH_1000_NOTES if (task, T) == ("latch-3b", 1000) else "")
 
 
 _ST2_3A = StopRule(kind="test", n=256, every=100, max_wrong=0, beta=0.01)
