@@ -31,6 +31,21 @@ using fm::squash_prime;
 // inputs up to this many, given dense, are all taken as touched columns (no search for zeros)
 constexpr i64 kDenseInputs = 16;
 
+// net = Σ_col w[col] ⊙ u[col] over the touched columns, for L lanes (w: one weight row,
+// column-major by lane). Fused multiply-adds in column order: a lane's sum never depends on
+// which columns its neighbours touched.
+template <typename T, int L>
+RNNLAB_INLINE void lane_dot(const T* __restrict w, const T* __restrict u,
+                            const std::vector<int>& cols, T* __restrict net) {
+  std::fill(net, net + L, T(0));
+  for (const int col : cols) {
+    const T* wc = w + col * L;
+    const T* uc = u + col * L;
+#pragma omp simd
+    for (int l = 0; l < L; ++l) net[l] = std::fma(wc[l], uc[l], net[l]);
+  }
+}
+
 // y ← squash(a), y ← squash'(y) for L lanes: the kind is chosen once, outside the lane loop,
 // so the loop is one vectorised formula
 template <typename T, int L>
@@ -211,26 +226,14 @@ struct Group {  // L trials n0 … n0 + L − 1 (the last ones may be padding)
           T* hb = hs.data() + b * C * L;
           // net = W u, gates = σ(net)
           for (i64 r = 0; r < gK; ++r) {
-            std::fill(net, net + L, T(0));
-            for (const int col : uc) {
-              const T* w = W.data() + (r * M + col) * L;
-              const T* u = ub + col * L;
-#pragma omp simd
-              for (int l = 0; l < L; ++l) net[l] = std::fma(w[l], u[l], net[l]);
-            }
+            lane_dot<T, L>(W.data() + r * M * L, ub, uc, net);
             T* g = gb + r * L;
 #pragma omp simd
             for (int l = 0; l < L; ++l) g[l] = sigmoid(net[l]);
           }
           for (i64 c = 0; c < C; ++c) {
             const i64 j = c / BS;
-            std::fill(net, net + L, T(0));
-            for (const int col : uc) {
-              const T* w = W.data() + ((gK + c) * M + col) * L;
-              const T* u = ub + col * L;
-#pragma omp simd
-              for (int l = 0; l < L; ++l) net[l] = std::fma(w[l], u[l], net[l]);
-            }
+            lane_dot<T, L>(W.data() + (gK + c) * M * L, ub, uc, net);
             const T* y_in = gb + j * L;
             const T* y_out = gb + (K + j) * L;
             T* sc = sb + c * L;
@@ -282,13 +285,7 @@ struct Group {  // L trials n0 … n0 + L − 1 (the last ones may be padding)
           std::fill(zb + (Z - 1) * L, zb + Z * L, T(1));
           T* ob = out.data() + b * O * L;
           for (i64 o = 0; o < O; ++o) {
-            std::fill(net, net + L, T(0));
-            for (const int col : zc) {
-              const T* v = V.data() + (o * Z + col) * L;
-              const T* z = zb + col * L;
-#pragma omp simd
-              for (int l = 0; l < L; ++l) net[l] = std::fma(v[l], z[l], net[l]);
-            }
+            lane_dot<T, L>(V.data() + o * Z * L, zb, zc, net);
             T* oo = ob + o * L;
 #pragma omp simd
             for (int l = 0; l < L; ++l) oo[l] = sigmoid(net[l]);
