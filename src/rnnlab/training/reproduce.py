@@ -91,6 +91,10 @@ def _shard_folder(out: Path, key: str, first: int, count: int) -> Path:
     return out / "runs" / key / f"trials-{first}-{first + count - 1}"
 
 
+def _shard_folders(out: Path, row: dict) -> list[Path]:
+    return [_shard_folder(out, row["key"], first, count) for first, count in row["shards"]]
+
+
 def _shard_config(row: dict, first: int, count: int, seed: int) -> dict:
     from .trainer import make_config
 
@@ -256,8 +260,7 @@ def _collect(out: Path, plan: dict, wanted: list[dict]) -> list[dict]:
     """One reproduce.json row per finished row (all its shards done)."""
     results = []
     for row in plan["rows"]:
-        folders = [_shard_folder(out, row["key"], first, count)
-                   for first, count in row["shards"]]
+        folders = _shard_folders(out, row)
         modern = [_modern_folder(out, row["key"], s)
                   for s in row.get("modern", {}).get("seeds", [])]
         if all((f / RESULT).exists() for f in folders + modern):
@@ -307,12 +310,11 @@ def _line(row: dict) -> str:
 
 def _unfinished(out: Path, plan: dict, done: set[str]) -> list[dict]:
     """The rows still running or not started: how far their shards got."""
-    rows = []
+    behind = []
     for row in plan["rows"]:
         if row["key"] in done:
             continue
-        folders = [_shard_folder(out, row["key"], first, count)
-                   for first, count in row["shards"]]
+        folders = _shard_folders(out, row)
         finished = [RunDir(f).result() for f in folders if (f / RESULT).exists()]
         trials = [t for r in finished for t in r["trials"]]
         solved = sum(t["solved"] for t in trials)
@@ -322,11 +324,11 @@ def _unfinished(out: Path, plan: dict, done: set[str]) -> list[dict]:
             if records:
                 reached.append(records[-1]["sequences"])
                 solved += records[-1].get("solved", 0)
-        rows.append({"experiment": row["key"], "trials": row["trials"],
-                     "trials_finished": len(trials), "solved_so_far": solved,
-                     "running_at": min(reached) if reached else None,
-                     "budget": row["max_sequences"]})
-    return rows
+        behind.append({"experiment": row["key"], "trials": row["trials"],
+                       "trials_finished": len(trials), "solved_so_far": solved,
+                       "running_at": min(reached) if reached else None,
+                       "budget": row["max_sequences"]})
+    return behind
 
 
 def _write_tables(out: Path, plan: dict, results: list[dict]) -> None:
