@@ -50,6 +50,8 @@ def check_lengths(lengths, batch: int, T: int) -> Tensor:
         raise ValueError(f"lengths must be 1-D with one entry per sequence (batch size {batch}), "
                          f"got shape {tuple(lengths.shape)}")
     lengths = lengths.to("cpu", torch.int64)
+    if batch == 0:
+        return lengths
     lo, hi = int(lengths.min()), int(lengths.max())
     if lo < 1:
         raise ValueError(f"every length must be at least 1, got {lo}")

@@ -13,6 +13,12 @@ No autograd graph is built inside the loop: `_Recurrence` is a torch.autograd.Fu
 backward is the hand-written BPTT, so gradients reach the input, the initial state and every
 parameter, and the layer composes with anything else in a torch program.
 
+The differentiable path (`autograd_layer`) runs the same equations as out-of-place torch ops
+(each cell's ``autograd_step``) and lets autograd trace them. It serves what a hand-written
+backward cannot: a gradient that is itself differentiated (``create_graph=True``: gradient
+penalties, Hessian-vector products; the backward then recomputes the layer on this path) and
+torch.func transforms (grad, jacrev, jvp, vmap), which see ordinary torch ops only.
+
 Variable lengths: the caller sorts the batch by length, longest first (`sort_lengths`), so the
 sequences still running at step t are the leading rows ``[:batch_sizes[t]]`` and every step
 works on a contiguous slice, as in a PackedSequence. Outputs past a sequence's end are zero and
@@ -23,8 +29,8 @@ loop over each sequence reversed within its own length (`reverse_within_lengths`
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
-from torch.autograd.function import once_differentiable
 
 from . import kernels
 from .cells.base import CellMath, Tape, flat, weight_grad
@@ -127,6 +133,39 @@ def _backward_loop(cell: CellMath, tape: Tape, d_out: Tensor, d_finals) -> list[
     return carry
 
 
+def autograd_layer(cell: CellMath, x: Tensor, inits: tuple[Tensor, ...], params: dict,
+                   lengths: Tensor | None) -> tuple[Tensor, tuple[Tensor, ...]]:
+    """One layer-direction as ordinary torch ops, for autograd (or torch.func) to trace.
+
+    Same arguments and results as `run_layer` (``lengths`` sorted, or None). A sequence that
+    has ended keeps its state (`torch.where`, no data-dependent shapes, so vmap can batch it)
+    and outputs zeros, as on the engine's path.
+    """
+    xw = F.linear(x, params["weight_ih"], cell.input_bias(params))  # (T, B, G·H)
+    states, outs = tuple(inits), []
+    for t in range(x.shape[0]):
+        new = cell.autograd_step(xw[t], states, params)
+        if lengths is not None:
+            running = (lengths.to(x.device) > t).unsqueeze(1)  # (B, 1)
+            new = tuple(torch.where(running, n, s) for n, s in zip(new, states))
+            outs.append(torch.where(running, new[0], 0))
+        else:
+            outs.append(new[0])
+        states = new
+    return torch.stack(outs), states
+
+
+def _transformed(*tensors: Tensor | None) -> bool:
+    """Is any tensor under a torch.func transform or carrying a forward-mode tangent? Then only
+    ordinary torch ops can follow it: the layer takes the differentiable path."""
+    if torch._C._functorch.peek_interpreter_stack() is not None:
+        return True
+    if torch.autograd.forward_ad._current_level < 0:
+        return False
+    return any(t is not None and torch.autograd.forward_ad.unpack_dual(t).tangent is not None
+               for t in tensors)
+
+
 class _Recurrence(torch.autograd.Function):
     """One layer-direction of a recurrent network; backward is the cell's hand-written BPTT."""
 
@@ -140,13 +179,14 @@ class _Recurrence(torch.autograd.Function):
         else:  # each sequence's state at its own last step
             rows = torch.arange(B, device=x.device)
             finals = [s[lengths.to(x.device), rows] for s in tape.states]
-        ctx.cell, ctx.tape = cell, tape
+        ctx.cell, ctx.tape, ctx.lengths, ctx.n_states = cell, tape, lengths, n_states
         ctx.save_for_backward(x, *rest)  # guards against in-place edits before backward
         return (tape.states[0][1:], *finals)
 
     @staticmethod
-    @once_differentiable
     def backward(ctx, d_out, *d_finals):
+        if torch.is_grad_enabled():  # create_graph=True: the gradient must be differentiable
+            return _Recurrence._differentiable_backward(ctx, d_out, d_finals)
         cell, tape = ctx.cell, ctx.tape
         x, *_ = ctx.saved_tensors  # version check
         T, B, _ = x.shape
@@ -190,6 +230,26 @@ class _Recurrence(torch.autograd.Function):
         return (None, None, None, None, dx, *carry, *param_grads)
 
 
+    @staticmethod
+    def _differentiable_backward(ctx, d_out, d_finals):
+        """The same gradients as autograd's own graph of the layer (recomputed on the
+        differentiable path from the saved inputs), so that they can be differentiated again."""
+        x, *rest = ctx.saved_tensors
+        cell, n = ctx.cell, ctx.n_states
+        inputs = [x, *rest]
+        wanted = [k for k, t in enumerate(inputs) if t is not None and ctx.needs_input_grad[4 + k]]
+        with torch.enable_grad():
+            params = dict(zip(cell.param_names, rest[n:]))
+            out, finals = autograd_layer(cell, x, tuple(rest[:n]), params, ctx.lengths)
+            grads = torch.autograd.grad((out, *finals), [inputs[k] for k in wanted],
+                                        (d_out, *d_finals), create_graph=True,
+                                        allow_unused=True)
+        result = [None] * len(inputs)
+        for k, g in zip(wanted, grads):
+            result[k] = torch.zeros_like(inputs[k]) if g is None else g
+        return (None, None, None, None, *result)
+
+
 def run_layer(
     cell: CellMath,
     x: Tensor,
@@ -211,10 +271,12 @@ def run_layer(
         lengths = None
     if reverse:
         x = reverse_within_lengths(x, lengths)
-    out, *finals = _Recurrence.apply(
-        cell, batch_sizes, lengths, len(inits), x, *inits,
-        *(params.get(name) for name in cell.param_names),
-    )
+    tensors = (x, *inits, *(params.get(name) for name in cell.param_names))
+    if _transformed(*tensors) or x.shape[1] == 0:  # (an empty batch: nothing to compile)
+        named = dict(zip(cell.param_names, tensors[1 + len(inits) :]))
+        out, finals = autograd_layer(cell, x, inits, named, lengths)
+    else:
+        out, *finals = _Recurrence.apply(cell, batch_sizes, lengths, len(inits), *tensors)
     if reverse:
         out = reverse_within_lengths(out, lengths)
     return out, tuple(finals)

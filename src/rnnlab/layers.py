@@ -132,8 +132,6 @@ class _RecurrentBase(nn.Module):
         T, B, I = x.shape
         if T == 0:
             raise ValueError("input has no time steps (T = 0); give at least one step")
-        if B == 0:
-            raise ValueError("input has an empty batch (B = 0)")
         if I != self.input_size:
             raise ValueError(f"input has {I} features per step, expected input_size = "
                              f"{self.input_size}")

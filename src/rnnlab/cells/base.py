@@ -101,6 +101,13 @@ class CellMath:
     def step_back(self, tape: Tape, t: int, carry: list[Tensor]) -> None:
         raise NotImplementedError
 
+    def autograd_step(self, a: Tensor, states: tuple[Tensor, ...],
+                      params: dict) -> tuple[Tensor, ...]:
+        """The same step as out-of-place torch ops, for autograd to trace: ``a`` (B, G·H) is
+        this step's input projection (x_t W_ihᵀ + `input_bias`), ``states`` the previous states.
+        The engine's differentiable path (double backward, torch.func) loops over it."""
+        raise NotImplementedError
+
     # The compiled twins of the loops (rnnlab/kernels/csrc): same buffers, same math.
     # kernel_forward(tape, threads) runs every step of a tape from `allocate`;
     # kernel_backward(tape, d_out, d_finals, threads) fills tape.dG (and what

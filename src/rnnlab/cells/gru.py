@@ -142,6 +142,21 @@ class GRUMath(CellMath):
             rec = torch.bmm(ex["dA_rz"][t], ex["W_hrz_gt"]).sum(0)  # undoes W_h{r,z} h_{t-1}
             dh.mul_(ex["z"][t]).addcmul_(drh, ex["r"][t]).add_(rec)
 
+    def autograd_step(self, a, states, params):
+        (h,) = states
+        a_r, a_z, a_n = a.chunk(3, dim=-1)
+        W_r, W_z, W_n = params["weight_hh"].chunk(3)
+        if self.reset_after:  # b_hh stays inside the recurrent product
+            b = params["bias_hh"]
+            hw_r, hw_z, hw_n = (h @ params["weight_hh"].t()
+                                + (0 if b is None else b)).chunk(3, dim=-1)
+            r, z = torch.sigmoid(a_r + hw_r), torch.sigmoid(a_z + hw_z)
+            n = torch.tanh(a_n + r * hw_n)
+        else:
+            r, z = torch.sigmoid(a_r + h @ W_r.t()), torch.sigmoid(a_z + h @ W_z.t())
+            n = torch.tanh(a_n + (r * h) @ W_n.t())
+        return ((1 - z) * n + z * h,)
+
     def kernel_forward(self, tape, threads):
         ex, p = tape.extra, tape.params
         torch.ops.rnnlab.gru_forward(

@@ -158,6 +158,22 @@ class LSTMMath(CellMath):
             da.view(n, 4, -1).copy_(ex["dA"][t].transpose(0, 1))
             torch.mm(da, tape.params["weight_hh"], out=dh)
 
+    def autograd_step(self, a, states, params):
+        h, c = states
+        H = c.shape[-1]
+        # the 1997 truncation: what the gates see of the past carries no error back
+        h_in, c_in = (h.detach(), c.detach()) if self.truncated else (h, c)
+        a_i, a_f, a_g, a_o = (a + h_in @ params["weight_hh"].t()).split(H, dim=-1)
+        if self.peephole:
+            p_i, p_f, p_o = params["weight_peephole"].split(H)
+            a_i, a_f = a_i + p_i * c_in, a_f + p_f * c_in
+        c_new = torch.sigmoid(a_f) * c + torch.sigmoid(a_i) * torch.tanh(a_g)
+        if self.peephole:
+            a_o = a_o + p_o * (c_new.detach() if self.truncated else c_new)
+        m = torch.sigmoid(a_o) * torch.tanh(c_new)
+        W_hr = params["weight_hr"]
+        return (m if W_hr is None else m @ W_hr.t()), c_new
+
     def kernel_forward(self, tape, threads):
         ex, p = tape.extra, tape.params
         torch.ops.rnnlab.lstm_forward(

@@ -73,6 +73,15 @@ SQUASHERS = {
 }
 
 
+#: the squashers as out-of-place ops, for `autograd_step`
+_PURE = {
+    "g2": lambda a: 4 * torch.sigmoid(a) - 2,
+    "h1": lambda a: 2 * torch.sigmoid(a) - 1,
+    "logistic": torch.sigmoid,
+    "tanh": torch.tanh,
+    "identity": lambda a: a,
+}
+
 class LSTM1997Math(CellMath):
     n_gates = 1  # the unit rows [in, out, cells] form one block of unequal parts
     param_names = ("weight_ih", "weight_hh", "bias_ih", "bias_in", "bias_out", "bias_cell")
@@ -137,6 +146,19 @@ class LSTM1997Math(CellMath):
             g=st(ex["g_buf"]), h=st(ex["h_buf"]), W_hh_t=None if W is None else W.t(),
         )
         return tape
+
+    def autograd_step(self, a, states, params):
+        y, s = states
+        K, S, gK = self.K, self.S, self.gates * self.K
+        if params["weight_hh"] is not None:  # truncation: net inputs carry no error back
+            a = a + (y.detach() if self.truncated else y) @ params["weight_hh"].t()
+        gates = torch.sigmoid(a[:, :gK])
+        y_in = gates[:, :K].repeat_interleave(S, dim=-1)
+        s_new = s + y_in * _PURE[self.g_name](a[:, gK:])  # the carousel, weight 1.0
+        y_c = _PURE[self.h_name](s_new)
+        if self.output_gate:
+            y_c = gates[:, K:].repeat_interleave(S, dim=-1) * y_c
+        return (torch.cat((y_c, gates), -1) if self.gate_recurrence else y_c), s_new
 
     def kernel_forward(self, tape, threads):
         ex = tape.extra

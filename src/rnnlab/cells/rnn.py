@@ -36,6 +36,9 @@ def _derivative_from_output(h: Tensor, nonlinearity: str) -> Tensor:
     return torch.ones_like(h)
 
 
+#: φ as out-of-place ops, for `autograd_step`
+_ACT = {"tanh": torch.tanh, "relu": torch.relu, "sigmoid": torch.sigmoid, "linear": lambda a: a}
+
 class RNNMath(CellMath):
     n_gates = 1
 
@@ -84,6 +87,12 @@ class RNNMath(CellMath):
         dh, dA = carry[0], ex["dA"][t]
         torch.mul(dh, ex["dphi"][t], out=dA)  # undoes h_t = φ(a_t)
         torch.mm(dA, tape.params["weight_hh"], out=dh)  # undoes a_t += W_hh h_{t-1}
+
+    def autograd_step(self, a, states, params):
+        (h,) = states
+        if params["weight_hh"] is not None:
+            a = a + h @ params["weight_hh"].t()
+        return (_ACT[self.nonlinearity](a),)
 
     def kernel_forward(self, tape, threads):
         torch.ops.rnnlab.rnn_forward(tape.xw, tape.states[0],
