@@ -219,8 +219,11 @@ def train(cfg: dict, out: str | Path | None = None, *, resume: bool = False,
     step, chunk, elapsed, state = 0, 0, 0.0, None
     loss_sum, loss_n = 0.0, 0  # the training loss since the last log line
     best = {"val_nats": None, "step": None}  # the best validation so far
-    if resume:
-        tensors, meta = run.load()
+    saved = run.resume_point() if resume else None
+    if resume and saved is None:  # killed before its first checkpoint: start over
+        _truncate_samples(run.path / SAMPLES, 0)
+    if saved is not None:
+        tensors, meta = saved
         load_model_tensors(model, tensors, run.path)
         optimizer_from_flat(opt, tensors, meta["optimizer"])
         torch.set_rng_state(tensors["rng.torch"])
@@ -246,15 +249,16 @@ def train(cfg: dict, out: str | Path | None = None, *, resume: bool = False,
     def validate() -> dict:
         record = {"step": step, "chars": step * chars_per_step,
                   "seconds": round(elapsed, 2), "minutes": round(elapsed / 60, 3)}
+        improved = False
         if len(val_ids) >= 2:
             r = score(model, val_ids, streams=cfg["batch"], seq_len=cfg["seq_len"])
             record.update(val_nats=r["nats"], val_bpc=r["bpc"])
             bar.last_val_bpc = r["bpc"]
             if best["val_nats"] is None or r["nats"] < best["val_nats"]:
                 best.update(val_nats=r["nats"], step=step)
+                improved = True
                 if run is not None:
                     save_model(run.path / BEST, model, vocab, cfg, {"step": step, **record})
-                    checkpoint()  # a resumed run must know this best, or it could overwrite it
         elif run is not None:  # no validation text: the latest model is the one to keep
             save_model(run.path / BEST, model, vocab, cfg, {"step": step, **record})
         text = sample_text(model, vocab, length=cfg["sample_length"],
@@ -265,6 +269,8 @@ def train(cfg: dict, out: str | Path | None = None, *, resume: bool = False,
             run.log(record)
             with open(run.path / SAMPLES, "a", encoding="utf-8") as f:
                 f.write(f"--- step {step}, {record['minutes']:.1f} min ---\n{text}\n")
+            if improved:  # a resumed run must know this best, or it could overwrite it; after
+                checkpoint()  # the log and samples, so that a kill before leaves them redone
         if say is not None:
             val = (f"val {record['val_nats']:.4f} nats = {record['val_bpc']:.3f} bpc  [best "
                    f"{best['val_nats']:.4f} at step {best['step']}]" if "val_nats" in record

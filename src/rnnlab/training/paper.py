@@ -201,8 +201,9 @@ def train_paper(cfg: dict, task: Task, run, resume: bool, progress: bool) -> dic
     building = Construction(learner, exp, task, seed, ids) if exp.sequential else None
     seen, elapsed = 0, 0.0
     solved_at: list[int | None] = [None] * N
-    if resume:
-        tensors, meta = run.load()
+    saved = run.resume_point() if resume else None
+    if saved is not None:
+        tensors, meta = saved
         for name in ("W", "V", "mask", "V_mask"):
             getattr(learner, name).copy_(tensors[name])
         for k, d in enumerate(data):

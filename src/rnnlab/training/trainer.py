@@ -263,8 +263,9 @@ def _train_minibatch(cfg, task, run, resume, progress) -> dict:
     data = torch.Generator().manual_seed(cfg["seed"])
     train_set, test_set = _fixed_sets(task, rule, cfg["seed"])
     seen, elapsed, solved_at = 0, 0.0, None
-    if resume:
-        tensors, meta = run.load()
+    saved = run.resume_point() if resume else None
+    if saved is not None:
+        tensors, meta = saved
         load_model_tensors(model, tensors, run.path)
         optimizer_from_flat(opt, tensors, meta["optimizer"])
         data.set_state(tensors["rng.data"])
