@@ -130,6 +130,9 @@ def test_demo_runs_and_draws(tmp_path, capsys):
     assert len(rows) == 3
     out = capsys.readouterr().out
     assert "solved (ST3)" in out and "tanh RNN" in out and "LSTM 1997" in out
+    solved = [r["label"] for r in rows if r["result"]["solved"]]
+    assert (f"Solved within 96 sequences: {', '.join(solved)}." in out if solved
+            else "No model solved it within 96 sequences." in out)
     png = tmp_path / "demo" / "learning_curves.png"
     assert png.stat().st_size > 10_000 and png.read_bytes()[:4] == b"\x89PNG"
 

@@ -113,3 +113,33 @@ def test_factory_arguments():
     m = rnnlab.GRU(3, 4, device="meta")
     assert m.weight_hh_l0.device.type == "meta"
     assert rnnlab.LSTM(3, 4, dtype=torch.float64).weight_ih_l0.dtype == torch.float64
+
+
+@pytest.mark.parametrize("make", [
+    lambda: rnnlab.LSTM(3, 4, peephole="maybe"),
+    lambda: rnnlab.LSTM(3, 4, truncated="no"),
+    lambda: rnnlab.LSTMCell(3, 4, peephole=2),
+    lambda: rnnlab.GRU(3, 4, reset_after="perhaps"),
+    lambda: rnnlab.GRUCell(3, 4, reset_after=None),
+    lambda: rnnlab.LSTM1997(3, 2, 2, output_gate="yes"),
+    lambda: rnnlab.LSTM1997(3, 2, 2, truncated=[]),
+])
+def test_a_keyword_only_option_of_the_wrong_type_is_a_type_error_naming_it(make):
+    with pytest.raises(TypeError, match=r"(peephole|truncated|reset_after|output_gate) must be "
+                                        r"true or false"):
+        make()
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), -0.1, 1.5])
+def test_dropout_must_be_finite_and_in_range(bad):
+    with pytest.raises(ValueError, match="dropout"):
+        rnnlab.LSTM(3, 4, num_layers=2, dropout=bad)
+
+
+@pytest.mark.parametrize("name", ["lr", "clip"])
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), 0, -1])
+def test_training_numbers_are_finite_and_positive(name, bad):
+    from rnnlab.training import make_config
+
+    with pytest.raises(ValueError, match=f"{name} must be a finite positive number"):
+        make_config("adding", **{name: bad})

@@ -22,13 +22,22 @@ class UserError(Exception):
     """A mistake in what the user asked for: one line, exit 2."""
 
 
+#: the words a yes/no value may be written as (besides JSON's true, false, 1 and 0)
+BOOLEAN_WORDS = {"true": True, "false": False, "yes": True, "no": False}
+
+
 def parse_pairs(pairs: list[str] | None, what: str) -> dict:
-    """["T=100", "bias=[\\"in\\"]"] -> {"T": 100, "bias": ["in"]}: JSON values, else strings."""
+    """["T=100", "bias=[\\"in\\"]"] -> {"T": 100, "bias": ["in"]}: JSON values, true/false
+    and yes/no in any case as booleans, anything else a string (which the option it reaches
+    then accepts or rejects by name: a yes/no option never takes "maybe" as true)."""
     out = {}
     for pair in pairs or []:
         key, sep, value = pair.partition("=")
         if not sep or not key:
             raise UserError(f"{what} must look like key=value, got {pair!r}")
+        if value.strip().lower() in BOOLEAN_WORDS:
+            out[key] = BOOLEAN_WORDS[value.strip().lower()]
+            continue
         try:
             out[key] = json.loads(value)
         except json.JSONDecodeError:
@@ -149,6 +158,9 @@ def eval_command(
         raise UserError(f"--n must be positive, got {n}")
     folder = RunDir(run)
     cfg = folder.config()
+    if "task" not in cfg:
+        raise UserError(f"{run} is not a run of `rnnlab train` (a char-LM run? see "
+                        f"`rnnlab lm score`)")
     tensors, _ = folder.load()
     task = tasks.make(cfg["task"], **cfg["task_params"])
     gen = torch.Generator().manual_seed(seed)
@@ -268,8 +280,9 @@ def figures(
 
 @app.command()
 def demo() -> None:
-    """The lecture's claim in one run: on the 1997 adding problem a tanh RNN forgets and LSTMs
-    remember (same budget of sequences each); prints a table and writes a learning curve."""
+    """The 1997 adding problem at T = 100: a tanh RNN, the 1997 LSTM and a forget-gate LSTM,
+    the same budget of sequences each. Which learns to carry two numbers across the lag? Prints
+    a table, the verdict it measured, and a learning curve."""
     from . import demo as _demo
 
     _demo.main()

@@ -56,9 +56,22 @@ def main(budget: int = 60_000, T: int = 100, seed: int = 0, out: str | Path | No
         seqs = r["sequences_to_success"] or r["sequences"]
         print(f"{row['label']:30} {'yes' if r['solved'] else 'no':>12} {seqs:>10,} "
               f"{test['wrong']:>6} of {test['n']:<5} {test['mse']:9.5f} {row['seconds']:5.0f}s")
+    print("\n" + verdict(rows, budget))
     png = plot(rows, out / "learning_curves.png", T)
     print(f"\nlearning curves: {png}\nrun folders: {out}/")
     return rows
+
+
+def verdict(rows: list[dict], budget: int) -> str:
+    """What the table says, in words: which models solved the task within the budget."""
+    solved = [r["label"] for r in rows if r["result"]["solved"]]
+    failed = [r["label"] for r in rows if not r["result"]["solved"]]
+    if not solved:
+        return f"No model solved it within {budget:,} sequences."
+    text = f"Solved within {budget:,} sequences: {', '.join(solved)}."
+    if failed:
+        text += f" Not solved: {', '.join(failed)}."
+    return text
 
 
 def plot(rows: list[dict], path: Path, T: int) -> Path:

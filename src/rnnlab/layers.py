@@ -44,9 +44,7 @@ class _RecurrentBase(nn.Module):
         self.num_layers = ck.check_positive_int("num_layers", num_layers)
         self.bias = bool(bias)
         self.batch_first = bool(batch_first)
-        if isinstance(dropout, bool) or not isinstance(dropout, (int, float)) \
-                or not 0 <= dropout <= 1:
-            raise ValueError(f"dropout must be a number in [0, 1], got {dropout!r}")
+        ck.check_number("dropout", dropout, low=0, high=1)
         if dropout > 0 and num_layers == 1:
             warnings.warn("dropout applies between layers; with num_layers=1 it does nothing",
                           stacklevel=2)
@@ -273,8 +271,8 @@ class LSTM(_RecurrentBase):
                  batch_first: bool = False, dropout: float = 0.0, bidirectional: bool = False,
                  proj_size: int = 0, device=None, dtype=None, *, peephole: bool = False,
                  truncated: bool = False) -> None:
-        self.peephole = bool(peephole)
-        self.truncated = bool(truncated)
+        self.peephole = ck.check_bool("peephole", peephole)
+        self.truncated = ck.check_bool("truncated", truncated)
         super().__init__(input_size, hidden_size, num_layers, bias, batch_first, dropout,
                          bidirectional, proj_size, device, dtype)
 
@@ -301,7 +299,7 @@ class GRU(_RecurrentBase):
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, bias: bool = True,
                  batch_first: bool = False, dropout: float = 0.0, bidirectional: bool = False,
                  device=None, dtype=None, *, reset_after: bool = True) -> None:
-        self.reset_after = bool(reset_after)
+        self.reset_after = ck.check_bool("reset_after", reset_after)
         super().__init__(input_size, hidden_size, num_layers, bias, batch_first, dropout,
                          bidirectional, 0, device, dtype)
 
@@ -411,8 +409,8 @@ class LSTMCell(_CellBase):
 
     def __init__(self, input_size: int, hidden_size: int, bias: bool = True, device=None,
                  dtype=None, *, peephole: bool = False, truncated: bool = False) -> None:
-        self.peephole = bool(peephole)
-        self.truncated = bool(truncated)
+        self.peephole = ck.check_bool("peephole", peephole)
+        self.truncated = ck.check_bool("truncated", truncated)
         super().__init__(input_size, hidden_size, bias, device, dtype)
 
     def _extra_shapes(self):
@@ -429,7 +427,7 @@ class GRUCell(_CellBase):
 
     def __init__(self, input_size: int, hidden_size: int, bias: bool = True, device=None,
                  dtype=None, *, reset_after: bool = True) -> None:
-        self.reset_after = bool(reset_after)
+        self.reset_after = ck.check_bool("reset_after", reset_after)
         super().__init__(input_size, hidden_size, bias, device, dtype)
 
     def _make_cell(self):
@@ -477,8 +475,7 @@ class LSTM1997(_RecurrentBase):
             if value not in SQUASHERS:
                 raise ValueError(f"unknown squasher {name}={value!r}; expected one of "
                                  f"{tuple(SQUASHERS)}")
-        if not isinstance(init_range, (int, float)) or init_range < 0:
-            raise ValueError(f"init_range must be a non-negative number, got {init_range!r}")
+        ck.check_number("init_range", init_range, low=0)
         kinds = ("in", "out", "cell")
         if bias is True:
             bias = kinds
@@ -490,10 +487,12 @@ class LSTM1997(_RecurrentBase):
             raise ValueError(f"bias must be True, False or a subset of {kinds}, got {bias!r}")
         if "out" in bias and not output_gate:
             bias = tuple(b for b in bias if b != "out")
-        self.output_gate, self.recurrent = bool(output_gate), bool(recurrent)
-        self.gate_recurrence = bool(gate_recurrence) and self.recurrent
+        self.output_gate = ck.check_bool("output_gate", output_gate)
+        self.recurrent = ck.check_bool("recurrent", recurrent)
+        self.gate_recurrence = ck.check_bool("gate_recurrence", gate_recurrence) and self.recurrent
         self.bias_units, self.g, self.h = bias, g, h
-        self.init_range, self.truncated = float(init_range), bool(truncated)
+        self.init_range = float(init_range)
+        self.truncated = ck.check_bool("truncated", truncated)
         # what the shared forward path of _RecurrentBase reads
         self.num_layers, self.bidirectional, self.batch_first = 1, False, bool(batch_first)
         self.dropout, self.proj_size = 0.0, 0

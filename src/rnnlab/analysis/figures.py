@@ -218,12 +218,12 @@ FIGURES = {
 
 def make_all(out: Path, only: list[str] | None = None, echo=print) -> dict[str, str]:
     """Write every figure (or ``only`` those) into ``out`` and a figures.md with captions."""
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
     names = only or list(FIGURES)
     unknown = [n for n in names if n not in FIGURES]
     if unknown:
         raise ValueError(f"unknown figure(s) {', '.join(unknown)}; known: {', '.join(FIGURES)}")
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
     captions = {}
     for name in names:
         captions[name] = FIGURES[name](out / f"{name}.png")

@@ -68,6 +68,9 @@ def load(path: Path, nonlinearity: str = "tanh"):
 
         run = RunDir(path)
         cfg = run.config()
+        if "task" not in cfg:
+            raise ValueError(f"{path} is not a run of `rnnlab train` (analyze reads task runs "
+                             f"and recurrent state_dict files)")
         if cfg.get("protocol") != "minibatch":
             raise ValueError(f"{path}: analyze covers minibatch runs (a paper-protocol run "
                              f"holds {cfg.get('trials')} networks; `rnnlab eval` tests them)")

@@ -34,8 +34,8 @@ def check_temperature(t, name: str = "temperature") -> None:
 
 
 def _check(length: int, temperature: float, top_k: int | None, vocab_size: int) -> None:
-    if isinstance(length, bool) or not isinstance(length, int) or length < 0:
-        raise ValueError(f"length must be an integer ≥ 0, got {length!r}")
+    if isinstance(length, bool) or not isinstance(length, int) or length < 1:
+        raise ValueError(f"length must be a positive integer, got {length!r}")
     check_temperature(temperature)
     if top_k is not None and (not isinstance(top_k, int) or not 1 <= top_k <= vocab_size):
         raise ValueError(f"top_k must be in [1, {vocab_size}], got {top_k!r}")

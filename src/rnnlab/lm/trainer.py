@@ -102,9 +102,7 @@ def make_config(text: str | Path, **options) -> dict:
     numbers = ("lr", "clip", "checkpoint_seconds") + (("minutes",) if cfg["minutes"] is not None
                                                       else ())
     for name in numbers:
-        v = cfg[name]
-        if isinstance(v, bool) or not isinstance(v, (int, float)) or not v > 0:
-            raise ValueError(f"{name} must be a positive number, got {v!r}")
+        ck.check_positive_number(name, cfg[name])
     if not 0 <= cfg["decay_from"] < 1:
         raise ValueError(f"decay_from is a fraction of the budget in [0, 1), got "
                          f"{cfg['decay_from']!r}")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 
+from .. import _checks as ck
 from .stopping import StopRule
 
 
@@ -242,6 +243,11 @@ def with_options(exp: Experiment, options: dict | None) -> Experiment:
     if "update" in changes and changes["update"] not in ("step", "sequence"):
         raise ValueError(f"experiment option update must be 'step' or 'sequence', got "
                          f"{changes['update']!r}")
+    if "lr" in changes:
+        ck.check_positive_number("experiment option lr", changes["lr"])
+    for count in ("blocks", "block_size", "inits_per_set"):
+        if count in changes:
+            ck.check_positive_int(f"experiment option {count}", changes[count])
     for flag in ("sequential", "output_bias", "shortcut"):
         if flag in changes and not isinstance(changes[flag], bool):
             raise ValueError(f"experiment option {flag} must be true or false, got "

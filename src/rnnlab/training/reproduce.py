@@ -155,6 +155,8 @@ def reproduce(keys: list[str] | None, *, out: Path, trials: int | None = None,
     with ``full``) into ``out``; returns the rows of reproduce.json. The rows added by this
     call run with each experiment's found set-up (none with ``as_read``) and ``options`` on
     top (`run_options`); ``modern`` runs of the modern LSTM (seeds 0, 1, …) go beside each."""
+    for exp in rows(keys, full=True):  # bad names or options: an error before anything is written
+        with_options(exp, run_options(exp, options, as_read))
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     lock = open(out / ".lock", "w")  # held for the whole run

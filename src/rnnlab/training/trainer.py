@@ -21,6 +21,7 @@ import torch
 from torch import Tensor
 
 from .. import __version__, tasks
+from .. import _checks as ck
 from ..online import OnlineLSTM1997
 from ..tasks import Batch, Task
 from .experiments import EXPERIMENTS, run_options, with_options
@@ -107,9 +108,8 @@ def make_config(task: str, **options) -> dict:
         v = cfg[name]
         if isinstance(v, bool) or not isinstance(v, int) or v < 1:
             raise ValueError(f"{name} must be a positive integer, got {v!r}")
-    for name in ("lr", "clip"):
-        if not isinstance(cfg[name], (int, float)) or cfg[name] <= 0:
-            raise ValueError(f"{name} must be a positive number, got {cfg[name]!r}")
+    for name in ("lr", "clip", "checkpoint_seconds"):
+        ck.check_positive_number(name, cfg[name])
     if cfg["optimizer"] not in ("adam", "sgd"):
         raise ValueError(f"optimizer must be 'adam' or 'sgd', got {cfg['optimizer']!r}")
     if cfg["protocol"] == "minibatch":  # building it validates the model and its options
