@@ -138,7 +138,9 @@ class _RecurrentBase(nn.Module):
         batch_sizes = None
         if lengths is not None:
             lengths = ck.check_lengths(lengths, B, T)
-            order, batch_sizes = sort_lengths(lengths, T)
+            if B and int(lengths.max()) < T:  # steps no sequence reaches are not run: their
+                x = x[: int(lengths.max())]  # outputs are zeros, added back below
+            order, batch_sizes = sort_lengths(lengths, x.shape[0])
         if batch_sizes is not None:
             order_d = order.to(x.device)
             x = x.index_select(1, order_d)
@@ -149,6 +151,8 @@ class _RecurrentBase(nn.Module):
 
         out, finals = self._run_layers(x, inits, batch_sizes, lengths_sorted)
         out = self._output_units(out)
+        if out.shape[0] < T:
+            out = F.pad(out, (0, 0, 0, 0, 0, T - out.shape[0]))
 
         if batch_sizes is not None:
             inverse = torch.argsort(order).to(x.device)
