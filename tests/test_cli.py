@@ -66,3 +66,19 @@ def test_train_then_eval(monkeypatch, capsys, tmp_path):
     (folder / "checkpoint.safetensors").write_bytes(b"garbage")
     code, _, err = run(monkeypatch, capsys, "eval", str(folder))
     assert code == 2 and "not a valid rnnlab checkpoint" in err
+
+
+@pytest.mark.parametrize("command", [["tasks"], ["reproduce", "--list"], ["corpus", "list"]])
+def test_tables_fit_80_columns_and_never_wrap_a_name(command, monkeypatch, capsys):
+    from rnnlab.lm.corpora import CORPORA
+    from rnnlab.tasks import TASKS
+    from rnnlab.training.experiments import EXPERIMENTS
+
+    monkeypatch.setenv("COLUMNS", "80")
+    monkeypatch.setattr(sys, "argv", ["rnnlab", *command])
+    cli.main()
+    lines = capsys.readouterr().out.splitlines()
+    assert max(len(line) for line in lines) <= 80
+    names = {"tasks": TASKS, "reproduce": EXPERIMENTS, "corpus": CORPORA}[command[0]]
+    firsts = {line.split()[0] for line in lines if line and not line.startswith(" ")}
+    assert set(names) <= firsts  # each name whole, at the start of its row

@@ -129,7 +129,7 @@ def test_demo_runs_and_draws(tmp_path, capsys):
     rows = demo.main(budget=96, T=24, out=tmp_path / "demo", batch_size=32)
     assert len(rows) == 3
     out = capsys.readouterr().out
-    assert "solved (ST3)" in out and "tanh RNN" in out and "LSTM 1997" in out
+    assert "solved" in out and "tanh RNN" in out and "LSTM 1997" in out
     solved = [r["label"] for r in rows if r["result"]["solved"]]
     assert (f"Solved within 96 sequences: {', '.join(solved)}." in out if solved
             else "No model solved it within 96 sequences." in out)

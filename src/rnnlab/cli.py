@@ -48,18 +48,12 @@ def parse_pairs(pairs: list[str] | None, what: str) -> dict:
 @app.command("tasks")
 def tasks_command() -> None:
     """List the tasks, their parameters and the paper's reference result."""
-    from rich.console import Console
-    from rich.table import Table
-
     from . import tasks
+    from ._text import table
 
-    table = Table(title="rnnlab tasks", show_lines=False)
-    for col in ("task", "parameters", "what", "reference result"):
-        table.add_column(col, overflow="fold")
-    for name, cls in tasks.TASKS.items():
-        params = ", ".join(f"{k}={v}" for k, v in cls.defaults.items()) or "—"
-        table.add_row(name, params, cls.summary, cls.reference)
-    Console().print(table)
+    rows = [[name, ", ".join(f"{k}={v}" for k, v in cls.defaults.items()) or "—",
+             f"{cls.summary}. Paper: {cls.reference}"] for name, cls in tasks.TASKS.items()]
+    typer.echo(table(["task", "parameters", "what, and the paper's result"], rows, wrap=(1, 2)))
 
 
 @app.command()
@@ -213,12 +207,17 @@ def reproduce(
     from .training.reproduce import reproduce as run_reproduce
 
     if list_:
+        from ._text import table
+
+        lines = []
         for exp in rows(None, full=True):
-            cheap = "" if row_cost(exp) <= CHEAP_COST else "  (--full)"
-            setup = f"  set-up: {setup_text(exp.setup)}" if exp.setup else ""
-            typer.echo(f"{exp.key:16} {exp.table:10} {exp.trials:3} trials  paper: "
-                       f"{exp.paper_sequences:>9,.0f} sequences  {exp.task} "
-                       f"{exp.task_params}{cheap}{setup}")
+            params = ", ".join(f"{k}={v}" for k, v in exp.task_params.items())
+            what = f"{exp.task} {params}".strip() + (
+                "" if row_cost(exp) <= CHEAP_COST else " (--full)") + (
+                f"; set-up: {setup_text(exp.setup)}" if exp.setup else "")
+            lines.append([exp.key, exp.table, exp.trials, f"{exp.paper_sequences:,.0f}", what])
+        typer.echo(table(["experiment", "table", "trials", "paper", "task, set-up"], lines,
+                         wrap=(4,)))
         return
     if trials is not None and trials < 1:
         raise UserError(f"--trials must be ≥ 1, got {trials}")
@@ -435,12 +434,13 @@ def lm_plot(
 @corpus_app.command("list")
 def corpus_list() -> None:
     """The corpora, where each comes from, its licence, and whether it is cached."""
+    from ._text import table
     from .lm.corpora import CORPORA, cache_dir
 
-    for c in CORPORA.values():
-        cached = "cached" if (cache_dir() / c.filename).is_file() else "not fetched"
-        typer.echo(f"{c.name:12} {c.description}\n{'':12} source: {c.source}; licence: "
-                   f"{c.licence}; {cached}")
+    rows = [[c.name, f"{c.description}. Source: {c.source}; licence: {c.licence}; "
+             + ("cached" if (cache_dir() / c.filename).is_file() else "not fetched")]
+            for c in CORPORA.values()]
+    typer.echo(table(["corpus", "what, where from"], rows, wrap=(1,)))
 
 
 @corpus_app.command("get")
