@@ -2,7 +2,7 @@
 PY     := .venv/bin/python
 STAMP  := .venv/.installed
 
-.PHONY: demo test bench lint clean
+.PHONY: demo test bench lint clean browser
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv .venv
@@ -12,9 +12,17 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	.venv/bin/rnnlab demo
 
-test: $(STAMP)
+test: $(STAMP) browser
 	$(PY) -m ruff check src tests benchmarks
-	RNNLAB_REQUIRE_KERNELS=1 $(PY) -m pytest
+	RNNLAB_REQUIRE_KERNELS=1 RNNLAB_REQUIRE_BROWSER=1 $(PY) -m pytest
+
+# the report tests render pages in a real headless browser: Debian's chromium
+browser:
+	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || \
+	  { echo "installing chromium (Debian) for the report tests ..."; \
+	    $$(command -v sudo) apt-get update -q >/dev/null && \
+	    DEBIAN_FRONTEND=noninteractive $$(command -v sudo) apt-get install -y -q chromium \
+	    >/dev/null; }
 
 bench: $(STAMP)
 	$(PY) -m benchmarks.engine

@@ -41,6 +41,8 @@ BAD = {
                 "analyze {task_run} --steps 0", "analyze {task_run} --batch 0",
                 "analyze {task_run} --batch -2", "analyze {lm_run}"],
     "figures": ["figures --only bogus"],
+    "report": ["report {missing}", "report {task_run} --cells 3", "report {lm_run} --cells abc",
+               "report {lm_run} --cells 999", "report {task_run} --out x.txt"],
     "lm train": [
         LM + " --layers 0", LM + " --hidden 0", LM + " --embedding -1", LM + " --dropout 1.5",
         LM + " --dropout nan", LM + " --output-dropout nan", LM + " --output-dropout -0.1",

@@ -30,7 +30,7 @@ if kind == "task":
     from rnnlab.training import make_config, train
     cfg = make_config("adding", task_params={"T": 10}, model="lstm", hidden=6,
                       model_options={"dropout": 0.0}, batch_size=16, max_sequences=16 * 150,
-                      test_size=32, log_every=32, checkpoint_seconds=0, seed=3)
+                      test_size=32, log_every=32, checkpoint_seconds=1e-9, seed=3)
     print("ready", flush=True)
     train(None if resume else cfg, out, resume=resume)
 else:

@@ -87,6 +87,8 @@ def check_number(name: str, value, *, low: float = -math.inf, high: float = math
         raise ValueError(f"{name} must be a finite number, got {value!r}")
     if value < low or value > high or (low_open and value == low) or (
             high_open and value == high):
+        if low == 0 and high == math.inf and not low_open:
+            raise ValueError(f"{name} must be a non-negative finite number, got {value!r}")
         lo, hi = "(" if low_open else "[", ")" if high_open else "]"
         raise ValueError(f"{name} must be in {lo}{low:g}, {high:g}{hi}, got {value!r}")
     return float(value)

@@ -267,6 +267,35 @@ def analyze(
 
 
 @app.command()
+def report(
+    run: Path = typer.Argument(..., help="a run folder (`rnnlab train`, `rnnlab lm train`), a "
+                               "reproduce folder, or a folder of runs (the demo's)"),
+    out: Path = typer.Option(None, help="the HTML file to write (default RUN/report.html)"),
+    cells: str = typer.Option(None, help="char-LM: units of the top layer to colour the "
+                              "passage by, e.g. 3,17 (besides those chosen automatically)"),
+    open_: bool = typer.Option(False, "--open", help="open it in the default browser"),
+) -> None:
+    """One self-contained HTML page of a run: curves, results, the trained model's analysis,
+    samples and the cells at work. Opens offline; fetches nothing."""
+    from .report import render
+
+    units = None
+    if cells is not None:
+        try:
+            units = [int(c) for c in cells.split(",") if c.strip()]
+        except ValueError:
+            raise UserError(f"--cells takes unit numbers separated by commas, got {cells!r}"
+                            ) from None
+    path = render(run, out, cells=units)
+    typer.echo(str(path))
+    if open_:
+        import webbrowser
+
+        if not webbrowser.open(path.resolve().as_uri()):
+            typer.echo("no browser to open it here; the file is above", err=True)
+
+
+@app.command()
 def figures(
     out: Path = typer.Option(Path("figures"), help="output folder"),
     only: list[str] = typer.Option(None, "--only", help="just these figures"),

@@ -17,6 +17,7 @@ sequences correct and their mean squared error below 0.01), sequences used, wron
 
 from __future__ import annotations
 
+import textwrap
 import time
 from pathlib import Path
 
@@ -58,9 +59,13 @@ def main(budget: int = 60_000, T: int = 100, seed: int = 0, out: str | Path | No
                       f"{row['seconds']:.0f}s"])
     print("\n" + table(["model", "solved", "sequences", "test wrong", "test MSE", "time"],
                        lines, right=(2, 3, 4, 5)))
-    print("\n" + verdict(rows, budget))
+    print("\n" + textwrap.fill(verdict(rows, budget), 80))
     png = plot(rows, out / "learning_curves.png", T)
-    print(f"\nlearning curves: {png}\nrun folders: {out}/")
+    from .report import render
+
+    page = render(out)
+    print(f"\nlearning curves: {png}\nrun folders: {out}/\nreport: {page}  (open it in a "
+          f"browser, or `rnnlab report {out} --open`)")
     return rows
 
 

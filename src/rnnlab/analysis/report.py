@@ -106,7 +106,18 @@ def analyze(path: Path, out: Path, what=WHAT, *, steps: int = 100, batch: int = 
     if unknown:
         raise ValueError(f"unknown analysis {', '.join(unknown)}; choose from {', '.join(WHAT)}")
     module, task = load(path, nonlinearity)
-    module = module.double().eval()
+    return analyze_module(module, task, out, what, steps=steps, batch=batch, seed=seed,
+                          echo=echo)
+
+
+def analyze_module(module, task, out: Path, what=WHAT, *, steps: int = 100, batch: int = 16,
+                   seed: int = 0, echo=print) -> dict:
+    """The analyses ``what`` of a recurrent module, driven by ``batch`` sequences of ``task``
+    (or standard-normal inputs of ``steps`` steps without one), into ``out``: analysis.json
+    and a PNG per figure. Returns what analysis.json holds."""
+    import copy
+
+    module = copy.deepcopy(module).double().eval()
     gen = torch.Generator().manual_seed(seed)
     if task is not None:
         x = task.sample(batch, gen).x.double()

@@ -110,6 +110,12 @@ class Task:
             e = 0.5 * (out - batch.y) ** 2
         return (e.sum(-1) * m).sum(0)
 
+    def marked(self, batch: Batch) -> Tensor | None:
+        """(T, B) bool: the steps whose input the answer depends on (the marked pairs of the
+        adding problem), for reports to highlight; None where the task does not single any
+        out."""
+        return None
+
     @property
     def mean_length(self) -> float:
         """Expected number of steps per sequence (for cost estimates)."""

@@ -5,6 +5,7 @@
     RUN/checkpoint.safetensors   model + optimiser + RNG state + progress (safetensors: no
                                  pickle, nothing executable is ever loaded)
     RUN/result.json              the outcome: solved?, sequences, final test
+    RUN/environment.json         where it ran: versions, threads, compiled kernels or not
 
 Every write goes to a temporary file in the same folder and is renamed over the target, so a
 crash or Ctrl-C never leaves a half-written file.
@@ -22,8 +23,20 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import Tensor
 
-CONFIG, METRICS, CHECKPOINT, RESULT = (
-    "config.json", "metrics.jsonl", "checkpoint.safetensors", "result.json")
+CONFIG, METRICS, CHECKPOINT, RESULT, ENVIRONMENT = (
+    "config.json", "metrics.jsonl", "checkpoint.safetensors", "result.json", "environment.json")
+
+
+def environment() -> dict:
+    """Where a run runs: what a report shows beside its numbers (timings depend on it)."""
+    import platform
+
+    from .. import __version__, kernels
+
+    return {"rnnlab": __version__, "torch": torch.__version__,
+            "python": platform.python_version(), "platform": platform.platform(),
+            "cpu_threads": torch.get_num_threads(), "cores": os.cpu_count(),
+            "kernels": kernels.status()}
 
 
 def atomic_write(path: Path, write) -> None:
@@ -126,6 +139,7 @@ class RunDir:
                              f"use --resume")
         self.path.mkdir(parents=True, exist_ok=True)
         write_json(self.path / CONFIG, config)
+        write_json(self.path / ENVIRONMENT, environment())
 
     def config(self) -> dict:
         if not self.path.is_dir():

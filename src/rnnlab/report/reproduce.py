@@ -1,0 +1,79 @@
+"""The report of a reproduce folder: the table, ours beside the paper's, and every row's
+learning curves (from the shards' logs, so a reproduction still running shows how far it got)."""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from pathlib import Path
+
+from ..training.curves import plot
+from ..training.reproduce import reproduces
+from .common import config_and_environment
+from .page import Page, Raw, esc, png_bytes, table
+
+
+def report(folder: Path) -> Page:
+    plan = json.loads((folder / "plan.json").read_text())
+    data = {"rows": [], "unfinished": []}
+    if (folder / "reproduce.json").is_file():
+        data = json.loads((folder / "reproduce.json").read_text())
+    rows = data["rows"]
+    good = sum(reproduces(r) for r in rows)
+    page = Page("rnnlab reproduce — Hochreiter & Schmidhuber (1997)",
+                f"{good} of {len(rows)} finished rows reproduce · {folder}")
+    page.section("table", "Ours beside the paper's", _table(rows),
+                 "A row reproduces (green) when at least 80 % of its trials are solved with a "
+                 "mean within 2× the paper's; red rows miss (the notes below say why). "
+                 "Sequences are counted as the paper counts them; the modern column is a "
+                 "forget-gate LSTM with Adam on the same task and budget.")
+    if data.get("unfinished"):
+        rows_u = [[u["experiment"], f"{u['trials_finished']}/{u['trials']}",
+                   u["solved_so_far"], "—" if u["running_at"] is None
+                   else f"{u['running_at']:,}", f"{u['budget']:,}"]
+                  for u in data["unfinished"]]
+        page.section("unfinished", "Rows not finished", table(
+            ["row", "trials finished", "solved so far", "running at", "budget"], rows_u,
+            numeric=(2, 3, 4)), "Continue them with `rnnlab reproduce --out` this folder.")
+    started = [r for r in plan["rows"] if (folder / "runs" / r["key"]).is_dir()]
+    if started:
+        with tempfile.TemporaryDirectory() as tmp:
+            png = plot(folder, started, Path(tmp) / "curves.png")
+            img = png_bytes(png.read_bytes(), "learning curves")
+        page.section("curves", "Learning curves, one panel per row", img,
+                     "Every trial's error on its recent training sequences against the "
+                     "sequences presented; dashed: the paper's mean to success; a dot: where "
+                     "a trial met the stopping rule.")
+    notes = [f"<h3>{esc(r['experiment'])}</h3><p>{esc(r['notes'])}</p>" for r in rows
+             if r.get("notes")]
+    if notes:
+        page.section("notes", "Notes: what was tried", "".join(notes))
+    shards = sorted((folder / "runs").glob("*/*/environment.json"))
+    config_and_environment(page, folder, {"version": plan["version"], "seed": plan["seed"],
+                                          "rows": [r["key"] for r in plan["rows"]]},
+                           shards[0].parent if shards else None)
+    return page
+
+
+def _n(v) -> str:
+    return "—" if v is None else f"{v:,.0f}"
+
+
+def _table(rows: list[dict]) -> str:
+    body, classes = [], []
+    for r in rows:
+        ratio = "—" if r["ratio"] is None else f"{r['ratio']:.2f}×"
+        span = "—" if r["min_sequences"] is None else \
+            f"{_n(r['min_sequences'])}–{_n(r['max_sequences'])}"
+        wrong = r["test_wrong"]
+        m = r.get("modern") or {}
+        modern = "—" if not m.get("runs") else (
+            f"{m['solved']}/{m['runs']}, {_n(m['mean_sequences'])}")
+        body.append([r["experiment"], r["table"], _n(r["paper_sequences"]),
+                     f"{r['solved']}/{r['trials']}", _n(r["mean_sequences"]), span, ratio,
+                     f"{min(wrong)}–{max(wrong)} of {r['test_n']}" if wrong else "—",
+                     Raw(esc(modern)), f"{r['wall_seconds'] / 60:.1f}"])
+        classes.append("good" if reproduces(r) else "miss")
+    return table(["row", "table", "paper mean", "solved", "our mean", "min–max", "ratio",
+                  "test wrong", "modern LSTM", "minutes"], body,
+                 numeric=(2, 4, 6, 9), row_class=classes)
