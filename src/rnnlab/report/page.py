@@ -22,7 +22,9 @@ p.how { color: #444; font-size: 0.92em; background: #f5f7fa; border-left: 3px so
 table { border-collapse: collapse; margin: 0.6em 0; font-size: 0.92em; }
 th, td { border: 1px solid #ddd; padding: 0.25em 0.6em; text-align: left; vertical-align: top; }
 th { background: #f3f3f3; }
-td.num { text-align: right; font-variant-numeric: tabular-nums; }
+td.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
+td:first-child { white-space: nowrap; }
+.wide { overflow-x: auto; }
 tr.good td:first-child { border-left: 3px solid #2e9e4f; }
 tr.miss td:first-child { border-left: 3px solid #c94a4a; }
 img { max-width: 100%; height: auto; display: block; margin: 0.5em 0; }
@@ -64,7 +66,8 @@ def table(headers: list[str], rows: list[list], *, numeric: tuple[int, ...] = ()
             f'<td{" class=num" if i in numeric else ""}>'
             f'{c if isinstance(c, Raw) else esc(c)}</td>' for i, c in enumerate(row))
         body.append(f"<tr{cls}>{cells}</tr>")
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+    return (f'<div class="wide"><table><thead><tr>{head}</tr></thead>'
+            f"<tbody>{''.join(body)}</tbody></table></div>")
 
 
 def key_values(d: dict) -> str:

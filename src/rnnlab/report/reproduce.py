@@ -71,9 +71,9 @@ def _table(rows: list[dict]) -> str:
             f"{m['solved']}/{m['runs']}, {_n(m['mean_sequences'])}")
         body.append([r["experiment"], r["table"], _n(r["paper_sequences"]),
                      f"{r['solved']}/{r['trials']}", _n(r["mean_sequences"]), span, ratio,
-                     f"{min(wrong)}–{max(wrong)} of {r['test_n']}" if wrong else "—",
+                     f"{min(wrong):,}–{max(wrong):,} of {r['test_n']:,}" if wrong else "—",
                      Raw(esc(modern)), f"{r['wall_seconds'] / 60:.1f}"])
         classes.append("good" if reproduces(r) else "miss")
     return table(["row", "table", "paper mean", "solved", "our mean", "min–max", "ratio",
                   "test wrong", "modern LSTM", "minutes"], body,
-                 numeric=(2, 4, 6, 9), row_class=classes)
+                 numeric=(2, 4, 5, 6, 7, 9), row_class=classes)

@@ -185,6 +185,7 @@ def _carousel(module: LSTM1997, task) -> str:
                              gridspec_kw={"height_ratios": [1, 1.4, 1.2]})
     axes[0].imshow(x[:, 0].T.float(), aspect="auto", cmap="Greys", interpolation="nearest")
     axes[0].set_ylabel("input unit")
+    axes[0].set_yticks(range(x.shape[2]) if x.shape[2] <= 8 else [])
     marked = task.marked(batch)
     for ax in axes:
         if marked is not None:
