@@ -28,6 +28,7 @@ bench: $(STAMP)
 	$(PY) -m benchmarks.engine
 	$(PY) -m benchmarks.online1997
 	$(PY) -m benchmarks.charlm
+	$(PY) -m benchmarks.transforms
 
 lint: $(STAMP)
 	$(PY) -m ruff check src tests benchmarks
