@@ -38,9 +38,10 @@ def main(budget: int = 60_000, T: int = 100, seed: int = 0, out: str | Path | No
 
     torch.set_num_threads(2)
     out = Path(out or Path("runs") / f"demo-{time.strftime('%Y%m%d-%H%M%S')}")
-    print(f"adding-1997, T = {T}: {budget:,} training sequences for each model, minibatch "
-          f"{batch_size}, Adam {lr}, seed {seed}.\nAlways predicting 0.5 scores MSE 0.0396 and "
-          f"is within 0.04 on 15 % of sequences. Solved: by the paper's rule ST3(0.01).\n")
+    print(textwrap.fill(
+        f"adding-1997, T = {T}: {budget:,} training sequences for each model, minibatch "
+        f"{batch_size}, Adam {lr}, seed {seed}. Always predicting 0.5 scores MSE 0.0396 and is "
+        f"within 0.04 on 15 % of sequences. Solved: by the paper's rule ST3(0.01).", 80) + "\n")
     rows = []
     for label, options in MODELS:
         cfg = make_config("adding-1997", task_params={"T": T}, max_sequences=budget, lr=lr,
