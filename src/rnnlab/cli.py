@@ -289,10 +289,15 @@ def report(
     path = render(run, out, cells=units)
     typer.echo(str(path))
     if open_:
+        import os
         import webbrowser
 
-        if not webbrowser.open(path.resolve().as_uri()):
-            typer.echo("no browser to open it here; the file is above", err=True)
+        # on Linux without a display webbrowser would fall back to a console browser that
+        # takes over the terminal: open only where a graphical one can run
+        graphical = not sys.platform.startswith("linux") or any(
+            os.environ.get(v) for v in ("DISPLAY", "WAYLAND_DISPLAY"))
+        if not (graphical and webbrowser.open(path.resolve().as_uri())):
+            typer.echo("no graphical browser here: open the file above in one", err=True)
 
 
 @app.command()

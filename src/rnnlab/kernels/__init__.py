@@ -59,8 +59,11 @@ def _machine_tag() -> str:
     except OSError:
         pass
     digest = hashlib.sha256(flags.encode()).hexdigest()[:10]
+    # ... and by the source tree: cpp_extension keys a build on the sources' paths too, so two
+    # checkouts sharing one folder would rebuild each other's library at every first use
+    tree = hashlib.sha256(str(_CSRC.resolve()).encode()).hexdigest()[:8]
     py = f"py{sys.version_info.major}{sys.version_info.minor}"
-    return f"torch{torch.__version__.replace('+', '_')}-{py}-{digest}"
+    return f"torch{torch.__version__.replace('+', '_')}-{py}-{digest}-src{tree}"
 
 
 def _ensure_ninja() -> None:
