@@ -229,7 +229,6 @@ class _Recurrence(torch.autograd.Function):
         tape.back = tape.dG = None  # backward-only buffers; the forward ones live with ctx
         return (None, None, None, None, dx, *carry, *param_grads)
 
-
     @staticmethod
     def _differentiable_backward(ctx, d_out, d_finals):
         """The same gradients as autograd's own graph of the layer (recomputed on the

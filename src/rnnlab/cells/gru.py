@@ -145,14 +145,14 @@ class GRUMath(CellMath):
     def autograd_step(self, a, states, params):
         (h,) = states
         a_r, a_z, a_n = a.chunk(3, dim=-1)
-        W_r, W_z, W_n = params["weight_hh"].chunk(3)
         if self.reset_after:  # b_hh stays inside the recurrent product
             b = params["bias_hh"]
             hw_r, hw_z, hw_n = (h @ params["weight_hh"].t()
                                 + (0 if b is None else b)).chunk(3, dim=-1)
             r, z = torch.sigmoid(a_r + hw_r), torch.sigmoid(a_z + hw_z)
             n = torch.tanh(a_n + r * hw_n)
-        else:
+        else:  # b_hh was folded into the input projection (`input_bias`)
+            W_r, W_z, W_n = params["weight_hh"].chunk(3)
             r, z = torch.sigmoid(a_r + h @ W_r.t()), torch.sigmoid(a_z + h @ W_z.t())
             n = torch.tanh(a_n + (r * h) @ W_n.t())
         return ((1 - z) * n + z * h,)

@@ -54,8 +54,8 @@ from .base import (
 def _scaled_logistic(scale: float, shift: float):
     """x ↦ scale·σ(x) − shift, and its derivative read off the output y: scale·s(1 − s)."""
 
-    def fn(a: Tensor) -> Tensor:
-        return torch.sigmoid(a).mul_(scale).sub_(shift)
+    def fn(a: Tensor) -> Tensor:  # out of place: autograd_step differentiates it as well
+        return torch.sigmoid(a) * scale - shift
 
     def derivative(y: Tensor) -> Tensor:
         s = (y + shift) / scale
@@ -72,15 +72,6 @@ SQUASHERS = {
     "identity": (lambda a: a.clone(), torch.ones_like),
 }
 
-
-#: the squashers as out-of-place ops, for `autograd_step`
-_PURE = {
-    "g2": lambda a: 4 * torch.sigmoid(a) - 2,
-    "h1": lambda a: 2 * torch.sigmoid(a) - 1,
-    "logistic": torch.sigmoid,
-    "tanh": torch.tanh,
-    "identity": lambda a: a,
-}
 
 class LSTM1997Math(CellMath):
     n_gates = 1  # the unit rows [in, out, cells] form one block of unequal parts
@@ -154,8 +145,8 @@ class LSTM1997Math(CellMath):
             a = a + (y.detach() if self.truncated else y) @ params["weight_hh"].t()
         gates = torch.sigmoid(a[:, :gK])
         y_in = gates[:, :K].repeat_interleave(S, dim=-1)
-        s_new = s + y_in * _PURE[self.g_name](a[:, gK:])  # the carousel, weight 1.0
-        y_c = _PURE[self.h_name](s_new)
+        s_new = s + y_in * self.g(a[:, gK:])  # the carousel, weight 1.0
+        y_c = self.h(s_new)
         if self.output_gate:
             y_c = gates[:, K:].repeat_interleave(S, dim=-1) * y_c
         return (torch.cat((y_c, gates), -1) if self.gate_recurrence else y_c), s_new

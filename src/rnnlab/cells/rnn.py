@@ -39,6 +39,7 @@ def _derivative_from_output(h: Tensor, nonlinearity: str) -> Tensor:
 #: φ as out-of-place ops, for `autograd_step`
 _ACT = {"tanh": torch.tanh, "relu": torch.relu, "sigmoid": torch.sigmoid, "linear": lambda a: a}
 
+
 class RNNMath(CellMath):
     n_gates = 1
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import torch
 
 from .. import tasks
-from ..engine import trajectory
+from ..analysis.models import layer_trajectories
 from ..layers import LSTM1997
 from ..training.runs import RunDir
 from .common import config_and_environment, curve_figure, plt, side_by_side
@@ -174,10 +174,8 @@ def _carousel(module: LSTM1997, task) -> str:
     batch = task.sample(1, torch.Generator().manual_seed(7))
     L = int(batch.lengths[0])
     x = batch.x[:L].to(module.weight_ih.dtype)  # (L, 1, I)
-    cell = module._make_cell()
-    params = {name: getattr(module, attr) for name, attr in module._names[0].items()}
-    inits = tuple(x.new_zeros(1, size) for size in module._state_sizes())
-    tape = trajectory(cell, x, inits, params)
+    layer = layer_trajectories(module, x)[0]  # the 1997 LSTM is one layer, one direction
+    cell, tape = layer["cell"], layer["tape"]
     s = tape.states[1][1:, 0]  # (L, C) cell states
     acts = tape.xw[0, :, 0]  # (L, rows): gate activations first
     K = cell.K
