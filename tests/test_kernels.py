@@ -265,3 +265,22 @@ def test_gemm_against_float64_products(dtype):
                         tol = 1e-4 if dtype == torch.float32 else 1e-11
                         torch.testing.assert_close(out.double(), want, rtol=tol,
                                                    atol=tol * k ** 0.5)
+
+
+def test_loading_a_built_library_takes_no_lock():
+    """A process killed while it loads (tests kill trainers at random instants) must not leave
+    a lock that the next process waits on: an up-to-date library is loaded without
+    cpp_extension and its lock. A lock left behind is simulated; loading must not wait."""
+    if not kernels.usable(torch.zeros(1)):
+        pytest.skip("compiled kernels unavailable here")
+    lock = kernels.cache_dir() / kernels._machine_tag() / "lock"
+    existed = lock.exists()
+    lock.touch()
+    try:
+        code = "import torch; from rnnlab import kernels; print(kernels.usable(torch.zeros(1)))"
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                             timeout=60)
+        assert out.stdout.strip() == "True", out.stderr
+    finally:
+        if not existed:
+            lock.unlink(missing_ok=True)

@@ -98,11 +98,40 @@ def _short_cause(error: BaseException) -> str:
     return (messages or lines or [type(error).__name__])[0][:160]
 
 
+#: compiler flags of every build (the headers' hash is added to them)
+_CFLAGS = ["-O3", "-march=native", "-fopenmp", "-fno-math-errno"]
+
+
+def _build_key() -> str:
+    """What a build depends on: every source and header, the flags, torch's version."""
+    h = hashlib.sha256(" ".join(_CFLAGS + [torch.__version__]).encode())
+    for name in SOURCES + HEADERS:
+        h.update(name.encode() + (_CSRC / name).read_bytes())
+    return h.hexdigest()
+
+
 def _build() -> str:
+    """The path of an up-to-date library: the one a previous build recorded when nothing it
+    depends on changed (loaded without cpp_extension, so without its lock: a process killed
+    while loading leaves nothing that blocks the next), else a fresh build."""
+    folder = cache_dir() / _machine_tag()
+    stamp, key = folder / "built.txt", _build_key()
+    if stamp.is_file():
+        recorded, _, library = stamp.read_text().partition("\n")
+        if recorded == key and Path(library).is_file():
+            torch.ops.load_library(library)
+            return library
+    path = _compile(folder)
+    tmp = folder / f".built.{os.getpid()}.tmp"
+    tmp.write_text(f"{key}\n{path}")
+    os.replace(tmp, stamp)
+    return path
+
+
+def _compile(folder: Path) -> str:
     from torch.utils import cpp_extension
 
     _ensure_ninja()
-    folder = cache_dir() / _machine_tag()
     folder.mkdir(parents=True, exist_ok=True)
     lock = folder / "lock"
     if lock.exists() and time.time() - lock.stat().st_mtime > _STALE_LOCK_SECONDS:
@@ -122,8 +151,7 @@ def _build() -> str:
             name="rnnlab_kernels",
             sources=[str(_CSRC / s) for s in SOURCES],
             extra_include_paths=[str(_CSRC)],
-            extra_cflags=["-O3", "-march=native", "-fopenmp", "-fno-math-errno",
-                          f"-DRNNLAB_HEADERS_HASH={_headers_hash()}"],
+            extra_cflags=_CFLAGS + [f"-DRNNLAB_HEADERS_HASH={_headers_hash()}"],
             extra_ldflags=["-fopenmp"],
             build_directory=str(folder),
             is_python_module=False,
