@@ -13,7 +13,9 @@ sample by sample in one process:
   per-step  110-step sequences, a target and an update at every step (as the Reber grammar)
 
 and, for the paper's task 2c (p = q = 1000: 1,004 one-hot inputs, 1,000+ steps), the compiled
-learner on symbols against the reference path on dense inputs.
+learner on symbols against the reference path on dense inputs. Last, what a shard's size
+costs (`rnnlab reproduce` runs a shard's trials in lockstep): the compiled learner's µs per
+trial-step for 1, 5, 10 and 16 trials in lockstep, adding net and task 2c.
 """
 
 from __future__ import annotations
@@ -89,6 +91,24 @@ def longlag_2c(reps: int) -> tuple[float, float]:
     return c / steps * 1e6, r / steps * 1e6
 
 
+def lockstep(n: int, reps: int) -> tuple[float, float]:
+    """µs per trial-step of the compiled learner with n trials in lockstep: the adding net
+    (target at the end) and task 2c, p = q = 1000 (per step of the longest sequence, as
+    lockstep runs to it)."""
+    T = 110
+    x, targets = torch.rand(T, n, 1, 2), torch.rand(T, n, 1, 1)
+    mask = torch.arange(T) == T - 1
+    net = learner(n)
+    (a,) = medians([lambda: net.run(x, targets, mask, lr=0.5, outputs_at="targets")], reps)
+    task = tasks.make("longlag-2c", p=1000, q=1000)
+    batch = task.sample(n, torch.Generator().manual_seed(0))
+    long_net = rnnlab.OnlineLSTM1997(task.input_size, 2, 1, 2, trials=n, bias=False,
+                                     init_range=0.2, output_bias=False)
+    symbols, y, m = batch.symbols.unsqueeze(2), batch.y.unsqueeze(2), batch.mask.unsqueeze(2)
+    (c,) = medians([lambda: long_net.run(symbols, y, m, lr=0.01)], max(3, reps // 2), block=2)
+    return a / (T * n) * 1e6, c / (int(batch.lengths.max()) * n) * 1e6
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--reps", type=int, default=7)
@@ -102,6 +122,12 @@ def main() -> None:
     for label, (c, r) in rows:
         print(f"{label:44} {c:9.3f}µ {r:9.2f}µ {r / c:8.0f}×")
     print("\nµs per trial-step (one step of one network); speed-up = reference / compiled")
+    print(f"\n{'trials in lockstep (shard size)':32} {'adding':>9} {'task 2c':>9} "
+          f"{'adding vs 5':>12} {'2c vs 5':>8}")
+    sizes = [(n, *lockstep(n, args.reps)) for n in (1, 5, 10, 16)]
+    base = next(r for r in sizes if r[0] == 5)
+    for n, a, c in sizes:
+        print(f"{n:<32} {a:8.3f}µ {c:8.3f}µ {a / base[1]:11.2f}× {c / base[2]:7.2f}×")
 
 
 if __name__ == "__main__":

@@ -163,3 +163,17 @@ def test_found_setups_apply_by_default_and_as_read_leaves_them_out(monkeypatch):
     assert read["experiment_options"] == {} and read["lr"] == 0.5
     with pytest.raises(ValueError, match="--protocol paper"):
         make_config("adding", as_read=True)
+
+
+def test_the_2c_setup_learns_the_lag_the_paper_as_read_does_not(tmp_path):
+    """Task 2c at q = p = 100, two trials: with the found set-up (input- and output-gate
+    biases −3 and −2, lr 0.5) both solve the paper's ABS(0.2) rule well inside the paper's
+    31,000 sequences; as read (no biases, lr 0.01) neither does in as many sequences."""
+    base = dict(protocol="paper", experiment="2c-q100-p100", task_params={"p": 100, "q": 100},
+                trials=2, max_sequences=31_000, log_every=1000, test_size=2000,
+                stop={"kind": "test", "n": 2000, "every": 100, "max_wrong": 0, "beta": None})
+    found = train(make_config("longlag-2c", **base), tmp_path / "found")
+    assert [t["solved"] for t in found["trials"]] == [True, True]
+    assert all(t["test"]["wrong"] == 0 for t in found["trials"])
+    read = train(make_config("longlag-2c", as_read=True, **base), tmp_path / "read")
+    assert not any(t["solved"] for t in read["trials"])

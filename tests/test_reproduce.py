@@ -44,6 +44,37 @@ def test_rows_run_as_shards_and_the_tables_follow(tmp_path, monkeypatch):
     assert again[0]["trial_sequences"] == rows[1]["trial_sequences"]
 
 
+def test_shards_hold_up_to_a_register_of_trials_as_equal_as_possible():
+    assert rp.SHARD_TRIALS == 16  # the learner's float lanes
+    assert rp.split_trials(10) == [[0, 10]]
+    assert rp.split_trials(16) == [[0, 16]]
+    assert rp.split_trials(18) == [[0, 9], [9, 9]]
+    assert rp.split_trials(30) == [[0, 15], [15, 15]]  # not 16 + 14
+    assert rp.split_trials(40) == [[0, 14], [14, 13], [27, 13]]
+    # at least as many shards as workers, never an empty one
+    assert rp.split_trials(10, parts=2) == [[0, 5], [5, 5]]
+    assert rp.split_trials(3, parts=2) == [[0, 2], [2, 1]]
+    assert rp.split_trials(1, parts=4) == [[0, 1]]
+    for n in range(1, 70):
+        for parts in (1, 2, 3, 8):
+            shards = rp.split_trials(n, parts)
+            assert [f for f, _ in shards] == [sum(c for _, c in shards[:i])
+                                            for i in range(len(shards))]
+            assert sum(c for _, c in shards) == n
+            assert max(c for _, c in shards) - min(c for _, c in shards) <= 1
+            assert max(c for _, c in shards) <= rp.SHARD_TRIALS
+
+
+def test_one_row_on_two_workers_is_split_between_them(tmp_path):
+    out = tmp_path / "rep"
+    rp.reproduce(["6a"], out=out, trials=4, jobs=2, budget=0.002, modern=0,
+                 echo=lambda *a: None, progress=False)
+    plan = json.loads((out / "plan.json").read_text())
+    assert plan["rows"][0]["shards"] == [[0, 2], [2, 2]]
+    assert sorted(p.name for p in (out / "runs" / "6a").iterdir()) == ["trials-0-1",
+                                                                        "trials-2-3"]
+
+
 def test_a_killed_reproduction_continues_where_it_stopped(tmp_path, monkeypatch):
     monkeypatch.setattr(rp, "SHARD_TRIALS", 1)
     out = tmp_path / "rep"

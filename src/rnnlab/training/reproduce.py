@@ -5,7 +5,7 @@
     OUT/reproduce.json, .md         ours beside the paper's, rewritten as rows finish
     OUT/curves.png                  every trial's learning curve, a panel per row
 
-A row's trials are split into shards of `SHARD_TRIALS`; every shard is an ordinary run folder
+A row's trials are split into shards (`split_trials`); every shard is an ordinary run folder
 of the paper protocol (`rnnlab train --protocol paper --first-trial A --trials n`), so a
 killed or interrupted reproduction continues where each shard stopped, and trial k is the same
 run however the shards are spread. Shards run in ``jobs`` worker processes (one thread each),
@@ -29,8 +29,19 @@ from .runs import CHECKPOINT, CONFIG, RESULT, RunDir, atomic_write, read_json, w
 
 #: rows whose paper cost (mean sequences × mean length × trials) exceeds this run with --full
 CHEAP_COST = 2_000_000_000
-#: trials per shard: the unit of resumption and of parallel work
-SHARD_TRIALS = 5
+#: most trials in a shard, the unit of resumption and of parallel work: the compiled learner
+#: runs a shard's trials as the lanes of one vector register (16 floats), so up to 16 trials
+#: cost little more than one (python -m benchmarks.online1997: shards of 5, 10, 16)
+SHARD_TRIALS = 16
+
+
+def split_trials(n: int, parts: int = 1) -> list[list[int]]:
+    """[first, count] of each shard of n trials: as few shards of at most `SHARD_TRIALS` as
+    hold them, but at least ``parts`` (to keep that many workers busy), sizes as equal as
+    possible — e.g. 30 trials as 15 + 15, not 16 + 14 (a row ends with its slowest shard)."""
+    k = min(n, max(-(-n // SHARD_TRIALS), parts))
+    sizes = [n // k + (i < n % k) for i in range(k)]
+    return [[sum(sizes[:i]), size] for i, size in enumerate(sizes)]
 
 
 def rows(keys: list[str] | None, *, full: bool) -> list[Experiment]:
@@ -56,11 +67,11 @@ MODERN_MAX_STEPS = 30_000_000
 
 
 def _plan_row(exp: Experiment, trials: int | None, budget: float, options: dict,
-              as_read: bool, modern: int) -> dict:
+              as_read: bool, modern: int, parts: int = 1) -> dict:
     n = trials or exp.trials
     options = run_options(exp, options, as_read)
     with_options(exp, options)  # a bad option fails here, before anything runs
-    shards = [[first, min(SHARD_TRIALS, n - first)] for first in range(0, n, SHARD_TRIALS)]
+    shards = split_trials(n, parts)
     max_sequences = max(1, int(budget * exp.paper_sequences))
     return {"key": exp.key, "trials": n, "budget_factor": budget, "options": options,
             "as_read": as_read,
@@ -190,7 +201,10 @@ def _reproduce(keys, out, trials, jobs, budget, full, seed, options, as_read, mo
     else:
         plan = {"version": __version__, "seed": seed, "rows": []}
         added = rows(keys, full=full)
-    plan["rows"] += [_plan_row(exp, trials, budget, options, as_read, modern) for exp in added]
+    # few rows on many workers: split each row further so that every worker has a shard
+    parts = -(-(jobs or os.cpu_count() or 1) // max(1, len(added)))
+    plan["rows"] += [_plan_row(exp, trials, budget, options, as_read, modern, parts)
+                     for exp in added]
     write_json(plan_path, plan)
     wanted = [r for r in plan["rows"] if not keys or r["key"] in keys]
 
