@@ -1,3 +1,4 @@
+import signal
 import sys
 from pathlib import Path
 
@@ -5,6 +6,12 @@ import pytest
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))  # tests/naive.py, the oracle
+
+# A test run started in the background of a script (`cmd &`, nohup) inherits an ignored Ctrl-C,
+# which rnnlab rightly leaves ignored; the Ctrl-C tests need it live, as at a terminal (the
+# processes they start then get it too: exec keeps only an ignored disposition).
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @pytest.fixture(autouse=True)
