@@ -258,3 +258,12 @@ def test_bad_arguments_are_named():
         learner.run(x, gradient=False)
     with pytest.raises(ValueError, match="lr must"):
         learner.run(x, lr=[0.1, 0.2])
+
+
+def test_the_online_learner_refuses_full_gradients():
+    """truncated=False would be silently the truncated rule: the learner says so instead."""
+    with pytest.raises(ValueError, match="truncated RTRL"):
+        rnnlab.OnlineLSTM1997(2, 2, 1, truncated=False)
+    with pytest.raises(TypeError, match="truncated must be true or false"):
+        rnnlab.OnlineLSTM1997(2, 2, 1, truncated="maybe")
+    assert rnnlab.OnlineLSTM1997(2, 2, 1, truncated=True).trials == 1

@@ -134,7 +134,8 @@ def test_with_options_changes_settings_and_names_bad_ones():
     for bad, match in [({"speed": 2}, "unknown experiment option"),
                        ({"error": "hinge"}, "error must be"),
                        ({"sequential": "yes"}, "true or false"),
-                       ({"lstm": 3}, "mapping")]:
+                       ({"lstm": 3}, "mapping"),
+                       ({"lstm": {"truncated": False}}, "truncated RTRL only")]:
         with pytest.raises(ValueError, match=match):
             with_options(exp, bad)
     with pytest.raises(ValueError, match="--protocol paper"):

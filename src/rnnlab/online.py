@@ -69,6 +69,10 @@ class OnlineLSTM1997:
         # one LSTM1997 validates the options and supplies shapes and initial values
         proto = LSTM1997(input_size, num_blocks, block_size, dtype=dtype, device=device,
                          **lstm_options)
+        if not proto.truncated:  # the traces below are the truncated rule; never ignore it
+            raise ValueError("OnlineLSTM1997 learns by the paper's truncated RTRL; full "
+                             "gradients (truncated=False) need backpropagation through time: "
+                             "LSTM1997(truncated=False) in the minibatch protocol")
         self.options = dict(lstm_options)
         self.input_size, self.num_blocks, self.block_size = input_size, num_blocks, block_size
         self.output_size, self.trials = output_size, trials

@@ -258,6 +258,10 @@ def with_options(exp: Experiment, options: dict | None) -> Experiment:
                 raise ValueError(f"experiment option {merged} must be a mapping, got "
                                  f"{changes[merged]!r}")
             changes[merged] = {**getattr(exp, merged), **changes[merged]}
+    if changes.get("lstm", {}).get("truncated", True) is not True:
+        raise ValueError("experiment option lstm.truncated: the paper protocol learns by the "
+                         "paper's truncated RTRL only; full gradients need the minibatch "
+                         "protocol (rnnlab train TASK --model lstm1997 -o truncated=false)")
     if "error" in changes and changes["error"] not in ("squared", "cross-entropy"):
         raise ValueError(f"experiment option error must be 'squared' or 'cross-entropy', got "
                          f"{changes['error']!r}")
