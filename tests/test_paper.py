@@ -135,7 +135,9 @@ def test_with_options_changes_settings_and_names_bad_ones():
                        ({"error": "hinge"}, "error must be"),
                        ({"sequential": "yes"}, "true or false"),
                        ({"lstm": 3}, "mapping"),
-                       ({"lstm": {"truncated": False}}, "truncated RTRL only")]:
+                       ({"lstm": {"truncated": False}}, "truncated RTRL"),
+                       ({"lstm": {"g": "cubic"}}, "unknown squasher"),
+                       ({"lstm": {"input_gate_bias": [-1, -2, -3]}}, "input_gate_bias")]:
         with pytest.raises(ValueError, match=match):
             with_options(exp, bad)
     with pytest.raises(ValueError, match="--protocol paper"):

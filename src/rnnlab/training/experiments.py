@@ -258,10 +258,6 @@ def with_options(exp: Experiment, options: dict | None) -> Experiment:
                 raise ValueError(f"experiment option {merged} must be a mapping, got "
                                  f"{changes[merged]!r}")
             changes[merged] = {**getattr(exp, merged), **changes[merged]}
-    if changes.get("lstm", {}).get("truncated", True) is not True:
-        raise ValueError("experiment option lstm.truncated: the paper protocol learns by the "
-                         "paper's truncated RTRL only; full gradients need the minibatch "
-                         "protocol (rnnlab train TASK --model lstm1997 -o truncated=false)")
     if "error" in changes and changes["error"] not in ("squared", "cross-entropy"):
         raise ValueError(f"experiment option error must be 'squared' or 'cross-entropy', got "
                          f"{changes['error']!r}")
@@ -277,4 +273,11 @@ def with_options(exp: Experiment, options: dict | None) -> Experiment:
         if flag in changes and not isinstance(changes[flag], bool):
             raise ValueError(f"experiment option {flag} must be true or false, got "
                              f"{changes[flag]!r}")
-    return dataclasses.replace(exp, **changes)
+    changed = dataclasses.replace(exp, **changes)
+    if "lstm" in changes or "blocks" in changes:
+        # the paper protocol's learner checks its network options (truncated=False, a bad
+        # squasher, one gate bias per block): here, before anything is written
+        from ..online import OnlineLSTM1997
+
+        OnlineLSTM1997(1, changed.blocks, changed.block_size, **changed.lstm)
+    return changed

@@ -30,8 +30,8 @@ from .runs import CHECKPOINT, CONFIG, RESULT, RunDir, atomic_write, read_json, w
 #: rows whose paper cost (mean sequences × mean length × trials) exceeds this run with --full
 CHEAP_COST = 2_000_000_000
 #: most trials in a shard, the unit of resumption and of parallel work: the compiled learner
-#: runs a shard's trials as the lanes of one vector register (16 floats), so up to 16 trials
-#: cost little more than one (python -m benchmarks.online1997: shards of 5, 10, 16)
+#: runs a shard's trials as the lanes of one vector register (16 floats), so a shard of 16
+#: costs 1.05× (adding net) to 2.1× (task 2c) one of 5 (python -m benchmarks.online1997)
 SHARD_TRIALS = 16
 
 
@@ -201,8 +201,9 @@ def _reproduce(keys, out, trials, jobs, budget, full, seed, options, as_read, mo
     else:
         plan = {"version": __version__, "seed": seed, "rows": []}
         added = rows(keys, full=full)
+    jobs = jobs or os.cpu_count() or 1
     # few rows on many workers: split each row further so that every worker has a shard
-    parts = -(-(jobs or os.cpu_count() or 1) // max(1, len(added)))
+    parts = -(-jobs // max(1, len(added)))
     plan["rows"] += [_plan_row(exp, trials, budget, options, as_read, modern, parts)
                      for exp in added]
     write_json(plan_path, plan)
@@ -227,7 +228,7 @@ def _reproduce(keys, out, trials, jobs, budget, full, seed, options, as_read, mo
                 shutil.rmtree(folder)  # started but never checkpointed: start again
             pending.append((cost, row["key"], None if resume else config(), folder, resume))
     pending.sort(key=lambda p: -p[0])
-    jobs = max(1, min(jobs or os.cpu_count() or 1, len(pending) or 1))
+    jobs = max(1, min(jobs, len(pending) or 1))
     if pending:
         kernels.load()  # build once here, before the workers start
         echo(f"{len(pending)} shard(s) of {len(wanted)} row(s) to run on {jobs} process(es); "
