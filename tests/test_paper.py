@@ -180,3 +180,25 @@ def test_the_2c_setup_learns_the_lag_the_paper_as_read_does_not(tmp_path):
     assert all(t["test"]["wrong"] == 0 for t in found["trials"])
     read = train(make_config("longlag-2c", as_read=True, **base), tmp_path / "read")
     assert not any(t["solved"] for t in read["trials"])
+
+
+def test_the_3b_t1000_setup_removes_the_state_drift():
+    """3b at T = 1000 as read: the cell-input bias, let through by the open first input gate,
+    drifts the cell states to |s| ≈ 8 by the end of a sequence (h saturated); the found
+    set-up (no cell-input bias) keeps them well below that, the gate biases unchanged."""
+    exp = EXPERIMENTS["3b-T1000-N1"]
+    found = with_options(exp, exp.setup)
+    assert found.lstm["bias"] == ["in", "out"]
+    assert found.lstm["input_gate_bias"] == exp.lstm["input_gate_bias"]
+    task = tasks.make(exp.task, **exp.task_params)
+    batch = task.sample(20, torch.Generator().manual_seed(0))
+
+    def end_state(e, k):
+        lstm, _ = paper_learner(e, task, [k], 0).to_modules(0)
+        with torch.no_grad():
+            _, (_, s) = lstm(batch.x)
+        return s.abs().mean().item()
+
+    read = [end_state(exp, k) for k in range(6)]
+    fixed = [end_state(found, k) for k in range(6)]
+    assert sum(read) / 6 > 4 and sum(fixed) / 6 < sum(read) / 12

@@ -138,8 +138,12 @@ _ADDING_NOTES = (
     "(stopped there). Weaker input-gate biases, −1 and −2 for the paper's −3 and −6 (more "
     "of each step let into the cells): 1/16 at 2.77×, 14 at the constant answer to the "
     "budget.")
+_LATCH_1000_SETUP = {"lstm": {"bias": ["in", "out"]}}
 _LATCH_1000_NOTES = (
-    "Misses: from the first sequences to the budget (3× the paper's mean, 1.46 million "
+    "Set-up found: no bias on the cell inputs (lstm.bias=[in, out], 3 weights fewer than "
+    "the paper's 102), which removes the drift described below; 8 trials in exploration: 7/8 "
+    "solved within 406,000 sequences (the paper's mean 485,080). As read: "
+    "from the first sequences to the budget (3× the paper's mean, 1.46 million "
     "sequences) every trial's output sits at the constant answer (error 0.25 per sequence, "
     "none correct); the same network and rule solve 3b at T = 100 at 0.3–0.5× the paper's "
     "mean. Measured at initialisation: by the end of a T = 1000 sequence the cell states reach "
@@ -176,9 +180,11 @@ def _2c(q: int, p: int, paper: float):
 
 def _latch(task: str, T: int, N: int, paper: float, stop: StopRule, lr: float, test: str):
     table = {"latch-3a": "Table 4", "latch-3b": "Table 5", "latch-3c": "Table 6"}[task]
+    found = (task, T) == ("latch-3b", 1000)  # the one latch row that misses as read
     return Experiment(f"{task[-2:]}-T{T}-N{N}", table, task, {"T": T, "N": N}, 3, 1, _LATCH,
                       lr, stop, paper, output_bias=False, paper_test=test,
-                      notes=_LATCH_1000_NOTES if (task, T) == ("latch-3b", 1000) else "")
+                      setup=_LATCH_1000_SETUP if found else {},
+                      notes=_LATCH_1000_NOTES if found else "")
 
 
 _ST2_3A = StopRule(kind="test", n=256, every=100, max_wrong=0, beta=0.01)
