@@ -1,4 +1,8 @@
-"""Validation at the public boundary: errors that name what was expected and what was given."""
+"""Validation at the public boundary: errors that name what was expected and what was given.
+
+The two error classes are also the classes torch.nn raises for the same mistake, so code
+written against torch.nn (``except RuntimeError``, ``assertRaises(ValueError)``) catches them.
+"""
 
 from __future__ import annotations
 
@@ -8,12 +12,23 @@ import torch
 from torch import Tensor
 
 
+class TensorError(ValueError, RuntimeError):
+    """A tensor of the wrong rank, size, length or device. A ValueError, rnnlab's convention,
+    and a RuntimeError, which torch.nn raises for wrong sizes (input features, h_0 shape,
+    batch mismatch, zero time steps)."""
+
+
+class DtypeError(TypeError, ValueError, RuntimeError):
+    """A tensor of the wrong dtype. A TypeError (rnnlab's convention), the ValueError torch.nn
+    raises when input and weights differ, and the RuntimeError it raises when states differ."""
+
+
 def check_tensor(name: str, value, *, dims: tuple[int, ...]) -> Tensor:
     if not isinstance(value, Tensor):
         raise TypeError(f"{name} must be a torch.Tensor, got {type(value).__name__}")
     if value.dim() not in dims:
         want = " or ".join(f"{d}-D" for d in dims)
-        raise ValueError(f"{name} must be {want}, got a {value.dim()}-D tensor of shape "
+        raise TensorError(f"{name} must be {want}, got a {value.dim()}-D tensor of shape "
                          f"{tuple(value.shape)}")
     return value
 
@@ -21,21 +36,21 @@ def check_tensor(name: str, value, *, dims: tuple[int, ...]) -> Tensor:
 def check_like(name: str, value: Tensor, ref: Tensor, ref_name: str) -> None:
     """Same dtype and device as ``ref`` (the parameters, or the input)."""
     if value.dtype != ref.dtype:
-        raise TypeError(f"{name} has dtype {value.dtype} but {ref_name} has dtype {ref.dtype}; "
-                        f"convert one of them (e.g. module.to({value.dtype}))")
+        raise DtypeError(f"{name} has dtype {value.dtype} but {ref_name} has dtype {ref.dtype}; "
+                         f"convert one of them (e.g. module.to({value.dtype}))")
     if value.device != ref.device:
-        raise ValueError(f"{name} is on {value.device} but {ref_name} is on {ref.device}; "
-                         "move them to the same device")
+        raise TensorError(f"{name} is on {value.device} but {ref_name} is on {ref.device}; "
+                          "move them to the same device")
 
 
 def check_float(name: str, value: Tensor) -> None:
     if not value.is_floating_point():
-        raise TypeError(f"{name} must be a floating-point tensor, got dtype {value.dtype}")
+        raise DtypeError(f"{name} must be a floating-point tensor, got dtype {value.dtype}")
 
 
 def check_shape(name: str, value: Tensor, expected: tuple[int, ...]) -> None:
     if tuple(value.shape) != tuple(expected):
-        raise ValueError(f"{name} must have shape {tuple(expected)}, got {tuple(value.shape)}")
+        raise TensorError(f"{name} must have shape {tuple(expected)}, got {tuple(value.shape)}")
 
 
 def check_lengths(lengths, batch: int, T: int) -> Tensor:
@@ -62,11 +77,25 @@ def check_lengths(lengths, batch: int, T: int) -> Tensor:
     return lengths
 
 
-def check_positive_int(name: str, value) -> int:
+def check_int(name: str, value, *, low: int = 1) -> int:
+    """An int (not a bool) of at least ``low``; the wording is torch.nn's."""
     if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{name} must be an int, got {type(value).__name__}")
-    if value <= 0:
-        raise ValueError(f"{name} must be positive, got {value}")
+        raise TypeError(f"{name} should be of type int, got: {type(value).__name__}")
+    if value < low:
+        bound = "greater than zero" if low == 1 else f"at least {low}"
+        raise ValueError(f"{name} must be {bound}, got {value}")
+    return value
+
+
+def check_positive_int(name: str, value) -> int:
+    return check_int(name, value, low=1)
+
+
+def check_strict_bool(name: str, value) -> bool:
+    """True or False only, as torch.nn's constructors demand of ``bias`` and ``batch_first``:
+    ``batch_first="False"`` must not silently mean True (a transposed layout)."""
+    if not isinstance(value, bool):
+        raise TypeError(f"{name} should be of type bool, got: {type(value).__name__}")
     return value
 
 

@@ -166,6 +166,14 @@ def _transformed(*tensors: Tensor | None) -> bool:
                for t in tensors)
 
 
+def _batched(*grads: Tensor | None) -> bool:
+    """Is any incoming gradient batched by vmap (autograd.grad(..., is_grads_batched=True) runs
+    the backward under the legacy vmap, whose BatchedTensors hide their batch dimension)?"""
+    is_batched = torch._C._functorch.is_legacy_batchedtensor
+    return any(g is not None and (is_batched(g) or torch._C._functorch.is_batchedtensor(g))
+               for g in grads)
+
+
 class _Recurrence(torch.autograd.Function):
     """One layer-direction of a recurrent network; backward is the cell's hand-written BPTT."""
 
@@ -185,7 +193,10 @@ class _Recurrence(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, d_out, *d_finals):
-        if torch.is_grad_enabled():  # create_graph=True: the gradient must be differentiable
+        # create_graph=True: the gradient must be differentiable; batched gradients
+        # (is_grads_batched, vectorised jacobians, gradcheck's batched check) come as tensors
+        # with a batch dimension the kernels cannot see: both take the differentiable path
+        if torch.is_grad_enabled() or _batched(d_out, *d_finals):
             return _Recurrence._differentiable_backward(ctx, d_out, d_finals)
         cell, tape = ctx.cell, ctx.tape
         x, *_ = ctx.saved_tensors  # version check
@@ -232,16 +243,18 @@ class _Recurrence(torch.autograd.Function):
     @staticmethod
     def _differentiable_backward(ctx, d_out, d_finals):
         """The same gradients as autograd's own graph of the layer (recomputed on the
-        differentiable path from the saved inputs), so that they can be differentiated again."""
+        differentiable path from the saved inputs), so that they can be differentiated again
+        and batched over gradient outputs (vmap sees ordinary torch ops)."""
         x, *rest = ctx.saved_tensors
         cell, n = ctx.cell, ctx.n_states
         inputs = [x, *rest]
         wanted = [k for k, t in enumerate(inputs) if t is not None and ctx.needs_input_grad[4 + k]]
+        create_graph = torch.is_grad_enabled()
         with torch.enable_grad():
             params = dict(zip(cell.param_names, rest[n:]))
             out, finals = autograd_layer(cell, x, tuple(rest[:n]), params, ctx.lengths)
             grads = torch.autograd.grad((out, *finals), [inputs[k] for k in wanted],
-                                        (d_out, *d_finals), create_graph=True,
+                                        (d_out, *d_finals), create_graph=create_graph,
                                         allow_unused=True)
         result = [None] * len(inputs)
         for k, g in zip(wanted, grads):
@@ -271,7 +284,8 @@ def run_layer(
     if reverse:
         x = reverse_within_lengths(x, lengths)
     tensors = (x, *inits, *(params.get(name) for name in cell.param_names))
-    if _transformed(*tensors) or x.shape[1] == 0:  # (an empty batch: nothing to compile)
+    empty = 0 in (x.shape[1], x.shape[2], inits[0].shape[-1])  # no batch, inputs or units
+    if _transformed(*tensors) or empty:  # (nothing to compile)
         named = dict(zip(cell.param_names, tensors[1 + len(inits) :]))
         out, finals = autograd_layer(cell, x, inits, named, lengths)
     else:

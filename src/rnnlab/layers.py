@@ -10,6 +10,11 @@ just works and gives the same numbers. New options are keyword-only and off by d
 ``peephole`` and ``truncated`` (LSTM), ``reset_after`` (GRU), the nonlinearities ``sigmoid`` and
 ``linear`` (RNN), and ``lengths=`` in forward for padded batches. Modules never loop over time:
 they arrange layers, directions and dropout, and hand each layer-direction to the engine.
+
+What torch.nn does at its door, these doors do too: its argument checks (and the exception
+classes it raises, see `rnnlab._checks`), ``_flat_weights`` / ``all_weights`` for code that walks
+the weights (weight drop, pruning, weight norm), and autocast, under which the layer computes in
+the autocast dtype.
 """
 
 from __future__ import annotations
@@ -28,6 +33,62 @@ from .cells.base import CellMath
 from .engine import run_layer, sort_lengths
 
 
+def _autocast_dtype(t: Tensor) -> torch.dtype | None:
+    """The dtype autocast runs this layer in, or None where autocast is off for t's device."""
+    if not torch._C._is_any_autocast_enabled():
+        return None
+    kind = t.device.type
+    try:
+        on = torch.is_autocast_enabled(kind)
+    except RuntimeError:  # a device type autocast does not know (meta)
+        return None
+    return torch.get_autocast_dtype(kind) if on else None
+
+
+def _amp_dtype(t: Tensor, dtype: torch.dtype | None) -> torch.dtype:
+    """Autocast's rule for an op that runs in reduced precision: floating tensors other than
+    float64 are cast to its dtype."""
+    if dtype is None or not t.is_floating_point() or t.dtype == torch.float64:
+        return t.dtype
+    return dtype
+
+
+def _amp(t, dtype: torch.dtype | None):
+    """t under autocast's rule (cast differentiably: gradients reach float32 parameters)."""
+    if not isinstance(t, Tensor) or _amp_dtype(t, dtype) == t.dtype:
+        return t
+    return t.to(dtype)
+
+
+def _check_rank(what: str, t, ranks: tuple[int, ...]) -> None:
+    """``what`` ("LSTM: Expected input") to be a tensor of one of ``ranks``, in torch.nn's words."""
+    if not isinstance(t, Tensor):
+        raise TypeError(f"{what} to be a torch.Tensor, got {type(t).__name__}")
+    if t.dim() not in ranks:
+        want = " or ".join(f"{r}D" for r in ranks)
+        raise ck.TensorError(f"{what} to be {want}, got {t.dim()}D instead (shape "
+                             f"{tuple(t.shape)})")
+
+
+def _check_nonlinearity(value) -> str:
+    if value not in NONLINEARITIES:
+        raise ValueError(
+            f"Unknown nonlinearity '{value}'. Select from 'tanh' or 'relu' (or rnnlab's "
+            f"{', '.join(repr(n) for n in NONLINEARITIES if n not in ('tanh', 'relu'))})")
+    return value
+
+
+def _autocast_forward(module: nn.Module, forward, input, *args):
+    """Run ``forward(input, *args, amp=dtype)`` with autocast's dtype and autocast itself off
+    inside (the casts are done once, at the door; the engine's products must not recast)."""
+    data = input.data if isinstance(input, PackedSequence) else input
+    amp = _autocast_dtype(data) if isinstance(data, Tensor) else None
+    if amp is None:
+        return forward(input, *args, amp=None)
+    with torch.autocast(data.device.type, enabled=False):
+        return forward(input, *args, amp=amp)
+
+
 class _RecurrentBase(nn.Module):
     """Stacked, optionally bidirectional recurrent layers over one cell family."""
 
@@ -39,27 +100,33 @@ class _RecurrentBase(nn.Module):
                  proj_size: int = 0, device=None, dtype=None) -> None:
         super().__init__()
         factory = {"device": device, "dtype": dtype}
+        # torch.nn's checks, in its order and words
+        self.bias = ck.check_strict_bool("bias", bias)
+        self.batch_first = ck.check_strict_bool("batch_first", batch_first)
         self.input_size = ck.check_positive_int("input_size", input_size)
         self.hidden_size = ck.check_positive_int("hidden_size", hidden_size)
         self.num_layers = ck.check_positive_int("num_layers", num_layers)
-        self.bias = bool(bias)
-        self.batch_first = bool(batch_first)
-        ck.check_number("dropout", dropout, low=0, high=1)
+        if isinstance(dropout, bool) or not isinstance(dropout, (int, float)) \
+                or not 0 <= dropout <= 1:
+            raise ValueError("dropout should be a number in range [0, 1] representing the "
+                             f"probability of an element being zeroed, got {dropout!r}")
         if dropout > 0 and num_layers == 1:
             warnings.warn("dropout applies between layers; with num_layers=1 it does nothing",
                           stacklevel=2)
         self.dropout = float(dropout)
-        self.bidirectional = bool(bidirectional)
+        # torch.nn takes any truth value here; 0 and 1 are kept, a string is refused
+        self.bidirectional = ck.check_bool("bidirectional", bidirectional)
         if isinstance(proj_size, bool) or not isinstance(proj_size, int) or proj_size < 0:
-            raise ValueError(f"proj_size must be a non-negative int, got {proj_size!r}")
+            raise ValueError("proj_size should be a positive integer or zero to disable "
+                             f"projections, got {proj_size!r}")
         if proj_size >= hidden_size:
-            raise ValueError(f"proj_size ({proj_size}) must be smaller than hidden_size "
-                             f"({hidden_size})")
+            raise ValueError(f"proj_size has to be smaller than hidden_size: proj_size "
+                             f"({proj_size}) >= hidden_size ({hidden_size})")
         self.proj_size = proj_size
         num_dir = 2 if bidirectional else 1
         out_size = proj_size or hidden_size
         G = self._gates * hidden_size
-        self._names: list[dict[str, str]] = []  # per layer-direction: math name -> attribute
+        names = []  # per layer-direction: math name -> attribute
         for layer in range(num_layers):
             layer_in = input_size if layer == 0 else out_size * num_dir
             for d in range(num_dir):
@@ -70,13 +137,42 @@ class _RecurrentBase(nn.Module):
                 if proj_size:
                     shapes["weight_hr"] = (proj_size, hidden_size)
                 shapes |= self._extra_shapes()
-                names = {}
                 for name, shape in shapes.items():
-                    attr = name + sfx
-                    self.register_parameter(attr, nn.Parameter(torch.empty(shape, **factory)))
-                    names[name] = attr
-                self._names.append(names)
+                    self.register_parameter(name + sfx,
+                                            nn.Parameter(torch.empty(shape, **factory)))
+                names.append({name: name + sfx for name in shapes})
+        self._name_weights(names)
         self.reset_parameters()
+
+    # -- the weights as torch.nn lists them ------------------------------------------------
+
+    def _name_weights(self, names: list[dict[str, str]]) -> None:
+        """Record the weights' attribute names, per layer-direction in registration order:
+        ``_names`` (math name -> attribute) for the engine, and torch.nn's ``_all_weights``
+        and ``_flat_weights_names`` for code written against it."""
+        self._names = names
+        self._all_weights = [list(n.values()) for n in names]
+        self._flat_weights_names = [a for n in self._all_weights for a in n]
+
+    @property
+    def _flat_weights(self) -> list[Tensor | None]:
+        """The weights in torch.nn's flat order, read afresh at every access, so that a weight
+        replaced by weight drop, pruning or weight norm (plain tensors set in the
+        parameter's place) or by a parametrization is the one listed, and the one forward uses."""
+        return [getattr(self, a, None) for a in self._flat_weights_names]
+
+    @_flat_weights.setter
+    def _flat_weights(self, weights) -> None:
+        # torch.nn keeps a cached list that code may reassign (DataParallel's replicas copy
+        # it); here the list is a view, so assigning it assigns the weights it names
+        for a, w in zip(self._flat_weights_names, weights, strict=True):
+            if getattr(self, a, None) is not w:
+                setattr(self, a, w)
+
+    @property
+    def all_weights(self) -> list[list[Tensor]]:
+        """The weights per layer-direction, as torch.nn's ``all_weights``."""
+        return [[getattr(self, a) for a in names] for names in self._all_weights]
 
     def _extra_shapes(self) -> dict[str, tuple[int, ...]]:
         return {}
@@ -86,7 +182,7 @@ class _RecurrentBase(nn.Module):
 
     def reset_parameters(self) -> None:
         """Uniform in ±1/√hidden_size, every parameter, in registration order (as torch.nn)."""
-        bound = 1.0 / math.sqrt(self.hidden_size)
+        bound = 1.0 / math.sqrt(self.hidden_size) if self.hidden_size > 0 else 0.0
         for p in self.parameters():
             nn.init.uniform_(p, -bound, bound)
 
@@ -95,8 +191,8 @@ class _RecurrentBase(nn.Module):
 
     def extra_repr(self) -> str:
         s = f"{self.input_size}, {self.hidden_size}"
-        defaults = {"num_layers": 1, "bias": True, "batch_first": False, "dropout": 0.0,
-                    "bidirectional": False, "proj_size": 0}
+        defaults = {"proj_size": 0, "num_layers": 1, "bias": True, "batch_first": False,
+                    "dropout": 0.0, "bidirectional": False}
         for k, v in defaults.items():
             if getattr(self, k) != v:
                 s += f", {k}={getattr(self, k)}"
@@ -111,6 +207,9 @@ class _RecurrentBase(nn.Module):
         """input (T, B, input_size) [(B, T, ·) if batch_first], (T, input_size) unbatched, or a
         PackedSequence; hx the initial state(s) (num_layers·D, B, ·), zeros if None; lengths
         (B,) for a padded batch. Returns (output, h_n) or (output, (h_n, c_n)) as torch.nn."""
+        return _autocast_forward(self, self._forward, input, hx, lengths)
+
+    def _forward(self, input, hx, lengths, *, amp):
         packed = isinstance(input, PackedSequence)
         if packed:
             if lengths is not None:
@@ -119,21 +218,15 @@ class _RecurrentBase(nn.Module):
             x, lengths = pad_packed_sequence(input)
             batched = True
         else:
-            ck.check_tensor("input", input, dims=(2, 3))
+            _check_rank(f"{type(self).__name__}: Expected input", input, (2, 3))
             batched = input.dim() == 3
             x = input if batched else input.unsqueeze(1)
             if batched and self.batch_first:
                 x = x.transpose(0, 1)
-        weight = next(self.parameters())
-        ck.check_float("input", x)
-        ck.check_like("input", x, weight, "the module's parameters")
-        T, B, I = x.shape
-        if T == 0:
-            raise ValueError("input has no time steps (T = 0); give at least one step")
-        if I != self.input_size:
-            raise ValueError(f"input has {I} features per step, expected input_size = "
-                             f"{self.input_size}")
-        inits = self._initial_states(hx, B, batched, x)
+        x = _amp(x, amp)
+        self._check_input(x, amp)
+        T, B, _ = x.shape
+        inits = self._initial_states(hx, B, batched, x, amp)
 
         batch_sizes = None
         if lengths is not None:
@@ -149,7 +242,7 @@ class _RecurrentBase(nn.Module):
         else:
             lengths_sorted = None
 
-        out, finals = self._run_layers(x, inits, batch_sizes, lengths_sorted)
+        out, finals = self._run_layers(x, inits, batch_sizes, lengths_sorted, amp)
         out = self._output_units(out)
         if out.shape[0] < T:
             out = F.pad(out, (0, 0, 0, 0, 0, T - out.shape[0]))
@@ -167,7 +260,29 @@ class _RecurrentBase(nn.Module):
             output = out.transpose(0, 1) if self.batch_first else out
         return output, (finals if self._has_cell_state else finals[0])
 
-    def _run_layers(self, x, inits, batch_sizes, lengths):
+    def _check_input(self, x: Tensor, amp: torch.dtype | None) -> None:
+        """The (T, B, I) input against the weights (as autocast casts them): dtype, device,
+        features, steps. The words are torch.nn's, the exception classes both torch.nn's and
+        rnnlab's (see _checks)."""
+        weight = getattr(self, self._flat_weights_names[0])
+        dtype = _amp_dtype(weight, amp)
+        if x.dtype != dtype:
+            raise ck.DtypeError(
+                f"RNN input dtype ({x.dtype}) does not match weight dtype ({dtype}). "
+                f"Convert input: input.to({dtype}), or convert model: model.to({x.dtype})")
+        ck.check_float("input", x)
+        if x.device != weight.device:
+            raise ck.TensorError(f"input is on {x.device} but the module's parameters are on "
+                                 f"{weight.device}; move them to the same device")
+        T, _, I = x.shape
+        if I != self.input_size:
+            raise ck.TensorError(f"input.size(-1) must be equal to input_size. Expected "
+                                 f"{self.input_size}, got {I} (features per step)")
+        if T == 0:
+            raise ck.TensorError("Expected sequence length to be larger than 0 in RNN: the "
+                                 "input has no time steps (T = 0)")
+
+    def _run_layers(self, x, inits, batch_sizes, lengths, amp=None):
         cell = self._make_cell()
         num_dir = 2 if self.bidirectional else 1
         finals = [[] for _ in inits]
@@ -176,7 +291,8 @@ class _RecurrentBase(nn.Module):
             outs = []
             for d in range(num_dir):
                 k = layer * num_dir + d
-                params = {name: getattr(self, attr) for name, attr in self._names[k].items()}
+                params = {name: _amp(getattr(self, attr), amp)
+                          for name, attr in self._names[k].items()}
                 out, states = run_layer(
                     cell, layer_input, tuple(s[k] for s in inits), params,
                     batch_sizes=batch_sizes, lengths=lengths, reverse=d == 1,
@@ -197,7 +313,7 @@ class _RecurrentBase(nn.Module):
         out = self.proj_size or self.hidden_size
         return (out, self.hidden_size) if self._has_cell_state else (out,)
 
-    def _initial_states(self, hx, B, batched, x) -> tuple[Tensor, ...]:
+    def _initial_states(self, hx, B, batched, x, amp=None) -> tuple[Tensor, ...]:
         LD = self.num_layers * (2 if self.bidirectional else 1)
         sizes = self._state_sizes()
         if hx is None:
@@ -210,12 +326,22 @@ class _RecurrentBase(nn.Module):
         else:
             hx = (hx,)
             names = ("hx",)
+        rank = 3 if batched else 2
+        for name, s in zip(names, hx):
+            ck.check_tensor(name, s, dims=(2, 3))
+            if s.dim() != rank:
+                kind = "batched 3-D" if batched else "unbatched 2-D"
+                raise ck.TensorError(f"For {kind} input, {name} should also be {rank}-D but "
+                                     f"got {s.dim()}-D tensor of shape {tuple(s.shape)}")
         states = []
-        for name, s, size in zip(names, hx, sizes):
-            ck.check_tensor(name, s, dims=(3,) if batched else (2,))
+        for i, (name, s, size) in enumerate(zip(names, hx, sizes)):
+            s = _amp(s, amp)
             ck.check_like(name, s, x, "input")
             want = (LD, B, size) if batched else (LD, size)
-            ck.check_shape(name, s, want)
+            if tuple(s.shape) != want:
+                which = f"hidden[{i}]" if self._has_cell_state else "hidden"
+                raise ck.TensorError(f"Expected {which} size {want}, got {list(s.shape)}: "
+                                     f"{name} must have shape {want}")
             states.append(s if batched else s.unsqueeze(1))
         return tuple(states)
 
@@ -233,6 +359,12 @@ class _RecurrentBase(nn.Module):
                               like.unsorted_indices)
 
 
+def _refuse_proj_size(proj_size) -> None:
+    """torch.nn.RNN and GRU refuse the keyword outright, even proj_size=0."""
+    if proj_size is not None:
+        raise ValueError("proj_size argument is only supported for LSTM, not RNN or GRU")
+
+
 class RNN(_RecurrentBase):
     """Elman RNN, h_t = φ(W_ih x_t + b_ih + W_hh h_{t-1} + b_hh); drop-in for torch.nn.RNN.
 
@@ -243,11 +375,9 @@ class RNN(_RecurrentBase):
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1,
                  nonlinearity: str = "tanh", bias: bool = True, batch_first: bool = False,
                  dropout: float = 0.0, bidirectional: bool = False, device=None,
-                 dtype=None) -> None:
-        if nonlinearity not in NONLINEARITIES:
-            raise ValueError(f"unknown nonlinearity {nonlinearity!r}; expected one of "
-                             f"{NONLINEARITIES}")
-        self.nonlinearity = nonlinearity
+                 dtype=None, *, proj_size=None) -> None:
+        _refuse_proj_size(proj_size)
+        self.nonlinearity = _check_nonlinearity(nonlinearity)
         super().__init__(input_size, hidden_size, num_layers, bias, batch_first, dropout,
                          bidirectional, 0, device, dtype)
 
@@ -302,7 +432,8 @@ class GRU(_RecurrentBase):
 
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, bias: bool = True,
                  batch_first: bool = False, dropout: float = 0.0, bidirectional: bool = False,
-                 device=None, dtype=None, *, reset_after: bool = True) -> None:
+                 device=None, dtype=None, *, reset_after: bool = True, proj_size=None) -> None:
+        _refuse_proj_size(proj_size)
         self.reset_after = ck.check_bool("reset_after", reset_after)
         super().__init__(input_size, hidden_size, num_layers, bias, batch_first, dropout,
                          bidirectional, 0, device, dtype)
@@ -327,8 +458,12 @@ class _CellBase(nn.Module):
                  dtype=None) -> None:
         super().__init__()
         factory = {"device": device, "dtype": dtype}
-        self.input_size = ck.check_positive_int("input_size", input_size)
-        self.hidden_size = ck.check_positive_int("hidden_size", hidden_size)
+        # as torch.nn's cells: zero sizes are allowed (states of shape (B, 0))
+        self.input_size = ck.check_int("input_size", input_size, low=0)
+        self.hidden_size = ck.check_int("hidden_size", hidden_size, low=0)
+        if not isinstance(bias, bool):  # torch.nn's cells take any truth value; say so
+            warnings.warn(f"bias={bias!r} is not a bool; taken as {bool(bias)}, as torch.nn's "
+                          f"cells do (the third positional argument is bias)", stacklevel=3)
         self.bias = bool(bias)
         G = self._gates * hidden_size
         shapes = {"weight_ih": (G, input_size), "weight_hh": (G, hidden_size)}
@@ -356,34 +491,52 @@ class _CellBase(nn.Module):
     def forward(self, input, hx=None):
         """input (B, input_size) or (input_size,); hx (B, hidden_size) or for LSTMCell a tuple
         (h, c); zeros if None. Returns h' (or (h', c')) of the same batchedness."""
-        ck.check_tensor("input", input, dims=(1, 2))
-        ck.check_float("input", input)
-        ck.check_like("input", input, self.weight_ih, "the cell's parameters")
-        batched = input.dim() == 2
-        x = input if batched else input.unsqueeze(0)
-        B, I = x.shape
-        if I != self.input_size:
-            raise ValueError(f"input has {I} features, expected input_size = {self.input_size}")
-        n_states = 2 if self._has_cell_state else 1
-        if hx is None:
-            inits = tuple(x.new_zeros(B, self.hidden_size) for _ in range(n_states))
-        else:
+        return _autocast_forward(self, self._forward, input, hx)
+
+    def _forward(self, input, hx, *, amp):
+        kind = type(self).__name__
+        _check_rank(f"{kind}: Expected input", input, (1, 2))
+        if hx is not None:
             if self._has_cell_state:
                 if not isinstance(hx, (tuple, list)) or len(hx) != 2:
                     raise TypeError(f"hx for an LSTMCell must be a tuple (h, c), got "
                                     f"{type(hx).__name__}")
-                names = ("h", "c")
+                for i, s in enumerate(hx):
+                    _check_rank(f"{kind}: Expected hx[{i}]", s, (1, 2))
             else:
-                hx, names = (hx,), ("hx",)
-            inits = []
-            for name, s in zip(names, hx):
-                ck.check_tensor(name, s, dims=(2,) if batched else (1,))
-                ck.check_like(name, s, x, "input")
-                ck.check_shape(name, s, (B, self.hidden_size) if batched else (self.hidden_size,))
-                inits.append(s if batched else s.unsqueeze(0))
-            inits = tuple(inits)
-        params = {name: getattr(self, name, None) for name in self._make_cell().param_names}
-        _, finals = run_layer(self._make_cell(), x.unsqueeze(0), inits, params)
+                _check_rank(f"{kind}: Expected hidden", hx, (1, 2))
+        batched = input.dim() == 2
+        x = _amp(input if batched else input.unsqueeze(0), amp)
+        B, I = x.shape
+        # sizes first, then dtypes, in torch.nn's order
+        if I != self.input_size:
+            raise ck.TensorError(f"input has inconsistent input_size: got {I} expected "
+                                 f"{self.input_size}")
+        states = () if hx is None else tuple(hx) if self._has_cell_state else (hx,)
+        states = tuple(_amp(s if batched else s.unsqueeze(0), amp) for s in states)
+        for i, s in enumerate(states):
+            if s.dim() != 2 or s.shape[0] != B:
+                raise ck.TensorError(f"Input batch size {B} doesn't match hidden{i} batch "
+                                     f"size {s.shape[0] if s.dim() == 2 else '?'} (hidden{i} "
+                                     f"has shape {tuple(s.shape)})")
+            if s.shape[1] != self.hidden_size:
+                raise ck.TensorError(f"hidden{i} has inconsistent hidden_size: got "
+                                     f"{s.shape[1]}, expected {self.hidden_size}")
+        ck.check_float("input", x)
+        dtype = _amp_dtype(self.weight_ih, amp)
+        if x.dtype != dtype:
+            raise ck.DtypeError(f"input has dtype {x.dtype} but the cell's parameters have "
+                                f"dtype {dtype}; convert one of them (e.g. cell.to({x.dtype}))")
+        if x.device != self.weight_ih.device:
+            raise ck.TensorError(f"input is on {x.device} but the cell's parameters are on "
+                                 f"{self.weight_ih.device}; move them to the same device")
+        for i, s in enumerate(states):
+            ck.check_like(f"hidden{i}", s, x, "input")
+        n_states = 2 if self._has_cell_state else 1
+        inits = states or tuple(x.new_zeros(B, self.hidden_size) for _ in range(n_states))
+        cell = self._make_cell()
+        params = {name: _amp(getattr(self, name, None), amp) for name in cell.param_names}
+        _, finals = run_layer(cell, x.unsqueeze(0), inits, params)
         if not batched:
             finals = tuple(s.squeeze(0) for s in finals)
         return finals if self._has_cell_state else finals[0]
@@ -394,10 +547,7 @@ class RNNCell(_CellBase):
 
     def __init__(self, input_size: int, hidden_size: int, bias: bool = True,
                  nonlinearity: str = "tanh", device=None, dtype=None) -> None:
-        if nonlinearity not in NONLINEARITIES:
-            raise ValueError(f"unknown nonlinearity {nonlinearity!r}; expected one of "
-                             f"{NONLINEARITIES}")
-        self.nonlinearity = nonlinearity
+        self.nonlinearity = _check_nonlinearity(nonlinearity)
         super().__init__(input_size, hidden_size, bias, device, dtype)
 
     def _make_cell(self):
@@ -498,7 +648,8 @@ class LSTM1997(_RecurrentBase):
         self.init_range = float(init_range)
         self.truncated = ck.check_bool("truncated", truncated)
         # what the shared forward path of _RecurrentBase reads
-        self.num_layers, self.bidirectional, self.batch_first = 1, False, bool(batch_first)
+        self.num_layers, self.bidirectional = 1, False
+        self.batch_first = ck.check_strict_bool("batch_first", batch_first)
         self.dropout, self.proj_size = 0.0, 0
         self.hidden_size = self.num_cells = num_blocks * block_size
         cell = self._make_cell()
@@ -511,7 +662,7 @@ class LSTM1997(_RecurrentBase):
             shapes["bias_" + kind] = (sizes[kind],)
         for name, shape in shapes.items():
             self.register_parameter(name, nn.Parameter(torch.empty(shape, **factory)))
-        self._names = [{name: name for name in shapes}]
+        self._name_weights([{name: name for name in shapes}])
         self._gate_bias = {"in": input_gate_bias, "out": output_gate_bias}
         for kind, value in self._gate_bias.items():
             if value is not None:

@@ -160,12 +160,11 @@ class LSTMMath(CellMath):
 
     def autograd_step(self, a, states, params):
         h, c = states
-        H = c.shape[-1]
         # the 1997 truncation: what the gates see of the past carries no error back
         h_in, c_in = (h.detach(), c.detach()) if self.truncated else (h, c)
-        a_i, a_f, a_g, a_o = (a + h_in @ params["weight_hh"].t()).split(H, dim=-1)
+        a_i, a_f, a_g, a_o = (a + h_in @ params["weight_hh"].t()).chunk(4, dim=-1)
         if self.peephole:
-            p_i, p_f, p_o = params["weight_peephole"].split(H)
+            p_i, p_f, p_o = params["weight_peephole"].chunk(3)
             a_i, a_f = a_i + p_i * c_in, a_f + p_f * c_in
         c_new = torch.sigmoid(a_f) * c + torch.sigmoid(a_i) * torch.tanh(a_g)
         if self.peephole:
