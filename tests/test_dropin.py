@@ -184,3 +184,14 @@ def test_vectorised_jacobian_and_hessian_equal_torch_nn_s():
         f = (lambda m: (lambda x: m(x)[0])) if fn is torch.autograd.functional.jacobian \
             else (lambda m: (lambda x: m(x)[0].pow(2).sum()))
         torch.testing.assert_close(fn(f(a), x, vectorize=True), fn(f(b), x))
+
+
+def test_a_bfloat16_lstm_with_float32_states_runs_under_autocast_only():
+    """torch's own autocast test of an LSTM (test_autocast.py), on rnnlab's."""
+    m = rnnlab.LSTM(1, 1, 2).to(torch.bfloat16)
+    x, hx, cx = torch.randn(1, 2, 1), torch.randn(2, 2, 1), torch.randn(2, 2, 1)
+    with pytest.raises(ValueError, match="does not match weight dtype"):
+        m(x, (hx, cx))
+    with torch.autocast("cpu"):
+        out, (h, c) = m(x, (hx, cx))
+    assert out.dtype == h.dtype == c.dtype == torch.bfloat16

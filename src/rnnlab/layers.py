@@ -55,7 +55,7 @@ def _amp_dtype(t: Tensor, dtype: torch.dtype | None) -> torch.dtype:
 
 def _amp(t, dtype: torch.dtype | None):
     """t under autocast's rule (cast differentiably: gradients reach float32 parameters)."""
-    if not isinstance(t, Tensor) or _amp_dtype(t, dtype) == t.dtype:
+    if dtype is None or not isinstance(t, Tensor) or _amp_dtype(t, dtype) == t.dtype:
         return t
     return t.to(dtype)
 
