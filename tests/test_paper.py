@@ -101,14 +101,14 @@ def test_trials_are_the_same_alone_or_together(tmp_path):
 def test_sequential_construction_adds_the_blocks_once_the_error_stops_falling(tmp_path):
     """Exp. 2a's remedy: the cell and its gate are cut off at first (no weights, outputs blind
     to them); when the trial's error plateaus they are added, and the run resumes exactly."""
-    from rnnlab.training.paper import Construction
+    from rnnlab.training.experiments import Experiment
 
     base = dict(protocol="paper", task_params={"p": 6}, trials=2, max_sequences=3000,
                 log_every=500, test_size=50, experiment_options={"sequential": True})
     cfg = make_config("longlag-2a", **base)
     result = train(cfg, tmp_path / "run")
     added = [t["blocks_added_at"] for t in result["trials"]]
-    assert all(a is not None and a >= 2 * Construction.PLATEAU for a in added), added
+    assert all(a is not None and a >= 2 * Experiment.plateau for a in added), added
     assert all(a % 100 == 0 for a in added)  # decided at the end of a chunk
     W = train_W(tmp_path / "run")
     assert W.abs().sum() > 0  # the blocks learned after they were added
@@ -209,3 +209,18 @@ def test_the_drift_setups_keep_the_cell_states_small(key, read_at_least, shrink)
 
     read, fixed = mean_end_state(exp), mean_end_state(found)
     assert read > read_at_least and fixed < read / shrink
+
+
+def test_the_plateau_rule_of_the_sequential_construction_is_an_option(tmp_path):
+    """plateau and gain (the paper gives no numbers): a shorter plateau and a stricter gain
+    add the blocks sooner; bad values are refused before anything runs."""
+    options = {"sequential": True, "plateau": 100, "gain": 0.9}
+    cfg = make_config("longlag-2a", protocol="paper", task_params={"p": 6}, trials=2,
+                      max_sequences=600, log_every=100, test_size=50,
+                      experiment_options=options)
+    added = [t["blocks_added_at"] for t in train(cfg, tmp_path / "run")["trials"]]
+    assert all(a is not None and 200 <= a < 2 * 500 for a in added), added
+    exp = EXPERIMENTS["2a-p100"]
+    for bad in ({"plateau": 0}, {"plateau": 2.5}, {"gain": 0}, {"gain": 1.5}):
+        with pytest.raises((ValueError, TypeError), match="plateau|gain"):
+            with_options(exp, bad)

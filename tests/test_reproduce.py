@@ -11,6 +11,7 @@ import time
 import pytest
 
 from rnnlab.training import reproduce as rp
+from rnnlab.training.jobs import STOPPING
 
 
 def _tables(out):
@@ -123,7 +124,7 @@ def test_ctrl_c_checkpoints_the_shards_and_the_same_command_continues(tmp_path):
     assert "continue with `rnnlab reproduce --out" in text
     checkpoint = metrics.parent / "checkpoint.safetensors"
     assert checkpoint.exists() and not (metrics.parent / "result.json").exists()
-    assert not (out / "runs" / "6a").exists() and not (out / rp.STOPPING).exists()
+    assert not (out / "runs" / "6a").exists() and not (out / STOPPING).exists()
     data, md = _tables(out)  # the tables say how far each row got
     assert data["rows"] == [] and [u["experiment"] for u in data["unfinished"]] == ["4-T100", "6a"]
     assert "- 4-T100: 0 of 2 trials finished, " in md and "the running trials at " in md

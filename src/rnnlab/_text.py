@@ -1,4 +1,5 @@
-"""Plain-text tables for the terminal: names never wrap, descriptions do.
+"""Text in and out of the terminal: the values a person types (`parse_value`), and plain-text
+tables where names never wrap and descriptions do.
 
 A name (a task, an experiment key, a corpus) is something a person copies into the next
 command, so its column keeps its full width; the columns named in ``wrap`` share what is left
@@ -7,9 +8,25 @@ of the terminal's width (80 when it is not a terminal) and wrap at word boundari
 
 from __future__ import annotations
 
+import json
 import shutil
 import textwrap
 from itertools import zip_longest
+
+#: the words a yes/no value may be written as (besides JSON's true, false, 1 and 0)
+BOOLEAN_WORDS = {"true": True, "false": False, "yes": True, "no": False}
+
+
+def parse_value(text: str):
+    """A typed value: JSON (numbers, lists, mappings, quoted strings), true/false and yes/no in
+    any case as booleans, anything else the string itself (which the setting it reaches then
+    accepts or rejects by name: a yes/no setting never takes "maybe" as true)."""
+    if text.strip().lower() in BOOLEAN_WORDS:
+        return BOOLEAN_WORDS[text.strip().lower()]
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text
 
 
 def terminal_width() -> int:

@@ -6,7 +6,6 @@ and exit with status 2; Ctrl-C during training writes a checkpoint and exits wit
 
 from __future__ import annotations
 
-import json
 import sys
 import time
 from pathlib import Path
@@ -22,26 +21,17 @@ class UserError(Exception):
     """A mistake in what the user asked for: one line, exit 2."""
 
 
-#: the words a yes/no value may be written as (besides JSON's true, false, 1 and 0)
-BOOLEAN_WORDS = {"true": True, "false": False, "yes": True, "no": False}
-
-
 def parse_pairs(pairs: list[str] | None, what: str) -> dict:
-    """["T=100", "bias=[\\"in\\"]"] -> {"T": 100, "bias": ["in"]}: JSON values, true/false
-    and yes/no in any case as booleans, anything else a string (which the option it reaches
-    then accepts or rejects by name: a yes/no option never takes "maybe" as true)."""
+    """["T=100", "bias=[\\"in\\"]"] -> {"T": 100, "bias": ["in"]}, each value by
+    `parse_value` (JSON, yes/no words, else the string)."""
+    from ._text import parse_value
+
     out = {}
     for pair in pairs or []:
         key, sep, value = pair.partition("=")
         if not sep or not key:
             raise UserError(f"{what} must look like key=value, got {pair!r}")
-        if value.strip().lower() in BOOLEAN_WORDS:
-            out[key] = BOOLEAN_WORDS[value.strip().lower()]
-            continue
-        try:
-            out[key] = json.loads(value)
-        except json.JSONDecodeError:
-            out[key] = value
+        out[key] = parse_value(value)
     return out
 
 
@@ -236,6 +226,55 @@ def reproduce(
         typer.echo(f"\ninterrupted; continue with `rnnlab reproduce --out {folder}`", err=True)
         raise typer.Exit(130) from None
     typer.echo(f"tables: {folder / 'reproduce.md'}, {folder / 'reproduce.json'}")
+
+
+@app.command()
+def sweep(
+    target: str = typer.Argument(..., help="a 1997 row (rnnlab reproduce --list) or a task "
+                                 "(rnnlab tasks)"),
+    grid: list[str] = typer.Option(..., "--grid", help="a setting and its values, "
+                                   "KEY=V1,V2,... (repeat for more keys: every combination "
+                                   "is a point), e.g. lr=0.1,0.5 or lstm.input_gate_bias=-1,-2"),
+    trials: int = typer.Option(..., help="trials per point (the same seeds at every point)"),
+    out: Path = typer.Option(..., help="the sweep's folder; the same command continues it"),
+    jobs: int = typer.Option(None, help="worker processes (default: the cores)"),
+    set_: list[str] = typer.Option(None, "--set", help="a setting of every point, key=value "
+                                   "(dotted keys reach into mappings: lstm.bias=[\"in\"])"),
+    as_read: bool = typer.Option(False, "--as-read", help="a row: the paper's settings as "
+                                 "read, without the set-up found by experiment"),
+    budget: float = typer.Option(3.0, help="a row: stop a trial at this many times the paper's "
+                                 "mean"),
+    max_sequences: int = typer.Option(200_000, help="a task: stop a trial after this many "
+                                      "training sequences"),
+    seed: int = typer.Option(0, help="the first trial's seed"),
+) -> None:
+    """Run a grid of settings × trials of a 1997 row (paper protocol) or a task (minibatch
+    protocol); write sweep.json and sweep.md, the points best first. Resumable: run the same
+    command again to continue where it stopped."""
+    from .training.sweep import nest, parse_grid
+    from .training.sweep import sweep as run_sweep
+
+    if trials < 1:
+        raise UserError(f"--trials must be ≥ 1, got {trials}")
+    if jobs is not None and jobs < 1:
+        raise UserError(f"--jobs must be ≥ 1, got {jobs}")
+    if not budget > 0 or budget == float("inf"):
+        raise UserError(f"--budget must be a positive number, got {budget}")
+    if max_sequences < 1:
+        raise UserError(f"--max-sequences must be ≥ 1, got {max_sequences}")
+    try:
+        data = run_sweep(target, parse_grid(grid), out=out, trials=trials, jobs=jobs,
+                         budget=budget, max_sequences=max_sequences, seed=seed,
+                         base=nest(parse_pairs(set_, "--set")), as_read=as_read,
+                         echo=typer.echo)
+    except KeyboardInterrupt:
+        typer.echo("\ninterrupted; run the same command to continue", err=True)
+        raise typer.Exit(130) from None
+    if data["points"]:
+        best = data["points"][0]
+        typer.echo(f"best: {best['id']} {best['options']}: solved {best['solved']}/"
+                   f"{best['trials']}, mean {best['mean_sequences']}")
+    typer.echo(f"tables: {out / 'sweep.md'}, {out / 'sweep.json'}")
 
 
 @app.command()

@@ -1,6 +1,6 @@
 """`rnnlab report`: a run folder rendered as one self-contained HTML page.
 
-Reads run folders (a task run, a char-LM run, a reproduce folder, or a folder of task runs
+Reads run folders (a task run, a char-LM run, a reproduce or sweep folder, or a folder of task runs
 such as the demo's) and calls the analysis; nothing below this package imports it.
 """
 
@@ -15,10 +15,12 @@ __all__ = ["render"]
 
 
 def kind(folder: Path) -> str:
-    """Which report a folder gets: "reproduce", "lm", "task" or "runs"."""
+    """Which report a folder gets: "sweep", "reproduce", "lm", "task" or "runs"."""
     folder = Path(folder)
     if not folder.is_dir():
         raise ValueError(f"no run folder at {folder}")
+    if (folder / "sweep-plan.json").is_file():
+        return "sweep"
     if (folder / "plan.json").is_file():
         return "reproduce"
     config = folder / "config.json"
@@ -31,7 +33,8 @@ def kind(folder: Path) -> str:
     if _task_runs(folder):
         return "runs"
     raise ValueError(f"{folder} holds no run: no config.json (a run of `rnnlab train` or "
-                     f"`rnnlab lm train`), no plan.json (`rnnlab reproduce`) and no runs")
+                     f"`rnnlab lm train`), no plan.json (`rnnlab reproduce`), no "
+                     f"sweep-plan.json (`rnnlab sweep`) and no runs")
 
 
 def _task_runs(folder: Path) -> list[Path]:
@@ -50,7 +53,10 @@ def render(folder, out=None, *, cells: list[int] | None = None) -> Path:
     if cells and what != "lm":
         raise ValueError("--cells colours a char-LM run's passage; this is a "
                          f"{what} folder")
-    if what == "reproduce":
+    if what == "sweep":
+        from .sweep import report
+        page = report(folder)
+    elif what == "reproduce":
         from .reproduce import report
         page = report(folder)
     elif what == "lm":

@@ -36,6 +36,10 @@ class Experiment:
     #: the paper's sequential construction (§4; exps. 2a, 2b): a trial trains without its
     #: memory cell blocks until its error stops falling, then they are added
     sequential: bool = False
+    #: its plateau rule: the blocks are added once the mean error of the last ``plateau``
+    #: sequences is less than ``gain`` (a fraction) below that of the ``plateau`` before
+    plateau: int = 500
+    gain: float = 0.2
     error: str = "squared"  # the output units' error: ½ (y − t)² or "cross-entropy"
     #: options (`OPTIONS`) that a run applies by default on top of the settings above: the
     #: set-up found by experiment where the paper's text, as we read it, does not reproduce
@@ -275,8 +279,8 @@ EXPERIMENTS: dict[str, Experiment] = {e.key: e for e in [
 
 
 #: the settings of an experiment that a run may change (`with_options`), for ablations
-OPTIONS = ("lr", "update", "sequential", "error", "lstm", "task_params", "output_bias", "shortcut",
-           "blocks", "block_size", "inits_per_set")
+OPTIONS = ("lr", "update", "sequential", "plateau", "gain", "error", "lstm", "task_params",
+           "output_bias", "shortcut", "blocks", "block_size", "inits_per_set")
 
 
 def run_options(exp: Experiment, options: dict | None = None, as_read: bool = False) -> dict:
@@ -314,7 +318,10 @@ def with_options(exp: Experiment, options: dict | None) -> Experiment:
                          f"{changes['update']!r}")
     if "lr" in changes:
         ck.check_positive_number("experiment option lr", changes["lr"])
-    for count in ("blocks", "block_size", "inits_per_set"):
+    if "gain" in changes:
+        ck.check_number("experiment option gain", changes["gain"], low=0, high=1,
+                        low_open=True, high_open=True)
+    for count in ("blocks", "block_size", "inits_per_set", "plateau"):
         if count in changes:
             ck.check_positive_int(f"experiment option {count}", changes[count])
     for flag in ("sequential", "output_bias", "shortcut"):

@@ -132,12 +132,9 @@ class Construction:
     problem and state drift): a trial starts without its memory cell blocks — their units
     are cut off (masks 0) and the output units do not see them — and learns what it can
     without them. Once its training error stops falling (the mean error of the last
-    `PLATEAU` sequences is less than `GAIN` below that of the `PLATEAU` before; the paper
-    gives no number) the blocks are added, with fresh random weights from the trial's own
-    seed, and learning goes on."""
-
-    PLATEAU = 500
-    GAIN = 0.2
+    ``exp.plateau`` sequences is less than ``exp.gain`` below that of the ``exp.plateau``
+    before; the paper gives no number: 500 and 0.2 unless set) the blocks are added, with
+    fresh random weights from the trial's own seed, and learning goes on."""
 
     def __init__(self, learner: OnlineLSTM1997, exp: Experiment, task: Task, seed: int,
                  ids: list[int]) -> None:
@@ -158,11 +155,11 @@ class Construction:
                 continue
             history = self.errors[k]
             history.extend(float(v) for v in e)
-            n = self.PLATEAU
+            n = self.exp.plateau
             if len(history) >= 2 * n:
                 before = sum(history[-2 * n : -n]) / n
                 recent = sum(history[-n:]) / n
-                if recent > (1 - self.GAIN) * before:
+                if recent > (1 - self.exp.gain) * before:
                     self.add(k, seen)
                 del history[: len(history) - 2 * n]
 

@@ -15,17 +15,14 @@ the most expensive first; a live bar per row shows how far its trials have come.
 from __future__ import annotations
 
 import fcntl
-import multiprocessing
 import os
-import shutil
-import threading
 import time
-from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from pathlib import Path
 
 from .. import __version__
 from .experiments import EXPERIMENTS, Experiment, run_options, with_options
-from .runs import CHECKPOINT, CONFIG, RESULT, RunDir, atomic_write, read_json, write_json
+from .jobs import Bars, pending, run_shards
+from .runs import RESULT, RunDir, atomic_write, read_json, write_json
 
 #: rows whose paper cost (mean sequences × mean length × trials) exceeds this run with --full
 CHEAP_COST = 2_000_000_000
@@ -117,47 +114,6 @@ def _shard_config(row: dict, first: int, count: int, seed: int) -> dict:
                        as_read=row.get("as_read", False))
 
 
-#: in an interrupted reproduction's folder while its shards stop
-STOPPING = ".stopping"
-
-
-def _worker_init() -> None:
-    """A worker leaves the terminal's process group: Ctrl-C reaches the reproduction alone,
-    which hands it to each shard exactly once (`STOPPING`), also to one about to start."""
-    os.setpgrp()
-
-
-def _run_shard(config: dict | None, folder: str, resume: bool, parent: int,
-               stopping: str) -> dict:
-    """In a worker process: one shard, one thread. Interrupted (a checkpoint, then
-    KeyboardInterrupt) when the file ``stopping`` appears; ended if the reproduction that
-    started it is killed (so that no orphan writes into a folder a new run also uses)."""
-    import _thread
-
-    import torch
-
-    from .trainer import train
-
-    if os.path.exists(stopping):
-        raise KeyboardInterrupt  # queued before the interrupt: not started
-    done = threading.Event()
-
-    def watch() -> None:
-        while not done.wait(0.5):
-            if os.getppid() != parent:
-                os._exit(1)  # checkpoints are written atomically: nothing is torn
-            if os.path.exists(stopping):
-                _thread.interrupt_main()  # as Ctrl-C: the trainer checkpoints between steps
-                return
-
-    threading.Thread(target=watch, daemon=True).start()
-    torch.set_num_threads(1)
-    try:
-        return train(config, folder, resume=resume, progress=False)
-    finally:
-        done.set()
-
-
 def reproduce(keys: list[str] | None, *, out: Path, trials: int | None = None,
               jobs: int | None = None, budget: float = 3.0, full: bool = False, seed: int = 0,
               options: dict | None = None, as_read: bool = False, modern: int = 1,
@@ -184,10 +140,6 @@ def reproduce(keys: list[str] | None, *, out: Path, trials: int | None = None,
 
 def _reproduce(keys, out, trials, jobs, budget, full, seed, options, as_read, modern, echo,
                progress) -> list[dict]:
-    from .. import kernels
-
-    stopping = out / STOPPING
-    stopping.unlink(missing_ok=True)  # left by a reproduction killed while it stopped
     plan_path = out / "plan.json"
     if plan_path.exists():
         plan = read_json(plan_path)
@@ -210,65 +162,43 @@ def _reproduce(keys, out, trials, jobs, budget, full, seed, options, as_read, mo
     wanted = [r for r in plan["rows"] if not keys or r["key"] in keys]
 
     # the shards still to run, the most expensive first (shortest finishing time overall)
-    pending = []
+    runs = []
     for row in wanted:
         exp = EXPERIMENTS[row["key"]]
-        runs = [(_shard_folder(out, row["key"], first, count), row_cost(exp, count),
-                 lambda first=first, count=count, row=row: _shard_config(row, first, count,
-                                                                         seed))
-                for first, count in row["shards"]]
-        runs += [(_modern_folder(out, row["key"], s), row_cost(exp, 1),
+        runs += [(row["key"], _shard_folder(out, row["key"], first, count), row_cost(exp, count),
+                  lambda first=first, count=count, row=row: _shard_config(row, first, count,
+                                                                          seed))
+                 for first, count in row["shards"]]
+        runs += [(row["key"], _modern_folder(out, row["key"], s), row_cost(exp, 1),
                   lambda s=s, row=row: _modern_config(row, s))
                  for s in row.get("modern", {}).get("seeds", [])]
-        for folder, cost, config in runs:
-            if (folder / RESULT).exists():
-                continue
-            resume = (folder / CHECKPOINT).exists()
-            if (folder / CONFIG).exists() and not resume:
-                shutil.rmtree(folder)  # started but never checkpointed: start again
-            pending.append((cost, row["key"], None if resume else config(), folder, resume))
-    pending.sort(key=lambda p: -p[0])
-    jobs = max(1, min(jobs, len(pending) or 1))
-    if pending:
-        kernels.load()  # build once here, before the workers start
-        echo(f"{len(pending)} shard(s) of {len(wanted)} row(s) to run on {jobs} process(es); "
+    shards = pending(runs)
+    jobs = max(1, min(jobs, len(shards) or 1))
+    if shards:
+        echo(f"{len(shards)} shard(s) of {len(wanted)} row(s) to run on {jobs} process(es); "
              f"results in {out}")
     results = _collect(out, plan, wanted)
     _write_tables(out, plan, results)
-    if not pending:
+    if not shards:
         return results
-    bars = _RowBars(progress, out, wanted)
+    bars = Bars(progress, {r["key"]: (r["trials"], r["max_sequences"],
+                                      list(zip(_shard_folders(out, r),
+                                               (c for _, c in r["shards"]))))
+                           for r in wanted})
     started = time.perf_counter()
-    context = multiprocessing.get_context("spawn")
-    interrupted = False
-    with bars, ProcessPoolExecutor(max_workers=jobs, mp_context=context,
-                                   initializer=_worker_init) as pool:
-        futures = {pool.submit(_run_shard, config, str(folder), resume, os.getpid(),
-                               str(stopping)): key
-                   for _, key, config, folder, resume in pending}
+
+    def row_done(key: str) -> None:
+        results = _collect(out, plan, wanted)
+        _write_tables(out, plan, results)
+        bars.finish(key, _line(next(r for r in results if r["experiment"] == key)))
+
+    with bars:
         try:
-            while futures:
-                done, _ = wait(list(futures), timeout=1.0, return_when=FIRST_COMPLETED)
-                bars.refresh()
-                for future in done:
-                    key = futures.pop(future)
-                    future.result()  # a failed shard stops the reproduction, loudly
-                    if not any(k == key for k in futures.values()):
-                        results = _collect(out, plan, wanted)
-                        _write_tables(out, plan, results)
-                        row = next(r for r in results if r["experiment"] == key)
-                        bars.finish(key, _line(row))
+            run_shards(shards, out, jobs, on_group_done=row_done, tick=bars.refresh,
+                       say=bars.print)
         except KeyboardInterrupt:
-            interrupted = True
-            bars.print("interrupted: the shards are writing their checkpoints ...")
-            stopping.touch()
-            for future in futures:
-                future.cancel()
-            pool.shutdown(wait=True, cancel_futures=True)
-            stopping.unlink(missing_ok=True)
             _write_tables(out, plan, _collect(out, plan, wanted))  # how far each row got
-    if interrupted:
-        raise KeyboardInterrupt
+            raise
     echo(f"wall-clock {time.perf_counter() - started:.0f} s")
     return _collect(out, plan, wanted)
 
@@ -436,69 +366,3 @@ def setup_text(options: dict) -> str:
 
 def _minutes(seconds: float) -> str:
     return f"{seconds:.0f} s" if seconds < 120 else f"{seconds / 60:.0f} min"
-
-
-class _RowBars:
-    """A live bar per unfinished row: sequences reached by its trials (from their logs)."""
-
-    def __init__(self, enabled: bool, out: Path, rows_: list[dict]) -> None:
-        self.enabled, self.out = enabled, out
-        self.rows = {r["key"]: r for r in rows_}
-        if not enabled:
-            return
-        from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
-
-        self.bar = Progress(TextColumn("[bold]{task.description:<16}"), BarColumn(),
-                            TextColumn("{task.fields[info]}"), TimeElapsedColumn())
-        self.ids = {}
-        for key, row in self.rows.items():
-            self.ids[key] = self.bar.add_task(key, total=row["trials"] * row["max_sequences"],
-                                              info="")
-
-    def __enter__(self):
-        if self.enabled:
-            self.bar.__enter__()
-            self.refresh()
-        return self
-
-    def __exit__(self, *exc):
-        if self.enabled:
-            self.bar.__exit__(*exc)
-
-    def refresh(self) -> None:
-        if not self.enabled:
-            return
-        for key, row in self.rows.items():
-            if key not in self.ids:
-                continue
-            done = solved = 0
-            for first, count in row["shards"]:
-                run = RunDir(_shard_folder(self.out, key, first, count))
-                try:
-                    metrics = run.metrics()
-                except ValueError:
-                    metrics = []
-                if (run.path / RESULT).exists():
-                    r = run.result()
-                    done += count * row["max_sequences"]
-                    solved += r["solved"]
-                elif metrics:
-                    last = metrics[-1]
-                    s = last.get("solved", 0)
-                    done += last["sequences"] * (count - s) + row["max_sequences"] * s
-                    solved += s
-            self.bar.update(self.ids[key], completed=done,
-                            info=f"solved {solved}/{row['trials']}")
-
-    def finish(self, key: str, line: str) -> None:
-        if self.enabled and key in self.ids:
-            self.bar.remove_task(self.ids.pop(key))
-            self.bar.console.print(line, markup=False, highlight=False)
-        elif not self.enabled:
-            print(line, flush=True)
-
-    def print(self, text: str) -> None:
-        if self.enabled:
-            self.bar.console.print(text, markup=False, highlight=False)
-        else:
-            print(text, flush=True)
