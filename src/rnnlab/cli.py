@@ -190,6 +190,9 @@ def reproduce(
     modern: int = typer.Option(1, help="runs of a modern LSTM (forget gate, Adam) beside "
                                "each row; 0 for none"),
     list_: bool = typer.Option(False, "--list", help="list the experiments and exit"),
+    cluster: str = typer.Option(None, help="run the shards on the Dask cluster whose scheduler "
+                                "is at this address (tcp://host:8786) instead of local "
+                                "processes"),
 ) -> None:
     """Run the paper's experiments with the paper protocol; print ours beside the paper's.
     Resumable: run the same command (same --out) again to continue where it stopped."""
@@ -221,7 +224,7 @@ def reproduce(
     try:
         run_reproduce(experiments or None, out=folder, trials=trials, jobs=jobs, full=full,
                       budget=budget, seed=seed, options=parse_pairs(set_, "--set"),
-                      as_read=as_read, modern=modern, echo=typer.echo)
+                      as_read=as_read, modern=modern, echo=typer.echo, cluster=cluster)
     except KeyboardInterrupt:
         typer.echo(f"\ninterrupted; continue with `rnnlab reproduce --out {folder}`", err=True)
         raise typer.Exit(130) from None
@@ -247,6 +250,9 @@ def sweep(
     max_sequences: int = typer.Option(200_000, help="a task: stop a trial after this many "
                                       "training sequences"),
     seed: int = typer.Option(0, help="the first trial's seed"),
+    cluster: str = typer.Option(None, help="run the shards on the Dask cluster whose scheduler "
+                                "is at this address (tcp://host:8786) instead of local "
+                                "processes"),
 ) -> None:
     """Run a grid of settings × trials of a 1997 row (paper protocol) or a task (minibatch
     protocol); write sweep.json and sweep.md, the points best first. Resumable: run the same
@@ -266,7 +272,7 @@ def sweep(
         data = run_sweep(target, parse_grid(grid), out=out, trials=trials, jobs=jobs,
                          budget=budget, max_sequences=max_sequences, seed=seed,
                          base=nest(parse_pairs(set_, "--set")), as_read=as_read,
-                         echo=typer.echo)
+                         echo=typer.echo, cluster=cluster)
     except KeyboardInterrupt:
         typer.echo("\ninterrupted; run the same command to continue", err=True)
         raise typer.Exit(130) from None

@@ -1,12 +1,20 @@
-"""Jobs of many runs: the shards still to run, and the engine that runs them.
+"""Jobs of many runs: the shards still to run, and the engines that run them.
 
 A job (`rnnlab reproduce`, `rnnlab sweep`) is a set of groups (a table's rows, a sweep's
 points), each the union of some run folders. A `Shard` is one of those run folders: a pure
 function of its config (per-trial generators, so where it runs changes nothing), and the unit
 of resumption: a folder with a result is done, one with a checkpoint continues, one started but
-never checkpointed starts again. `run_shards` runs the pending shards in worker processes, the
-most expensive first, and reports each group as its last shard finishes; Ctrl-C makes every
-running shard write its checkpoint, then raises KeyboardInterrupt.
+never checkpointed starts again. `run_shards` runs the pending shards, the most expensive
+first, and reports each group as its last shard finishes, on one of two engines:
+
+- the local pool (default): worker processes of this machine, one thread each, writing their
+  run folders in place; Ctrl-C makes every running shard write its checkpoint, then raises
+  KeyboardInterrupt;
+- a Dask cluster (``cluster="tcp://host:8786"``, a scheduler the user started with Dask's own
+  commands): each shard is a task that runs in a worker-local temporary folder and returns the
+  folder's files, which this process writes into the job's folder (no shared file system). A
+  worker lost mid-shard is Dask's to resubmit; the shard's result does not depend on where it
+  ran. Ctrl-C cancels the shards not yet finished; the same command runs them again.
 """
 
 from __future__ import annotations
@@ -91,11 +99,15 @@ def _run_shard(config: dict | None, folder: str, resume: bool, parent: int,
 
 def run_shards(shards: list[Shard], out: Path, jobs: int, *,
                on_group_done: Callable[[str], None], tick: Callable[[], None],
-               say: Callable[[str], None]) -> None:
-    """Run ``shards`` in ``jobs`` worker processes (one thread each); ``on_group_done(group)``
-    when a group's last shard has finished, ``tick()`` about once a second. A failed shard
-    stops the job, loudly. Ctrl-C: the running shards write their checkpoints (the file
-    `STOPPING` in ``out`` tells them), then KeyboardInterrupt is raised."""
+               say: Callable[[str], None], cluster: str | None = None) -> None:
+    """Run ``shards`` in ``jobs`` worker processes (one thread each), or on the Dask cluster
+    whose scheduler is at ``cluster``; ``on_group_done(group)`` when a group's last shard has
+    finished, ``tick()`` about once a second. A failed shard stops the job, loudly. Ctrl-C:
+    the running shards write their checkpoints (the file `STOPPING` in ``out`` tells them;
+    on a cluster they are cancelled), then KeyboardInterrupt is raised."""
+    if cluster is not None:
+        _run_on_cluster(shards, cluster, on_group_done, say)
+        return
     from .. import kernels
 
     kernels.load()  # build once here, before the workers start
@@ -124,6 +136,129 @@ def run_shards(shards: list[Shard], out: Path, jobs: int, *,
             pool.shutdown(wait=True, cancel_futures=True)
             stopping.unlink(missing_ok=True)
             raise
+
+
+# -- the Dask engine -------------------------------------------------------------------------
+
+
+#: how long to wait for a Dask scheduler to answer
+CONNECT_TIMEOUT = "20s"
+
+
+def connect(address: str):
+    """A Dask client of the scheduler at ``address``; a clear ValueError when Dask is not
+    installed or nothing answers there."""
+    try:
+        from distributed import Client
+    except ImportError as e:
+        raise ValueError("--cluster needs Dask distributed: pip install 'rnnlab[cluster]' "
+                         "(here and on every worker)") from e
+    try:
+        return Client(address, timeout=CONNECT_TIMEOUT)
+    except (OSError, TimeoutError, ValueError) as e:
+        raise ValueError(f"no Dask scheduler answers at {address}: {e}") from e
+
+
+def cluster_threads(address: str) -> int:
+    """The worker threads of the cluster at ``address`` (how many shards it runs at once)."""
+    with connect(address) as client:
+        return max(1, sum(client.nthreads().values()))
+
+
+def remote_shard(config: dict | None, files: dict[str, bytes]) -> dict[str, bytes]:
+    """On a Dask worker: one shard in a worker-local temporary folder, from ``config`` or, if
+    ``files`` holds a checkpointed run folder, continuing it; returns the folder's files."""
+    import tempfile
+
+    import torch
+
+    from .trainer import train
+
+    torch.set_num_threads(1)
+    with tempfile.TemporaryDirectory(prefix="rnnlab-shard-") as tmp:
+        folder = Path(tmp) / "run"
+        folder.mkdir()
+        for name, data in files.items():
+            (folder / name).write_bytes(data)
+        train(config, folder, resume=bool(files), progress=False)
+        return {f.name: f.read_bytes() for f in folder.iterdir() if f.is_file()}
+
+
+def _folder_files(folder: Path) -> dict[str, bytes]:
+    return {f.name: f.read_bytes() for f in folder.iterdir() if f.is_file()}
+
+
+def _write_folder(folder: Path, files: dict[str, bytes]) -> None:
+    """Put a shard's returned files in place of ``folder``: written beside it, then renamed,
+    so the folder is never half-written (at worst, after a crash, absent: the shard reruns)."""
+    incoming = folder.parent / f".{folder.name}.incoming"
+    shutil.rmtree(incoming, ignore_errors=True)
+    incoming.mkdir(parents=True)
+    for name, data in files.items():
+        (incoming / name).write_bytes(data)
+    if folder.exists():
+        old = folder.parent / f".{folder.name}.old"
+        shutil.rmtree(old, ignore_errors=True)
+        folder.rename(old)
+        incoming.rename(folder)
+        shutil.rmtree(old)
+    else:
+        incoming.rename(folder)
+
+
+def _run_on_cluster(shards: list[Shard], address: str, on_group_done, say) -> None:
+    from distributed import as_completed
+
+    with connect(address) as client:
+        # Dask runs higher priorities first: the most expensive shards (listed first) first
+        futures = {client.submit(remote_shard, s.config,
+                                 _folder_files(s.folder) if s.resume else {}, pure=False,
+                                 priority=len(shards) - k): s
+                   for k, s in enumerate(shards)}
+        bar = _ShardBar(len(shards), address)
+        try:
+            with bar:
+                for future in as_completed(list(futures)):
+                    shard = futures.pop(future)
+                    _write_folder(shard.folder, future.result())
+                    bar.advance()
+                    if shard.group not in {s.group for s in futures.values()}:
+                        on_group_done(shard.group)
+        except KeyboardInterrupt:
+            say("interrupted: the shards not finished are cancelled on the cluster; the same "
+                "command runs them again")
+            client.cancel(list(futures))
+            raise
+
+
+class _ShardBar:
+    """Shards finished across the cluster (their logs stay on the workers until they end)."""
+
+    def __init__(self, total: int, address: str) -> None:
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+        )
+
+        self.bar = Progress(TextColumn(f"shards on {address}"), BarColumn(),
+                            MofNCompleteColumn(), TimeElapsedColumn())
+        self.task = self.bar.add_task("shards", total=total)
+
+    def __enter__(self):
+        self.bar.__enter__()
+        return self
+
+    def __exit__(self, *exc):
+        self.bar.__exit__(*exc)
+
+    def advance(self) -> None:
+        self.bar.advance(self.task)
+
+
+# -- progress --------------------------------------------------------------------------------
 
 
 class Bars:

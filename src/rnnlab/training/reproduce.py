@@ -21,7 +21,7 @@ from pathlib import Path
 
 from .. import __version__
 from .experiments import EXPERIMENTS, Experiment, run_options, with_options
-from .jobs import Bars, pending, run_shards
+from .jobs import Bars, cluster_threads, pending, run_shards
 from .runs import RESULT, RunDir, atomic_write, read_json, write_json
 
 #: rows whose paper cost (mean sequences × mean length × trials) exceeds this run with --full
@@ -117,11 +117,12 @@ def _shard_config(row: dict, first: int, count: int, seed: int) -> dict:
 def reproduce(keys: list[str] | None, *, out: Path, trials: int | None = None,
               jobs: int | None = None, budget: float = 3.0, full: bool = False, seed: int = 0,
               options: dict | None = None, as_read: bool = False, modern: int = 1,
-              echo=print, progress: bool = True) -> list[dict]:
+              echo=print, progress: bool = True, cluster: str | None = None) -> list[dict]:
     """Run (or continue) the rows ``keys`` (default: every row cheaper than `CHEAP_COST`, all
     with ``full``) into ``out``; returns the rows of reproduce.json. The rows added by this
     call run with each experiment's found set-up (none with ``as_read``) and ``options`` on
-    top (`run_options`); ``modern`` runs of the modern LSTM (seeds 0, 1, …) go beside each."""
+    top (`run_options`); ``modern`` runs of the modern LSTM (seeds 0, 1, …) go beside each.
+    The shards run in ``jobs`` local processes, or on the Dask ``cluster`` (`jobs`)."""
     for exp in rows(keys, full=True):  # bad names or options: an error before anything is written
         with_options(exp, run_options(exp, options, as_read))
     out = Path(out)
@@ -133,13 +134,13 @@ def reproduce(keys: list[str] | None, *, out: Path, trials: int | None = None,
         raise ValueError(f"another `rnnlab reproduce` is running in {out}") from e
     try:
         return _reproduce(keys, out, trials, jobs, budget, full, seed, options or {}, as_read,
-                          modern, echo, progress)
+                          modern, echo, progress, cluster)
     finally:
         lock.close()
 
 
 def _reproduce(keys, out, trials, jobs, budget, full, seed, options, as_read, modern, echo,
-               progress) -> list[dict]:
+               progress, cluster) -> list[dict]:
     plan_path = out / "plan.json"
     if plan_path.exists():
         plan = read_json(plan_path)
@@ -153,7 +154,7 @@ def _reproduce(keys, out, trials, jobs, budget, full, seed, options, as_read, mo
     else:
         plan = {"version": __version__, "seed": seed, "rows": []}
         added = rows(keys, full=full)
-    jobs = jobs or os.cpu_count() or 1
+    jobs = jobs or (cluster_threads(cluster) if cluster else os.cpu_count()) or 1
     # few rows on many workers: split each row further so that every worker has a shard
     parts = -(-jobs // max(1, len(added)))
     plan["rows"] += [_plan_row(exp, trials, budget, options, as_read, modern, parts)
@@ -175,13 +176,14 @@ def _reproduce(keys, out, trials, jobs, budget, full, seed, options, as_read, mo
     shards = pending(runs)
     jobs = max(1, min(jobs, len(shards) or 1))
     if shards:
-        echo(f"{len(shards)} shard(s) of {len(wanted)} row(s) to run on {jobs} process(es); "
+        where = f"the cluster at {cluster}" if cluster else f"{jobs} process(es)"
+        echo(f"{len(shards)} shard(s) of {len(wanted)} row(s) to run on {where}; "
              f"results in {out}")
     results = _collect(out, plan, wanted)
     _write_tables(out, plan, results)
     if not shards:
         return results
-    bars = Bars(progress, {r["key"]: (r["trials"], r["max_sequences"],
+    bars = Bars(progress and not cluster, {r["key"]: (r["trials"], r["max_sequences"],
                                       list(zip(_shard_folders(out, r),
                                                (c for _, c in r["shards"]))))
                            for r in wanted})
@@ -195,7 +197,7 @@ def _reproduce(keys, out, trials, jobs, budget, full, seed, options, as_read, mo
     with bars:
         try:
             run_shards(shards, out, jobs, on_group_done=row_done, tick=bars.refresh,
-                       say=bars.print)
+                       say=bars.print, cluster=cluster)
         except KeyboardInterrupt:
             _write_tables(out, plan, _collect(out, plan, wanted))  # how far each row got
             raise

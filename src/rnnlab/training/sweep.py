@@ -30,7 +30,7 @@ from pathlib import Path
 from .. import __version__
 from .._text import parse_value
 from .experiments import EXPERIMENTS, run_options, with_options
-from .jobs import Bars, pending, run_shards
+from .jobs import Bars, cluster_threads, pending, run_shards
 from .reproduce import split_trials
 from .runs import RESULT, RunDir, atomic_write, read_json, write_json
 
@@ -173,15 +173,15 @@ def _shard_config(plan: dict, point: dict, first: int, count: int) -> dict:
 def sweep(target: str, grid: dict[str, list], *, out: Path, trials: int, jobs: int | None = None,
           budget: float = 3.0, max_sequences: int = 200_000, seed: int = 0,
           base: dict | None = None, as_read: bool = False, echo=print,
-          progress: bool = True) -> dict:
+          progress: bool = True, cluster: str | None = None) -> dict:
     """Run (or continue) the sweep of ``target`` over ``grid`` × ``trials`` into ``out``;
     returns sweep.json's content. ``base``: settings of every point (nested mappings), under
     the grid's; ``budget`` (rows: a multiple of the paper's mean) or ``max_sequences``
     (tasks) stops a trial. One sweep per folder: the same command continues it, another is
-    refused."""
+    refused. The shards run in ``jobs`` local processes, or on the Dask ``cluster``."""
     if trials < 1:
         raise ValueError(f"trials must be at least 1, got {trials}")
-    jobs = jobs or os.cpu_count() or 1
+    jobs = jobs or (cluster_threads(cluster) if cluster else os.cpu_count()) or 1
     plan = _plan(target, grid, trials, budget, max_sequences, seed, base or {}, as_read, jobs)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -191,7 +191,7 @@ def sweep(target: str, grid: dict[str, list], *, out: Path, trials: int, jobs: i
     except OSError as e:
         raise ValueError(f"another `rnnlab sweep` is running in {out}") from e
     try:
-        return _sweep(plan, out, jobs, echo, progress)
+        return _sweep(plan, out, jobs, echo, progress, cluster)
     finally:
         lock.close()
 
@@ -201,7 +201,7 @@ def _same_sweep(old: dict, new: dict) -> list[str]:
     return [k for k in keys if json.dumps(old.get(k)) != json.dumps(new.get(k))]
 
 
-def _sweep(plan: dict, out: Path, jobs: int, echo, progress: bool) -> dict:
+def _sweep(plan: dict, out: Path, jobs: int, echo, progress: bool, cluster: str | None) -> dict:
     path = out / PLAN
     if path.exists():
         old = read_json(path)
@@ -225,9 +225,10 @@ def _sweep(plan: dict, out: Path, jobs: int, echo, progress: bool) -> dict:
     if not shards:
         return result
     jobs = max(1, min(jobs, len(shards)))
-    echo(f"{len(shards)} shard(s) of {len(plan['points'])} point(s) to run on {jobs} "
-         f"process(es); results in {out}")
-    bars = Bars(progress, {p["id"]: (plan["trials"], plan["max_sequences"],
+    where = f"the cluster at {cluster}" if cluster else f"{jobs} process(es)"
+    echo(f"{len(shards)} shard(s) of {len(plan['points'])} point(s) to run on {where}; "
+         f"results in {out}")
+    bars = Bars(progress and not cluster, {p["id"]: (plan["trials"], plan["max_sequences"],
                                      list(zip(_folders(out, plan, p),
                                               (n for _, n in p["shards"]))))
                            for p in plan["points"] if p["id"] in {s.group for s in shards}})
@@ -241,7 +242,7 @@ def _sweep(plan: dict, out: Path, jobs: int, echo, progress: bool) -> dict:
     with bars:
         try:
             run_shards(shards, out, jobs, on_group_done=point_done, tick=bars.refresh,
-                       say=bars.print)
+                       say=bars.print, cluster=cluster)
         finally:
             write_tables(out, plan)
     echo(f"wall-clock {time.perf_counter() - started:.0f} s")
