@@ -29,6 +29,7 @@ bench: $(STAMP)
 	$(PY) -m benchmarks.online1997
 	$(PY) -m benchmarks.charlm
 	$(PY) -m benchmarks.transforms
+	$(PY) -m benchmarks.scaling
 
 lint: $(STAMP)
 	$(PY) -m ruff check src tests benchmarks

@@ -77,6 +77,14 @@ def test_reproduce_and_sweep_on_the_cluster_equal_the_local_pool(cluster, tmp_pa
     again = sweep("4-T100", grid, out=tmp_path / "s-remote", trials=2, budget=0.05,
                   cluster=address, **QUIET)
     assert again == s_remote
+    # a shard with a checkpoint but no result (stopped locally) is sent with its files and
+    # continues on a worker: the same numbers
+    shard = next((tmp_path / "s-local" / "runs" / "p00").iterdir())
+    (shard / "result.json").unlink()
+    resumed = sweep("4-T100", grid, out=tmp_path / "s-local", trials=2, budget=0.05,
+                    cluster=address, **QUIET)
+    assert _without_time(resumed["points"]) == _without_time(s_local["points"])
+    assert (shard / "result.json").exists()
 
 
 def test_a_worker_killed_mid_shard_changes_nothing(cluster, tmp_path):

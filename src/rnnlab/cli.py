@@ -95,14 +95,16 @@ def train(
     _print_result(result)
 
 
-def _train_in(folder: Path, command: str, start):
+def _train_in(folder: Path, command: str, start, quiet: bool = False):
     """Name the run folder, train; on Ctrl-C (a checkpoint is written) say how to go on."""
-    typer.echo(f"run folder: {folder}")
+    if not quiet:
+        typer.echo(f"run folder: {folder}")
     try:
         return start()
     except KeyboardInterrupt:
-        typer.echo(f"\ninterrupted: checkpoint written; continue with "
-                   f"`rnnlab {command} --resume {folder}`", err=True)
+        if not quiet:
+            typer.echo(f"\ninterrupted: checkpoint written; continue with "
+                       f"`rnnlab {command} --resume {folder}`", err=True)
         raise typer.Exit(130) from None
 
 
@@ -401,16 +403,25 @@ def lm_train(
     minutes: float = typer.Option(None, help="wall-clock budget (default 15 without --steps)"),
     steps: int = typer.Option(None, help="budget of optimiser steps"),
     val_every: int = typer.Option(300, help="validate (and print a sample) every N steps"),
+    log_every: int = typer.Option(10, help="write a training record every N steps"),
     sample_length: int = typer.Option(200, help="length of the sample at each validation"),
     temperature: float = typer.Option(0.8, help="temperature of the sample at each validation"),
     seed: int = typer.Option(0),
     out: Path = typer.Option(None, help="run folder (default runs/lm-NAME-...)"),
     resume: Path = typer.Option(None, help="continue the run in this folder"),
+    checkpoint_seconds: float = typer.Option(60.0, help="write a checkpoint at least this "
+                                             "often (seconds)"),
 ) -> None:
-    """Train a character-level language model with truncated BPTT; keep the best by validation."""
+    """Train a character-level language model with truncated BPTT; keep the best by validation.
+    Under torchrun (torchrun --nproc-per-node N -m rnnlab lm train ...) the processes share
+    the streams of each batch and train one model with DistributedDataParallel."""
     from .lm import make_config
     from .lm import train as run_training
+    from .lm.distributed import is_main_process, launched
 
+    if launched() and out is None and resume is None:
+        raise UserError("under torchrun give --out RUN (or --resume RUN): every process must "
+                        "name the same run folder")
     if resume is not None:
         if text is not None:
             raise UserError("with --resume, give no TEXT: the run goes on with its own text "
@@ -425,12 +436,16 @@ def lm_train(
             options=parse_pairs(option, "--option"), backend=backend, byte_level=byte_level,
             val_fraction=val_fraction, seq_len=seq_len, batch=batch, optimizer=optimizer, lr=lr,
             schedule=schedule, min_lr=min_lr, decay_from=decay_from, clip=clip,
-            minutes=minutes, steps=steps, val_every=val_every, sample_length=sample_length,
-            sample_temperature=temperature, seed=seed)
+            minutes=minutes, steps=steps, val_every=val_every, log_every=log_every,
+            sample_length=sample_length, sample_temperature=temperature, seed=seed,
+            checkpoint_seconds=checkpoint_seconds)
         stamp = time.strftime("%Y%m%d-%H%M%S")
         folder = out or Path("runs") / f"lm-{text.stem}-{model}-{stamp}"
+    main = is_main_process()  # under torchrun, rank 0 alone speaks
     r = _train_in(folder, "lm train", lambda: run_training(
-        config, folder, resume=resume is not None, progress=True))
+        config, folder, resume=resume is not None, progress=main), quiet=not main)
+    if not main:
+        return
     best = (f"best validation {r['best_val_nats']:.4f} nats/char = {r['best_val_bpc']:.3f} bpc "
             f"at step {r['best_step']:,}" if r["best_val_nats"] is not None else
             "no validation text")

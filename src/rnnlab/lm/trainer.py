@@ -44,6 +44,7 @@ from ..training.runs import (
     optimizer_to_flat,
     save_checkpoint,
 )
+from . import distributed
 from .data import StreamBatcher, Vocabulary, read_text, split
 from .model import LN2, CharLM, detach, model_config, state_from_tensors, state_tensors
 from .sample import check_temperature, sample_text
@@ -193,8 +194,19 @@ def prepare_data(cfg: dict) -> tuple[Vocabulary, torch.Tensor, torch.Tensor]:
 def train(cfg: dict, out: str | Path | None = None, *, resume: bool = False,
           echo=None, progress: bool = False) -> dict:
     """Train as ``cfg`` (from `make_config`) says, keeping a run folder at ``out``
-    (``resume``: continue the run there). ``echo`` gets validation lines and samples."""
+    (``resume``: continue the run there). ``echo`` gets validation lines and samples.
+    Under torchrun every process calls this; they share the work (`rnnlab.lm.distributed`)."""
+    ranks = distributed.join()
+    try:
+        return _train(cfg, out, resume, echo, progress, ranks)
+    finally:
+        distributed.leave()
+
+
+def _train(cfg, out, resume, echo, progress, ranks) -> dict:
+    main = ranks is None or ranks.main
     run = RunDir(out) if out is not None else None
+    writer = run if main else None  # rank 0 alone writes the run folder
     if resume:
         if run is None:
             raise ValueError("resuming needs the run folder")
@@ -204,49 +216,81 @@ def train(cfg: dict, out: str | Path | None = None, *, resume: bool = False,
     if resume and cfg.get("text_sha256") != digest:
         raise ValueError(f"{cfg['text']} changed since the run started: cannot resume")
     batches = StreamBatcher(train_ids, cfg["batch"], cfg["seq_len"])  # checks the length
-    if run is not None and not resume:
+    share = ranks.share(cfg["batch"]) if ranks else slice(None)
+    if writer is not None and not resume:
         cfg = {**cfg, "text_sha256": digest}
-        run.create(cfg)
-        atomic_write(run.path / VOCAB, lambda tmp: Path(tmp).write_text(vocab.to_json(),
-                                                                        encoding="utf-8"))
+        writer.create(cfg)
+        atomic_write(writer.path / VOCAB, lambda tmp: Path(tmp).write_text(vocab.to_json(),
+                                                                           encoding="utf-8"))
 
     chars_per_step = cfg["batch"] * cfg["seq_len"]
     torch.manual_seed(cfg["seed"])
     model = CharLM(len(vocab), **model_config(cfg))
+    # DDP averages the ranks' gradients in backward (and starts every rank from rank 0's weights)
+    net = model if ranks is None else torch.nn.parallel.DistributedDataParallel(model)
     opt = _optimizer(cfg, model.parameters())
     step, chunk, elapsed, state = 0, 0, 0.0, None
     loss_sum, loss_n = 0.0, 0  # the training loss since the last log line
     best = {"val_nats": None, "step": None}  # the best validation so far
     saved = run.resume_point() if resume else None
-    if resume and saved is None:  # killed before its first checkpoint: start over
+    if resume and saved is None and writer is not None:  # killed before its first checkpoint
         _truncate_samples(run.path / SAMPLES, 0)
     if saved is not None:
         tensors, meta = saved
         load_model_tensors(model, tensors, run.path)
         optimizer_from_flat(opt, tensors, meta["optimizer"])
-        torch.set_rng_state(tensors["rng.torch"])
-        state = state_from_tensors([tensors[f"state.{i}"] for i in range(meta["n_state"])])
+        generators = [tensors[f"rng.torch.{r}"] for r in range(meta.get("ranks", 0))]
+        if ranks is None and not generators or ranks is not None and \
+                len(generators) != ranks.world:  # the same processes: their own generators
+            torch.set_rng_state(tensors["rng.torch"])
+            if ranks is not None:  # another number of processes: a seed of its own each
+                torch.manual_seed(cfg["seed"] + 7919 * (ranks.rank + 1) + meta["step"])
+        else:
+            torch.set_rng_state(generators[0 if ranks is None else ranks.rank])
+        state = state_from_tensors([tensors[f"state.{i}"][:, share]
+                                    for i in range(meta["n_state"])])
         step, chunk, elapsed, best = meta["step"], meta["chunk"], meta["elapsed"], meta["best"]
         loss_sum, loss_n = meta["loss_sum"], meta["loss_n"]
-        run.truncate_metrics(step, key="step")
-        _truncate_samples(run.path / SAMPLES, step)
+        if writer is not None:
+            writer.truncate_metrics(step, key="step")
+            _truncate_samples(writer.path / SAMPLES, step)
+    if ranks is not None:
+        distributed.barrier()  # the folder is ready before any rank goes on
 
     def checkpoint() -> None:
+        """Everything to resume (with every rank's streams: a collective under torchrun)."""
         if run is None:
+            return
+        parts = state_tensors(state)
+        extra = {}
+        if ranks is not None:
+            parts = [distributed.gather_streams(t) for t in parts]
+            extra = {f"rng.torch.{r}": g for r, g in enumerate(distributed.gather_generators())}
+        if writer is None:
             return
         tensors, optim_meta = optimizer_to_flat(opt)
         tensors.update(model_tensors(model))
         tensors["rng.torch"] = torch.get_rng_state()
-        parts = state_tensors(state)
+        tensors.update(extra)
         tensors.update({f"state.{i}": s for i, s in enumerate(parts)})
-        run.save(tensors, {"lm": cfg, "vocab": vocab.to_json(), "step": step, "chunk": chunk,
-                           "elapsed": elapsed, "best": best, "n_state": len(parts),
-                           "loss_sum": loss_sum, "loss_n": loss_n,
-                           "optimizer": optim_meta})
+        writer.save(tensors, {"lm": cfg, "vocab": vocab.to_json(), "step": step, "chunk": chunk,
+                              "elapsed": elapsed, "best": best, "n_state": len(parts),
+                              "loss_sum": loss_sum, "loss_n": loss_n, "ranks": len(extra),
+                              "optimizer": optim_meta})
 
     def validate() -> dict:
         record = {"step": step, "chars": step * chars_per_step,
                   "seconds": round(elapsed, 2), "minutes": round(elapsed / 60, 3)}
+        improved = False
+        if main:
+            improved = _validate_on_main(record)
+        if ranks is not None:
+            improved = distributed.from_main(improved)
+        if improved and run is not None:  # a resumed run must know this best, or it could
+            checkpoint()  # overwrite it; after the log and samples, so that a kill before
+        return record  # leaves them redone
+
+    def _validate_on_main(record: dict) -> bool:
         improved = False
         if len(val_ids) >= 2:
             r = score(model, val_ids, streams=cfg["batch"], seq_len=cfg["seq_len"])
@@ -255,46 +299,58 @@ def train(cfg: dict, out: str | Path | None = None, *, resume: bool = False,
             if best["val_nats"] is None or r["nats"] < best["val_nats"]:
                 best.update(val_nats=r["nats"], step=step)
                 improved = True
-                if run is not None:
-                    save_model(run.path / BEST, model, vocab, cfg, {"step": step, **record})
-        elif run is not None:  # no validation text: the latest model is the one to keep
-            save_model(run.path / BEST, model, vocab, cfg, {"step": step, **record})
+                if writer is not None:
+                    save_model(writer.path / BEST, model, vocab, cfg, {"step": step, **record})
+        elif writer is not None:  # no validation text: the latest model is the one to keep
+            save_model(writer.path / BEST, model, vocab, cfg, {"step": step, **record})
         text = sample_text(model, vocab, length=cfg["sample_length"],
                            temperature=cfg["sample_temperature"], seed=cfg["seed"] + step)
         if isinstance(text, bytes):
             text = text.decode("utf-8", errors="replace")
-        if run is not None:
-            run.log(record)
-            with open(run.path / SAMPLES, "a", encoding="utf-8") as f:
+        if writer is not None:
+            writer.log(record)
+            with open(writer.path / SAMPLES, "a", encoding="utf-8") as f:
                 f.write(f"--- step {step}, {record['minutes']:.1f} min ---\n{text}\n")
-            if improved:  # a resumed run must know this best, or it could overwrite it; after
-                checkpoint()  # the log and samples, so that a kill before leaves them redone
         if say is not None:
             val = (f"val {record['val_nats']:.4f} nats = {record['val_bpc']:.3f} bpc  [best "
                    f"{best['val_nats']:.4f} at step {best['step']}]" if "val_nats" in record
                    else "no validation text")
             say(f"step {step:,} ({record['minutes']:.1f} min): {val}")
             say("  " + text.replace("\n", "\n  "))
-        return record
+        return improved
 
     def budget_left() -> bool:
         if cfg["steps"] is not None and step >= cfg["steps"]:
             return False
         return cfg["minutes"] is None or elapsed < 60 * cfg["minutes"]
 
-    bar = _Bar(progress, cfg)
+    bar = _Bar(progress and main, cfg)
     say = bar.print if progress else echo  # above the live line while it runs
+    if not main:
+        say = None
     rate_mark = (step, elapsed)
     start = time.perf_counter() - elapsed
     last_ckpt = time.perf_counter()
     model.train()
     try:
         with bar, DeferredInterrupt() as interrupt:
-            while budget_left():
+            while True:
+                stop = not budget_left()
+                due = time.perf_counter() - last_ckpt > cfg["checkpoint_seconds"]
+                if ranks is not None:  # rank 0's clock decides; a Ctrl-C anywhere stops all
+                    stop, due, asked = distributed.agree([main and stop, main and due,
+                                                          interrupt.requested])
+                    if asked:
+                        raise KeyboardInterrupt
                 interrupt.check()  # Ctrl-C lands here, between steps
+                if due and step:
+                    checkpoint()
+                    last_ckpt = time.perf_counter()
+                if stop:
+                    break
                 x, y = batches.chunk(chunk)
-                logits, state = model(x, state)
-                loss = F.cross_entropy(logits.flatten(0, 1), y.flatten())
+                logits, state = net(x[:, share], state)
+                loss = F.cross_entropy(logits.flatten(0, 1), y[:, share].flatten())
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 torch.nn.utils.clip_grad_norm_(model.parameters(), cfg["clip"])
@@ -312,19 +368,19 @@ def train(cfg: dict, out: str | Path | None = None, *, resume: bool = False,
                     rate = (step - rate_mark[0]) * chars_per_step / max(elapsed - rate_mark[1],
                                                                         1e-9)
                     rate_mark = (step, elapsed)
+                    train_nats = loss_sum / loss_n
+                    if ranks is not None:  # the loss over all the streams
+                        train_nats = distributed.mean(train_nats)
                     record = {"step": step, "chars": step * chars_per_step,
-                              "seconds": round(elapsed, 2), "train_nats": loss_sum / loss_n,
+                              "seconds": round(elapsed, 2), "train_nats": train_nats,
                               "lr": lr, "chars_per_s": round(rate)}
                     loss_sum, loss_n = 0.0, 0
-                    if run is not None:
-                        run.log(record)
+                    if writer is not None:
+                        writer.log(record)
                     bar.update(step, elapsed, record, best)
                 if step % cfg["val_every"] == 0:
                     validate()
                     elapsed = time.perf_counter() - start
-                if time.perf_counter() - last_ckpt > cfg["checkpoint_seconds"]:
-                    checkpoint()
-                    last_ckpt = time.perf_counter()
             if step % cfg["val_every"] != 0 or step == 0:
                 validate()
     except KeyboardInterrupt:
@@ -337,9 +393,9 @@ def train(cfg: dict, out: str | Path | None = None, *, resume: bool = False,
               "best_val_nats": best["val_nats"],
               "best_val_bpc": None if best["val_nats"] is None else best["val_nats"] / LN2,
               "best_step": best["step"], "backend": cfg["backend"], "model": cfg["model"],
-              "vocab_size": len(vocab)}
-    if run is not None:
-        run.write_result(result)
+              "vocab_size": len(vocab), "processes": 1 if ranks is None else ranks.world}
+    if writer is not None:
+        writer.write_result(result)
     return result
 
 

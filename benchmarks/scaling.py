@@ -1,0 +1,69 @@
+"""Scaling out: the same reproduction on the local pool (1 and 2 workers) and on a local Dask
+cluster (2 worker processes, one thread each), one process driving all three.
+
+    python -m benchmarks.scaling [--rows 2c-q50-p50,4-T100] [--trials 3] [--reps 1]
+
+Each engine runs `rnnlab reproduce ROWS --trials N` into a fresh folder; the table gives the
+median wall-clock of ``--reps`` runs (engines interleaved, so all see the same machine), the
+ratio to the local pool of 2, and whether the rows' numbers are identical across engines (they
+must be: a shard's result does not depend on where it ran). The Dask cluster is started once,
+before the timings (its start-up is printed separately).
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+from rnnlab.training import reproduce as rp
+
+
+def _numbers(rows: list[dict]) -> list:
+    return [(r["experiment"], r["solved"], r["trial_sequences"], r["test_wrong"],
+             r["modern"]["solved"]) for r in rows]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", default="2c-q50-p50,4-T100")
+    parser.add_argument("--trials", type=int, default=3)
+    parser.add_argument("--reps", type=int, default=1)
+    args = parser.parse_args()
+    rows = args.rows.split(",")
+    from distributed import LocalCluster
+
+    t0 = time.perf_counter()
+    cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                           dashboard_address=None)
+    print(f"local Dask cluster of 2 workers started in {time.perf_counter() - t0:.1f} s "
+          f"({cluster.scheduler_address})")
+    engines = {"local pool, 1 worker": dict(jobs=1), "local pool, 2 workers": dict(jobs=2),
+               "Dask, 2 workers": dict(cluster=cluster.scheduler_address)}
+    times: dict[str, list[float]] = {name: [] for name in engines}
+    results: dict[str, list] = {}
+    try:
+        for _ in range(args.reps):
+            for name, engine in engines.items():
+                with tempfile.TemporaryDirectory() as tmp:
+                    t0 = time.perf_counter()
+                    out = rp.reproduce(rows, out=Path(tmp) / "rep", trials=args.trials,
+                                       echo=lambda *a: None, progress=False, **engine)
+                    times[name].append(time.perf_counter() - t0)
+                    results[name] = _numbers(out)
+    finally:
+        cluster.close()
+    base = statistics.median(times["local pool, 2 workers"])
+    print(f"\nrnnlab reproduce {' '.join(rows)} --trials {args.trials} (median of {args.reps})")
+    print(f"{'engine':24} {'wall-clock s':>12} {'vs local pool of 2':>18}")
+    for name, ts in times.items():
+        print(f"{name:24} {statistics.median(ts):12.1f} {statistics.median(ts) / base:17.2f}×")
+    same = all(r == results["local pool, 2 workers"] for r in results.values())
+    print(f"\nthe rows' numbers (solved, every trial's sequences, test errors) identical across "
+          f"engines: {same}")
+
+
+if __name__ == "__main__":
+    main()
