@@ -1,19 +1,29 @@
 """Scaling out: the same reproduction on the local pool (1 and 2 workers) and on a local Dask
-cluster (2 worker processes, one thread each), one process driving all three.
+cluster (2 worker processes, one thread each); char-LM training in 1 and 2 processes.
 
     python -m benchmarks.scaling [--rows 2c-q50-p50,4-T100] [--trials 3] [--reps 1]
+                                 [--text ../shared/corpora/shakespeare.txt] [--lm-steps 60]
 
 Each engine runs `rnnlab reproduce ROWS --trials N` into a fresh folder; the table gives the
 median wall-clock of ``--reps`` runs (engines interleaved, so all see the same machine), the
 ratio to the local pool of 2, and whether the rows' numbers are identical across engines (they
 must be: a shard's result does not depend on where it ran). The Dask cluster is started once,
 before the timings (its start-up is printed separately).
+
+Then `rnnlab lm train` (2×256 LSTM, 32 streams of 50 steps, dropout 0.3) for ``--lm-steps``
+steps: one process with one thread, one process with two, and `torchrun --nproc-per-node 2`
+(one thread each, the streams shared); chars/s as the run's result.json states it (training
+steps only is not separated: validation is off, checkpoints are rare).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -31,6 +41,9 @@ def main() -> None:
     parser.add_argument("--rows", default="2c-q50-p50,4-T100")
     parser.add_argument("--trials", type=int, default=3)
     parser.add_argument("--reps", type=int, default=1)
+    parser.add_argument("--text", default=str(Path(__file__).resolve().parents[2] / "shared"
+                                              / "corpora" / "shakespeare.txt"))
+    parser.add_argument("--lm-steps", type=int, default=60)
     args = parser.parse_args()
     rows = args.rows.split(",")
     from distributed import LocalCluster
@@ -63,6 +76,31 @@ def main() -> None:
     same = all(r == results["local pool, 2 workers"] for r in results.values())
     print(f"\nthe rows' numbers (solved, every trial's sequences, test errors) identical across "
           f"engines: {same}")
+    if Path(args.text).is_file():
+        lm(args.text, args.lm_steps)
+    else:
+        print(f"\n(no text at {args.text}: the char-LM part is skipped)")
+
+
+def lm(text: str, steps: int) -> None:
+    """chars/s of `rnnlab lm train` in one process (1 and 2 threads) and under torchrun."""
+    bin_dir = Path(sys.executable).parent
+    train = ["-m", "rnnlab", "lm", "train", text, "--hidden", "256", "--layers", "2",
+             "--batch", "32", "--seq-len", "50", "--steps", str(steps), "--val-every",
+             str(10 * steps), "--sample-length", "10"]
+    setups = {"1 process, 1 thread": ([sys.executable], "1"),
+              "1 process, 2 threads": ([sys.executable], "2"),
+              "torchrun, 2 processes × 1 thread": (
+                  [str(bin_dir / "torchrun"), "--standalone", "--nproc-per-node", "2"], "1")}
+    print(f"\nrnnlab lm train: 2×256 LSTM, batch 32 × 50, {steps} steps")
+    print(f"{'setup':34} {'chars/s':>9}")
+    for name, (launcher, threads) in setups.items():
+        with tempfile.TemporaryDirectory() as tmp:
+            env = {**os.environ, "OMP_NUM_THREADS": threads}
+            subprocess.run(launcher + train + ["--out", f"{tmp}/run"], env=env, check=True,
+                           capture_output=True)
+            result = json.loads(Path(f"{tmp}/run/result.json").read_text())
+        print(f"{name:34} {result['chars_per_s']:9,}")
 
 
 if __name__ == "__main__":

@@ -63,7 +63,7 @@ def test_two_processes_take_the_steps_of_one_with_the_same_global_batch(text, tm
 
 def test_a_killed_rank_ends_the_job_and_the_run_resumes_from_its_checkpoint(text, tmp_path):
     out = tmp_path / "ddp"
-    args = [str(text), *COMMON, "--steps", "120", "--checkpoint-seconds", "1e-6", "--out",
+    args = [str(text), *COMMON, "--steps", "60", "--checkpoint-seconds", "1e-6", "--out",
             str(out)]
     proc = subprocess.Popen([TORCHRUN, "--standalone", "--nproc-per-node", "2", "-m", "rnnlab",
                              "lm", "train", *args], stdout=subprocess.PIPE,
@@ -86,12 +86,12 @@ def test_a_killed_rank_ends_the_job_and_the_run_resumes_from_its_checkpoint(text
     text_out, _ = proc.communicate(timeout=300)
     assert proc.returncode != 0, text_out
     done = len(_records(out))
-    assert 8 <= done < 120 and not (out / "result.json").exists()
+    assert 8 <= done < 60 and not (out / "result.json").exists()
     again = _torchrun(["--resume", str(out)])
     assert again.returncode == 0, again.stdout + again.stderr
     resumed = _records(out)
-    assert [r["step"] for r in resumed] == list(range(1, 121))
-    alone = _alone(text, tmp_path / "alone", 120)
+    assert [r["step"] for r in resumed] == list(range(1, 61))
+    alone = _alone(text, tmp_path / "alone", 60)
     for a, b in zip(alone, resumed):
         assert b["train_nats"] == pytest.approx(a["train_nats"], rel=1e-4)
 

@@ -28,6 +28,7 @@ from torch import Tensor
 
 from ..online import OnlineLSTM1997
 from ..tasks import Batch, Task
+from .evaluation import evaluate, next_multiple, sequence_errors
 from .experiments import EXPERIMENTS, Experiment, with_options
 from .interrupt import DeferredInterrupt
 from .progress import LiveLine
@@ -180,14 +181,8 @@ class Construction:
         self.added_at, self.errors = state["added_at"], state["errors"]
 
 
-def _next(seen: int, every: int) -> int:
-    return (seen // every + 1) * every
-
-
 def train_paper(cfg: dict, task: Task, run, resume: bool, progress: bool) -> dict:
     """The paper protocol for ``cfg`` (from `make_config`); ``run`` a RunDir or None."""
-    from .trainer import evaluate, sequence_errors
-
     exp = with_options(EXPERIMENTS[cfg["experiment"]], cfg.get("experiment_options"))
     N, first, seed = cfg["trials"], cfg["first_trial"], cfg["seed"]
     ids = list(range(first, first + N))
@@ -247,9 +242,9 @@ def train_paper(cfg: dict, task: Task, run, resume: bool, progress: bool) -> dic
         with bar, DeferredInterrupt() as interrupt:
             while seen < cfg["max_sequences"] and any(s is None for s in solved_at):
                 interrupt.check()  # Ctrl-C lands here, between chunks
-                end = min(seen + chunk, _next(seen, cfg["log_every"]), cfg["max_sequences"])
+                end = min(seen + chunk, next_multiple(seen, cfg["log_every"]), cfg["max_sequences"])
                 if rule.kind != "recent":
-                    end = min(end, _next(seen, rule.every))
+                    end = min(end, next_multiple(seen, rule.every))
                 active = [k for k in range(N) if solved_at[k] is None]
                 batches = [data[k].draw(end - seen) for k in active]
                 x, y, mask, lengths = stack_trials(batches)

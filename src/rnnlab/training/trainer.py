@@ -24,6 +24,7 @@ from .. import __version__, tasks
 from .. import _checks as ck
 from ..online import OnlineLSTM1997
 from ..tasks import Batch, Task
+from .evaluation import evaluate, next_multiple, sequence_errors
 from .experiments import EXPERIMENTS, run_options, with_options
 from .interrupt import DeferredInterrupt
 from .model import SequenceModel, make_model
@@ -133,47 +134,6 @@ def _experiment_for(task: str, params: dict) -> str:
 
 
 # -- measuring ----------------------------------------------------------------------------------
-
-
-def sequence_errors(task: Task, out: Tensor, batch: Batch) -> Tensor:
-    """(B,) the per-sequence training error of the stopping rules: the mean squared error over
-    target steps and output units (for cross-entropy tasks, the mean cross-entropy)."""
-    steps = batch.mask.sum(0).clamp_min(1).to(out.dtype)
-    if task.loss == "ce":
-        return task.error(out, batch) / steps
-    sq = ((out - batch.y) ** 2).mean(-1) * batch.mask
-    return sq.sum(0) / steps
-
-
-@torch.no_grad()
-def evaluate(predict, task: Task, n: int, generator: torch.Generator | None = None, *,
-             batches: tuple[Batch, ...] | None = None, chunk: int = 1000) -> dict:
-    """Test on ``n`` fresh sequences (or on the given batches): how many are wrong by the task's
-    criterion, the mean absolute and squared error at the target steps (against the noise-free
-    targets where the task's targets are noisy)."""
-    generator = generator or torch.Generator().manual_seed(12345)
-    # dense inputs of wide one-hot tasks (2c: 1,004 units over 1,000+ steps) are built chunk by
-    # chunk: keep a chunk's inputs near 40 M numbers
-    width = task.mean_length * task.input_size
-    chunk = max(16, min(chunk, int(4e7 // max(1.0, width))))
-    wrong = total = 0
-    abs_sum = sq_sum = targets = 0.0
-    if batches is None:  # drawn one chunk at a time, each dropped once tested
-        batches = (task.sample(min(chunk, n - s), generator) for s in range(0, n, chunk))
-    for batch in batches:
-        out = predict(batch)
-        wrong += int((~task.correct(out, batch)).sum())
-        total += batch.size
-        if task.loss != "ce":
-            m = batch.mask.unsqueeze(-1).to(out.dtype)
-            target = batch.extra.get("clean_y", batch.y)  # noisy targets (3c): the clean ones
-            abs_sum += float(((out - target).abs() * m).sum())
-            sq_sum += float((((out - target) ** 2) * m).sum())
-            targets += float(m.sum()) * out.shape[-1]
-    result = {"n": total, "wrong": wrong, "fraction_wrong": wrong / max(1, total)}
-    if targets:
-        result.update(mean_abs_error=abs_sum / targets, mse=sq_sum / targets)
-    return result
 
 
 def predictor(model: SequenceModel):
@@ -286,7 +246,7 @@ def _train_minibatch(cfg, task, run, resume, progress) -> dict:
                            "window": window.state(), "optimizer": optim_meta})
 
     start, last_ckpt = time.perf_counter() - elapsed, time.perf_counter()
-    next_log, next_check = _next(seen, cfg["log_every"]), _next(seen, rule.every)
+    next_log, next_check = next_multiple(seen, cfg["log_every"]), next_multiple(seen, rule.every)
     B = cfg["batch_size"]
     bar = _Progress(progress, cfg["max_sequences"], f"{task.name} {cfg['model']}")
     try:
@@ -311,11 +271,11 @@ def _train_minibatch(cfg, task, run, resume, progress) -> dict:
                                sequence_errors(task, out, batch).tolist())
                 elapsed = time.perf_counter() - start
                 if rule.kind == "recent" or seen >= next_check:
-                    next_check = _next(seen, rule.every)
+                    next_check = next_multiple(seen, rule.every)
                     if _rule_met(rule, window, predict, task, cfg, seen, fixed):
                         solved_at = seen
                 if seen >= next_log or solved_at is not None:
-                    next_log = _next(seen, cfg["log_every"])
+                    next_log = next_multiple(seen, cfg["log_every"])
                     record = {"sequences": seen, "seconds": round(elapsed, 3),
                               "loss": float(loss.detach()), "recent_error": window.mean_error(),
                               "recent_correct": window.fraction_correct()}
@@ -340,10 +300,6 @@ def _train_minibatch(cfg, task, run, resume, progress) -> dict:
         "solved": solved_at is not None, "sequences": seen, "sequences_to_success": solved_at,
         "stop_rule": rule.describe(), "test": test, "wall_seconds": round(elapsed, 2),
     }
-
-
-def _next(seen: int, every: int) -> int:
-    return (seen // every + 1) * every
 
 
 def trial_model(learner: OnlineLSTM1997, k: int, task: Task) -> SequenceModel:
