@@ -174,6 +174,11 @@ def _errors(r: dict) -> str:
     return f", mean |error| {r['mean_abs_error']:.4g}, MSE {r['mse']:.4g}"
 
 
+#: --cluster of the commands that run shards (reproduce, sweep)
+CLUSTER_OPTION = typer.Option(None, help="run the shards on the Dask cluster whose scheduler is "
+                              "at this address (tcp://host:8786) instead of local processes")
+
+
 @app.command()
 def reproduce(
     experiments: list[str] = typer.Argument(None, help="experiment keys (default: every row "
@@ -192,9 +197,7 @@ def reproduce(
     modern: int = typer.Option(1, help="runs of a modern LSTM (forget gate, Adam) beside "
                                "each row; 0 for none"),
     list_: bool = typer.Option(False, "--list", help="list the experiments and exit"),
-    cluster: str = typer.Option(None, help="run the shards on the Dask cluster whose scheduler "
-                                "is at this address (tcp://host:8786) instead of local "
-                                "processes"),
+    cluster: str = CLUSTER_OPTION,
 ) -> None:
     """Run the paper's experiments with the paper protocol; print ours beside the paper's.
     Resumable: run the same command (same --out) again to continue where it stopped."""
@@ -252,9 +255,7 @@ def sweep(
     max_sequences: int = typer.Option(200_000, help="a task: stop a trial after this many "
                                       "training sequences"),
     seed: int = typer.Option(0, help="the first trial's seed"),
-    cluster: str = typer.Option(None, help="run the shards on the Dask cluster whose scheduler "
-                                "is at this address (tcp://host:8786) instead of local "
-                                "processes"),
+    cluster: str = CLUSTER_OPTION,
 ) -> None:
     """Run a grid of settings × trials of a 1997 row (paper protocol) or a task (minibatch
     protocol); write sweep.json and sweep.md, the points best first. Resumable: run the same

@@ -19,12 +19,14 @@ first, and reports each group as its last shard finishes, on one of two engines:
 
 from __future__ import annotations
 
+import fcntl
 import multiprocessing
 import os
 import shutil
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -44,6 +46,19 @@ class Shard:
     cost: float
     config: dict | None
     resume: bool
+
+
+@contextmanager
+def job_folder(out, command: str) -> Iterator[Path]:
+    """The job's folder, made if need be and locked while the job runs: one job per folder."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    with open(out / ".lock", "w") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as e:
+            raise ValueError(f"another `rnnlab {command}` is running in {out}") from e
+        yield out
 
 
 def pending(runs: list[tuple[str, Path, float, Callable[[], dict]]]) -> list[Shard]:

@@ -14,14 +14,13 @@ the most expensive first; a live bar per row shows how far its trials have come.
 
 from __future__ import annotations
 
-import fcntl
 import os
 import time
 from pathlib import Path
 
 from .. import __version__
 from .experiments import EXPERIMENTS, Experiment, run_options, with_options
-from .jobs import Bars, cluster_threads, pending, run_shards
+from .jobs import Bars, cluster_threads, job_folder, pending, run_shards
 from .runs import RESULT, RunDir, atomic_write, read_json, write_json
 
 #: rows whose paper cost (mean sequences × mean length × trials) exceeds this run with --full
@@ -125,18 +124,9 @@ def reproduce(keys: list[str] | None, *, out: Path, trials: int | None = None,
     The shards run in ``jobs`` local processes, or on the Dask ``cluster`` (`jobs`)."""
     for exp in rows(keys, full=True):  # bad names or options: an error before anything is written
         with_options(exp, run_options(exp, options, as_read))
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    lock = open(out / ".lock", "w")  # held for the whole run
-    try:
-        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError as e:
-        raise ValueError(f"another `rnnlab reproduce` is running in {out}") from e
-    try:
+    with job_folder(out, "reproduce") as out:
         return _reproduce(keys, out, trials, jobs, budget, full, seed, options or {}, as_read,
                           modern, echo, progress, cluster)
-    finally:
-        lock.close()
 
 
 def _reproduce(keys, out, trials, jobs, budget, full, seed, options, as_read, modern, echo,

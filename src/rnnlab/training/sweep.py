@@ -20,7 +20,6 @@ ran.
 
 from __future__ import annotations
 
-import fcntl
 import itertools
 import json
 import os
@@ -30,7 +29,7 @@ from pathlib import Path
 from .. import __version__
 from .._text import parse_value
 from .experiments import EXPERIMENTS, run_options, with_options
-from .jobs import Bars, cluster_threads, pending, run_shards
+from .jobs import Bars, cluster_threads, job_folder, pending, run_shards
 from .reproduce import split_trials
 from .runs import RESULT, RunDir, atomic_write, read_json, write_json
 
@@ -183,17 +182,8 @@ def sweep(target: str, grid: dict[str, list], *, out: Path, trials: int, jobs: i
         raise ValueError(f"trials must be at least 1, got {trials}")
     jobs = jobs or (cluster_threads(cluster) if cluster else os.cpu_count()) or 1
     plan = _plan(target, grid, trials, budget, max_sequences, seed, base or {}, as_read, jobs)
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    lock = open(out / ".lock", "w")  # held for the whole sweep
-    try:
-        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError as e:
-        raise ValueError(f"another `rnnlab sweep` is running in {out}") from e
-    try:
+    with job_folder(out, "sweep") as out:
         return _sweep(plan, out, jobs, echo, progress, cluster)
-    finally:
-        lock.close()
 
 
 def _same_sweep(old: dict, new: dict) -> list[str]:
