@@ -129,7 +129,7 @@ def test_resume_before_the_first_checkpoint_starts_over(tmp_path):
 
     cfg = make_config("adding", task_params={"T": 8}, model="lstm", hidden=4, batch_size=8,
                       max_sequences=32, test_size=16, log_every=8)
-    RunDir(tmp_path / "run").create(cfg)  # as if killed right after writing its config
+    RunDir(tmp_path / "run").create(cfg.to_json())  # as if killed right after writing its config
     (tmp_path / "run" / "metrics.jsonl").write_text('{"sequences": 8}\n{"sequ')
     (tmp_path / "run" / ".checkpoint.safetensors.x1.tmp").write_bytes(b"half")
     result = train(None, tmp_path / "run", resume=True)

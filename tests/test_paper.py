@@ -38,13 +38,13 @@ def test_chunked_training_stops_where_one_at_a_time_would(tmp_path, monkeypatch,
                       as_read=task_name == "longlag-2c")
     result = train(cfg, tmp_path / "run")
     stops = [t["sequences"] for t in result["trials"] if t["solved"]]
-    task = tasks.make(cfg["task"], **cfg["task_params"])
+    task = tasks.make(cfg.task, **cfg.task_params)
     chunk = max(5, int(300 // task.mean_length))
     assert len(set(stops)) >= 2 and any(s % chunk for s in stops), result  # inside chunks
 
     # the oracle: the same initial weights and the same sequences, one at a time
-    exp = with_options(EXPERIMENTS[cfg["experiment"]], cfg["experiment_options"])
-    learner = paper_learner(exp, task, list(range(4)), cfg["seed"])
+    exp = with_options(EXPERIMENTS[cfg.experiment], cfg.experiment_options)
+    learner = paper_learner(exp, task, list(range(4)), cfg.seed)
     rule = StopRule(**stop)
     chunks = list(drawn.values())  # per trial, in the order the trials were created
     for k, trial_chunks in enumerate(chunks):
@@ -54,7 +54,7 @@ def test_chunked_training_stops_where_one_at_a_time_would(tmp_path, monkeypatch,
             for j in range(batch.size):
                 b = _one(batch, j)
                 x, y, mask, lengths = stack_trials([b])
-                out, _ = one.run(x, y, mask, lengths=lengths, lr=cfg["lr"], outputs_at="targets")
+                out, _ = one.run(x, y, mask, lengths=lengths, lr=cfg.lr, outputs_at="targets")
                 o = trial_outputs(out, 0, b)
                 window.add(task.correct(o, b).numpy(), sequence_errors(task, o, b).numpy())
                 seen += 1
@@ -158,12 +158,12 @@ def test_found_setups_apply_by_default_and_as_read_leaves_them_out(monkeypatch):
     assert experiments.run_options(exp, {"lr": 0.25}, as_read=True) == {"lr": 0.25}
 
     found = make_config("adding-1997", protocol="paper", experiment="4-T100")
-    assert found["experiment_options"] == exp.setup and found["lr"] == 1.0
+    assert found.experiment_options == exp.setup and found.lr == 1.0
     again = make_config("adding-1997", protocol="paper", experiment="4-T100",
-                        experiment_options=found["experiment_options"])
-    assert again["experiment_options"] == found["experiment_options"]  # idempotent
+                        experiment_options=found.experiment_options)
+    assert again.experiment_options == found.experiment_options  # idempotent
     read = make_config("adding-1997", protocol="paper", experiment="4-T100", as_read=True)
-    assert read["experiment_options"] == {} and read["lr"] == 0.5
+    assert read.experiment_options == {} and read.lr == 0.5
     with pytest.raises(ValueError, match="--protocol paper"):
         make_config("adding", as_read=True)
 

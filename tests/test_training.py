@@ -12,8 +12,15 @@ from rnnlab.training.runs import load_checkpoint
 
 def test_config_validation():
     cfg = make_config("adding", model="gru", hidden=8)
-    assert cfg["stop"]["kind"] == "recent" and cfg["version"]
-    json.dumps(cfg)  # everything needed to rerun, as JSON
+    assert cfg.stop["kind"] == "recent" and cfg.version
+    # typed and frozen: what a worker receives; JSON exactly round-trips it (config.json)
+    from rnnlab.training.config import RunConfig
+
+    assert RunConfig.from_json(json.loads(json.dumps(cfg.to_json()))) == cfg
+    with pytest.raises(AttributeError):
+        cfg.lr = 1.0
+    with pytest.raises(ValueError, match="unknown run setting.*speed"):
+        RunConfig.from_json({**cfg.to_json(), "speed": 3})
     for bad, match in [
         (dict(model="transformer"), "unknown model"),
         (dict(model_options={"peephole": True}, model="gru"), "model 'gru'"),
@@ -30,7 +37,7 @@ def test_config_validation():
     with pytest.raises(ValueError, match="paper's experiments"):
         make_config("copy", protocol="paper")
     paper = make_config("adding-1997", protocol="paper", task_params={"T": 500})
-    assert paper["experiment"] == "4-T500" and paper["lr"] == 0.5
+    assert paper.experiment == "4-T500" and paper.lr == 0.5
 
 
 def test_stop_rules_and_experiments_are_consistent():

@@ -89,7 +89,7 @@ def train(
             first_trial=first_trial, optimizer=optimizer, lr=lr, batch_size=batch_size, clip=clip,
             max_sequences=max_sequences, test_size=test_size, seed=seed)
         stamp = time.strftime("%Y%m%d-%H%M%S")
-        folder = out or Path("runs") / f"{config['task']}-{config['model']}-s{seed}-{stamp}"
+        folder = out or Path("runs") / f"{config.task}-{config.model}-s{seed}-{stamp}"
     result = _train_in(folder, "train", lambda: run_training(
         config, folder, resume=resume is not None, progress=True))
     _print_result(result)

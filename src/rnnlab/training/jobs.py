@@ -30,6 +30,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from .config import RunConfig
 from .runs import CHECKPOINT, CONFIG, RESULT, RunDir
 
 #: in a job's folder while its shards stop (Ctrl-C)
@@ -81,7 +82,7 @@ def _worker_init() -> None:
     os.setpgrp()
 
 
-def _run_shard(config: dict | None, folder: str, resume: bool, parent: int,
+def _run_shard(config: RunConfig | None, folder: str, resume: bool, parent: int,
                stopping: str) -> dict:
     """In a worker process: one shard, one thread. Interrupted (a checkpoint, then
     KeyboardInterrupt) when the file ``stopping`` appears; ended if the job that started it
@@ -180,7 +181,7 @@ def cluster_threads(address: str) -> int:
         return max(1, sum(client.nthreads().values()))
 
 
-def remote_shard(config: dict | None, files: dict[str, bytes]) -> dict[str, bytes]:
+def remote_shard(config: RunConfig | None, files: dict[str, bytes]) -> dict[str, bytes]:
     """On a Dask worker: one shard in a worker-local temporary folder, from ``config`` or, if
     ``files`` holds a checkpointed run folder, continuing it; returns the folder's files."""
     import tempfile

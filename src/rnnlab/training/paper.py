@@ -28,6 +28,7 @@ from torch import Tensor
 
 from ..online import OnlineLSTM1997
 from ..tasks import Batch, Task
+from .config import RunConfig
 from .evaluation import evaluate, next_multiple, sequence_errors
 from .experiments import EXPERIMENTS, Experiment, with_options
 from .interrupt import DeferredInterrupt
@@ -181,13 +182,13 @@ class Construction:
         self.added_at, self.errors = state["added_at"], state["errors"]
 
 
-def train_paper(cfg: dict, task: Task, run, resume: bool, progress: bool) -> dict:
+def train_paper(cfg: RunConfig, task: Task, run, resume: bool, progress: bool) -> dict:
     """The paper protocol for ``cfg`` (from `make_config`); ``run`` a RunDir or None."""
-    exp = with_options(EXPERIMENTS[cfg["experiment"]], cfg.get("experiment_options"))
-    N, first, seed = cfg["trials"], cfg["first_trial"], cfg["seed"]
+    exp = with_options(EXPERIMENTS[cfg.experiment], cfg.experiment_options)
+    N, first, seed = cfg.trials, cfg.first_trial, cfg.seed
     ids = list(range(first, first + N))
     learner = paper_learner(exp, task, ids, seed)
-    rule = StopRule(**cfg["stop"])
+    rule = StopRule(**cfg.stop)
     data = [TrialData(task, rule, exp, seed, g) for g in ids]
     windows = [RecentWindow(rule.window) for _ in ids]
     building = Construction(learner, exp, task, seed, ids) if exp.sequential else None
@@ -235,14 +236,14 @@ def train_paper(cfg: dict, task: Task, run, resume: bool, progress: bool) -> dic
     # even when an interrupt arrives while a chunk is being drawn
     rng_states = [d.generator.get_state() for d in data]
     chunk = int(min(500, max(5, CHUNK_STEPS // max(1.0, task.mean_length))))
-    lr = cfg["lr"]
+    lr = cfg.lr
     start, last_ckpt = time.perf_counter() - elapsed, time.perf_counter()
-    bar = _Progress(progress, cfg["max_sequences"], f"{exp.key} ×{N}")
+    bar = _Progress(progress, cfg.max_sequences, f"{exp.key} ×{N}")
     try:
         with bar, DeferredInterrupt() as interrupt:
-            while seen < cfg["max_sequences"] and any(s is None for s in solved_at):
+            while seen < cfg.max_sequences and any(s is None for s in solved_at):
                 interrupt.check()  # Ctrl-C lands here, between chunks
-                end = min(seen + chunk, next_multiple(seen, cfg["log_every"]), cfg["max_sequences"])
+                end = min(seen + chunk, next_multiple(seen, cfg.log_every), cfg.max_sequences)
                 if rule.kind != "recent":
                     end = min(end, next_multiple(seen, rule.every))
                 active = [k for k in range(N) if solved_at[k] is None]
@@ -280,9 +281,9 @@ def train_paper(cfg: dict, task: Task, run, resume: bool, progress: bool) -> dic
                         if solved_at[k] is None and rule_met(k):
                             solved_at[k] = seen
                 elapsed = time.perf_counter() - start
-                if seen % cfg["log_every"] == 0 or seen >= cfg["max_sequences"]:
+                if seen % cfg.log_every == 0 or seen >= cfg.max_sequences:
                     _log(run, bar, windows, solved_at, seen, elapsed, N)
-                if time.perf_counter() - last_ckpt > cfg["checkpoint_seconds"]:
+                if time.perf_counter() - last_ckpt > cfg.checkpoint_seconds:
                     checkpoint()
                     last_ckpt = time.perf_counter()
     except KeyboardInterrupt:
@@ -295,7 +296,7 @@ def train_paper(cfg: dict, task: Task, run, resume: bool, progress: bool) -> dic
         if data[k].fixed is not None:
             test = evaluate(predict, task, 0, batches=data[k].fixed)
         else:
-            test = evaluate(predict, task, cfg["test_size"],
+            test = evaluate(predict, task, cfg.test_size,
                             _generator(trial_seed(seed, g, "final")))
         trials.append({"trial": g, "solved": solved_at[k] is not None,
                        "sequences": solved_at[k], "test": test})
@@ -307,7 +308,7 @@ def train_paper(cfg: dict, task: Task, run, resume: bool, progress: bool) -> dic
         "trials": trials, "solved": len(solved), "n_trials": N,
         "mean_sequences": sum(solved) / len(solved) if solved else None,
         "min_sequences": min(solved, default=None), "max_sequences": max(solved, default=None),
-        "budget": cfg["max_sequences"], "paper_sequences": exp.paper_sequences,
+        "budget": cfg.max_sequences, "paper_sequences": exp.paper_sequences,
         "stop_rule": rule.describe(), "wall_seconds": round(elapsed, 2),
     }
 

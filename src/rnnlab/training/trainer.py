@@ -24,6 +24,7 @@ from .. import __version__, tasks
 from .. import _checks as ck
 from ..online import OnlineLSTM1997
 from ..tasks import Batch, Task
+from .config import DEFAULTS, RunConfig
 from .evaluation import evaluate, next_multiple, sequence_errors
 from .experiments import EXPERIMENTS, run_options, with_options
 from .interrupt import DeferredInterrupt
@@ -39,31 +40,6 @@ from .runs import (
 )
 from .stopping import RecentWindow, StopRule
 
-DEFAULTS = {
-    "protocol": "minibatch",
-    "task_params": {},
-    "model": "lstm",
-    "hidden": 32,
-    "model_options": {},
-    "readout_bias": True,
-    "shortcut": False,
-    "optimizer": "adam",
-    "lr": 3e-3,
-    "batch_size": 32,
-    "clip": 1.0,
-    "max_sequences": 200_000,
-    "stop": None,
-    "test_size": 2560,
-    "seed": 0,
-    "trials": None,
-    "first_trial": 0,
-    "experiment": None,
-    "experiment_options": {},
-    "as_read": False,
-    "log_every": 2000,
-    "checkpoint_seconds": 30.0,
-}
-
 
 def default_stop(task_name: str) -> StopRule:
     """The paper's rule for a 1997 task; otherwise the 1000 most recent sequences correct."""
@@ -73,8 +49,8 @@ def default_stop(task_name: str) -> StopRule:
     return StopRule(kind="recent", window=1000)
 
 
-def make_config(task: str, **options) -> dict:
-    """A complete, validated, JSON-able config; unknown or bad options raise ValueError."""
+def make_config(task: str, **options) -> RunConfig:
+    """A complete, validated `RunConfig`; unknown or bad options raise ValueError."""
     unknown = sorted(set(options) - set(DEFAULTS))
     if unknown:
         raise ValueError(f"unknown training option(s): {', '.join(unknown)}")
@@ -117,7 +93,7 @@ def make_config(task: str, **options) -> dict:
         make_model(task_obj, cfg["model"], cfg["hidden"], cfg["model_options"],
                    readout_bias=cfg["readout_bias"], shortcut=cfg["shortcut"])
     cfg["version"] = __version__
-    return cfg
+    return RunConfig(**cfg)
 
 
 def _experiment_for(task: str, params: dict) -> str:
@@ -147,9 +123,9 @@ def predictor(model: SequenceModel):
     return predict
 
 
-def _test_generator(cfg: dict, sequences: int) -> torch.Generator:
+def _test_generator(cfg: RunConfig, sequences: int) -> torch.Generator:
     """Fresh test data that depends only on the seed and the progress: resumable."""
-    return torch.Generator().manual_seed(cfg["seed"] * 1_000_003 + sequences + 7)
+    return torch.Generator().manual_seed(cfg.seed * 1_000_003 + sequences + 7)
 
 
 def _rule_met(rule: StopRule, window: RecentWindow, predict, task, cfg, seen, fixed) -> bool:
@@ -176,18 +152,22 @@ class _Progress(LiveLine):
 # -- the two protocols -------------------------------------------------------------------------
 
 
-def train(config: dict, out: str | Path | None = None, *, resume: bool = False,
+def train(config: RunConfig | None, out: str | Path | None = None, *, resume: bool = False,
           progress: bool = False) -> dict:
     """Train as ``config`` (from `make_config`) says; with ``out``, keep a run folder there
-    (``resume`` continues the run in it). Returns the result (also written to result.json)."""
+    (``resume`` continues the run in it, with its own config). Returns the result (also
+    written to result.json)."""
     run = RunDir(out) if out is not None else None
     if run is not None:
         if resume:
-            config = run.config()
+            config = RunConfig.from_json(run.config())
         else:
-            run.create(config)
-    task = tasks.make(config["task"], **config["task_params"])
-    if config["protocol"] == "paper":
+            run.create(config.to_json())
+    elif not isinstance(config, RunConfig):
+        raise TypeError(f"train needs a RunConfig (from make_config), got "
+                        f"{type(config).__name__}")
+    task = tasks.make(config.task, **config.task_params)
+    if config.protocol == "paper":
         # the on-line learner's tensors are a few dozen numbers per trial: a second thread only
         # adds synchronisation (and on a busy machine, spinning), so it runs on one
         threads = torch.get_num_threads()
@@ -212,16 +192,16 @@ def _fixed_sets(task: Task, rule: StopRule, seed: int):
 
 
 def _train_minibatch(cfg, task, run, resume, progress) -> dict:
-    torch.manual_seed(cfg["seed"])
-    model = make_model(task, cfg["model"], cfg["hidden"], cfg["model_options"],
-                       readout_bias=cfg["readout_bias"], shortcut=cfg["shortcut"])
+    torch.manual_seed(cfg.seed)
+    model = make_model(task, cfg.model, cfg.hidden, cfg.model_options,
+                       readout_bias=cfg.readout_bias, shortcut=cfg.shortcut)
     params = list(model.parameters())
-    opt = (torch.optim.Adam(params, lr=cfg["lr"]) if cfg["optimizer"] == "adam"
-           else torch.optim.SGD(params, lr=cfg["lr"]))
-    rule = StopRule(**cfg["stop"])
+    opt = (torch.optim.Adam(params, lr=cfg.lr) if cfg.optimizer == "adam"
+           else torch.optim.SGD(params, lr=cfg.lr))
+    rule = StopRule(**cfg.stop)
     window = RecentWindow(rule.window)
-    data = torch.Generator().manual_seed(cfg["seed"])
-    train_set, test_set = _fixed_sets(task, rule, cfg["seed"])
+    data = torch.Generator().manual_seed(cfg.seed)
+    train_set, test_set = _fixed_sets(task, rule, cfg.seed)
     seen, elapsed, solved_at = 0, 0.0, None
     saved = run.resume_point() if resume else None
     if saved is not None:
@@ -246,12 +226,12 @@ def _train_minibatch(cfg, task, run, resume, progress) -> dict:
                            "window": window.state(), "optimizer": optim_meta})
 
     start, last_ckpt = time.perf_counter() - elapsed, time.perf_counter()
-    next_log, next_check = next_multiple(seen, cfg["log_every"]), next_multiple(seen, rule.every)
-    B = cfg["batch_size"]
-    bar = _Progress(progress, cfg["max_sequences"], f"{task.name} {cfg['model']}")
+    next_log, next_check = next_multiple(seen, cfg.log_every), next_multiple(seen, rule.every)
+    B = cfg.batch_size
+    bar = _Progress(progress, cfg.max_sequences, f"{task.name} {cfg.model}")
     try:
         with bar, DeferredInterrupt() as interrupt:
-            while solved_at is None and seen < cfg["max_sequences"]:
+            while solved_at is None and seen < cfg.max_sequences:
                 interrupt.check()  # Ctrl-C lands here, between updates
                 if train_set is not None:
                     pick = torch.randint(0, train_set.x.shape[1], (B,), generator=data)
@@ -262,7 +242,7 @@ def _train_minibatch(cfg, task, run, resume, progress) -> dict:
                 loss = task.error(out, batch).mean()
                 opt.zero_grad()
                 loss.backward()
-                torch.nn.utils.clip_grad_norm_(params, cfg["clip"])
+                torch.nn.utils.clip_grad_norm_(params, cfg.clip)
                 opt.step()
                 seen += B
                 with torch.no_grad():
@@ -275,7 +255,7 @@ def _train_minibatch(cfg, task, run, resume, progress) -> dict:
                     if _rule_met(rule, window, predict, task, cfg, seen, fixed):
                         solved_at = seen
                 if seen >= next_log or solved_at is not None:
-                    next_log = next_multiple(seen, cfg["log_every"])
+                    next_log = next_multiple(seen, cfg.log_every)
                     record = {"sequences": seen, "seconds": round(elapsed, 3),
                               "loss": float(loss.detach()), "recent_error": window.mean_error(),
                               "recent_correct": window.fraction_correct()}
@@ -283,7 +263,7 @@ def _train_minibatch(cfg, task, run, resume, progress) -> dict:
                         run.log(record)
                     bar.update(seen, seen / max(elapsed, 1e-9), window.mean_error(),
                                window.fraction_correct())
-                if time.perf_counter() - last_ckpt > cfg["checkpoint_seconds"]:
+                if time.perf_counter() - last_ckpt > cfg.checkpoint_seconds:
                     checkpoint()
                     last_ckpt = time.perf_counter()
     except KeyboardInterrupt:
@@ -293,10 +273,10 @@ def _train_minibatch(cfg, task, run, resume, progress) -> dict:
     if fixed is not None:
         test = evaluate(predict, task, 0, batches=fixed)
     else:
-        test = evaluate(predict, task, cfg["test_size"],
-                        torch.Generator().manual_seed(cfg["seed"] + 999_983))
+        test = evaluate(predict, task, cfg.test_size,
+                        torch.Generator().manual_seed(cfg.seed + 999_983))
     return {
-        "protocol": "minibatch", "task": task.describe(), "model": cfg["model"],
+        "protocol": "minibatch", "task": task.describe(), "model": cfg.model,
         "solved": solved_at is not None, "sequences": seen, "sequences_to_success": solved_at,
         "stop_rule": rule.describe(), "test": test, "wall_seconds": round(elapsed, 2),
     }
