@@ -9,7 +9,8 @@ streams (the same numbers, to float rounding). Every decision that must be the s
 rank — stop, checkpoint now, Ctrl-C was pressed somewhere — is taken together (`agree`), once a
 step. Rank 0 alone writes the run folder; a checkpoint gathers the other ranks' stream states
 and random-generator states into it, so a run resumes exactly, also on another number of
-processes (the generators are then reseeded). The process group is gloo (CPU tensors).
+processes (the generators are then reseeded). Where CUDA is available each rank trains on its
+own GPU (``cuda:LOCAL_RANK``) over NCCL; otherwise on the CPU over gloo.
 """
 
 from __future__ import annotations
@@ -26,10 +27,11 @@ TIMEOUT = timedelta(minutes=5)
 
 
 class Ranks:
-    """This process's place in the job: ``rank`` of ``world``."""
+    """This process's place in the job: ``rank`` of ``world``, training on ``device``; the
+    collectives the trainer needs, on tensors of that device (NCCL takes CUDA tensors only)."""
 
-    def __init__(self, rank: int, world: int) -> None:
-        self.rank, self.world = rank, world
+    def __init__(self, rank: int, world: int, device: torch.device) -> None:
+        self.rank, self.world, self.device = rank, world, device
 
     @property
     def main(self) -> bool:
@@ -42,6 +44,49 @@ class Ranks:
                              f"({self.world}): each reads an equal share of the streams")
         n = batch // self.world
         return slice(self.rank * n, (self.rank + 1) * n)
+
+    def agree(self, flags: list[bool]) -> list[bool]:
+        """Each flag true on every rank if it is true on any."""
+        t = torch.tensor([int(f) for f in flags], dtype=torch.int32, device=self.device)
+        dist.all_reduce(t, op=dist.ReduceOp.MAX)
+        return [bool(v) for v in t.tolist()]
+
+    def from_main(self, flag: bool) -> bool:
+        """Rank 0's flag, on every rank."""
+        t = torch.tensor([int(flag)], dtype=torch.int32, device=self.device)
+        dist.broadcast(t, src=0)
+        return bool(t.item())
+
+    def mean(self, value: float) -> float:
+        """The mean of a number over the ranks."""
+        t = torch.tensor([value], dtype=torch.float64, device=self.device)
+        dist.all_reduce(t)
+        return float(t.item()) / self.world
+
+    def gather_streams(self, t: Tensor) -> Tensor:
+        """Every rank's (layers, B/N, ·) state tensor as one (layers, B, ·), in stream order,
+        on the CPU."""
+        parts = [torch.empty_like(t) for _ in range(self.world)]
+        dist.all_gather(parts, t.contiguous())
+        return torch.cat(parts, dim=1).cpu()
+
+    def gather_generators(self) -> list[Tensor]:
+        """Every rank's state of the generator its dropout draws from (the GPU's on CUDA)."""
+        state = generator_state(self.device).to(self.device)
+        parts = [torch.empty_like(state) for _ in range(self.world)]
+        dist.all_gather(parts, state)
+        return [p.cpu() for p in parts]
+
+
+def generator_state(device: torch.device) -> Tensor:
+    return torch.cuda.get_rng_state(device) if device.type == "cuda" else torch.get_rng_state()
+
+
+def set_generator_state(device: torch.device, state: Tensor) -> None:
+    if device.type == "cuda":
+        torch.cuda.set_rng_state(state, device)
+    else:
+        torch.set_rng_state(state)
 
 
 def launched() -> bool:
@@ -57,50 +102,19 @@ def join() -> Ranks | None:
     """Join the launcher's process group; None when this is the only process."""
     if not launched():
         return None
+    cuda = torch.cuda.is_available()
+    device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0"))) if cuda \
+        else torch.device("cpu")
+    if cuda:
+        torch.cuda.set_device(device)
     if not dist.is_initialized():
-        dist.init_process_group("gloo", timeout=TIMEOUT)
-    return Ranks(dist.get_rank(), dist.get_world_size())
+        dist.init_process_group("nccl" if cuda else "gloo", timeout=TIMEOUT)
+    return Ranks(dist.get_rank(), dist.get_world_size(), device)
 
 
 def leave() -> None:
     if dist.is_initialized():
         dist.destroy_process_group()
-
-
-def agree(flags: list[bool]) -> list[bool]:
-    """Each flag true on every rank if it is true on any."""
-    t = torch.tensor([int(f) for f in flags], dtype=torch.int32)
-    dist.all_reduce(t, op=dist.ReduceOp.MAX)
-    return [bool(v) for v in t.tolist()]
-
-
-def from_main(flag: bool) -> bool:
-    """Rank 0's flag, on every rank."""
-    t = torch.tensor([int(flag)], dtype=torch.int32)
-    dist.broadcast(t, src=0)
-    return bool(t.item())
-
-
-def mean(value: float) -> float:
-    """The mean of a number over the ranks."""
-    t = torch.tensor([value], dtype=torch.float64)
-    dist.all_reduce(t)
-    return float(t.item()) / dist.get_world_size()
-
-
-def gather_streams(t: Tensor) -> Tensor:
-    """The (layers, B/N, ·) state tensors of every rank, as one (layers, B, ·) in stream order."""
-    parts = [torch.empty_like(t) for _ in range(dist.get_world_size())]
-    dist.all_gather(parts, t.contiguous())
-    return torch.cat(parts, dim=1)
-
-
-def gather_generators() -> list[Tensor]:
-    """Every rank's torch random-generator state (rank order)."""
-    state = torch.get_rng_state()
-    parts = [torch.empty_like(state) for _ in range(dist.get_world_size())]
-    dist.all_gather(parts, state)
-    return parts
 
 
 def barrier() -> None:

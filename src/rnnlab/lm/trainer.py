@@ -224,10 +224,12 @@ def _train(cfg, out, resume, echo, progress, ranks) -> dict:
                                                                            encoding="utf-8"))
 
     chars_per_step = cfg["batch"] * cfg["seq_len"]
+    device = torch.device("cpu") if ranks is None else ranks.device
     torch.manual_seed(cfg["seed"])
-    model = CharLM(len(vocab), **model_config(cfg))
+    model = CharLM(len(vocab), **model_config(cfg)).to(device)
     # DDP averages the ranks' gradients in backward (and starts every rank from rank 0's weights)
-    net = model if ranks is None else torch.nn.parallel.DistributedDataParallel(model)
+    net = model if ranks is None else torch.nn.parallel.DistributedDataParallel(
+        model, device_ids=[device.index] if device.type == "cuda" else None)
     opt = _optimizer(cfg, model.parameters())
     step, chunk, elapsed, state = 0, 0, 0.0, None
     loss_sum, loss_n = 0.0, 0  # the training loss since the last log line
@@ -239,15 +241,14 @@ def _train(cfg, out, resume, echo, progress, ranks) -> dict:
         tensors, meta = saved
         load_model_tensors(model, tensors, run.path)
         optimizer_from_flat(opt, tensors, meta["optimizer"])
-        generators = [tensors[f"rng.torch.{r}"] for r in range(meta.get("ranks", 0))]
-        if ranks is None and not generators or ranks is not None and \
-                len(generators) != ranks.world:  # the same processes: their own generators
+        generators = [tensors[f"rng.rank.{r}"] for r in range(meta.get("ranks", 0))]
+        if ranks is None:
             torch.set_rng_state(tensors["rng.torch"])
-            if ranks is not None:  # another number of processes: a seed of its own each
-                torch.manual_seed(cfg["seed"] + 7919 * (ranks.rank + 1) + meta["step"])
-        else:
-            torch.set_rng_state(generators[0 if ranks is None else ranks.rank])
-        state = state_from_tensors([tensors[f"state.{i}"][:, share]
+        elif len(generators) == ranks.world and meta.get("device") == device.type:
+            distributed.set_generator_state(device, generators[ranks.rank])  # its own
+        else:  # another number or kind of processes: a seed of its own each
+            torch.manual_seed(cfg["seed"] + 7919 * (ranks.rank + 1) + meta["step"])
+        state = state_from_tensors([tensors[f"state.{i}"][:, share].to(device)
                                     for i in range(meta["n_state"])])
         step, chunk, elapsed, best = meta["step"], meta["chunk"], meta["elapsed"], meta["best"]
         loss_sum, loss_n = meta["loss_sum"], meta["loss_n"]
@@ -264,8 +265,8 @@ def _train(cfg, out, resume, echo, progress, ranks) -> dict:
         parts = state_tensors(state)
         extra = {}
         if ranks is not None:
-            parts = [distributed.gather_streams(t) for t in parts]
-            extra = {f"rng.torch.{r}": g for r, g in enumerate(distributed.gather_generators())}
+            parts = [ranks.gather_streams(t) for t in parts]
+            extra = {f"rng.rank.{r}": g for r, g in enumerate(ranks.gather_generators())}
         if writer is None:
             return
         tensors, optim_meta = optimizer_to_flat(opt)
@@ -276,7 +277,7 @@ def _train(cfg, out, resume, echo, progress, ranks) -> dict:
         writer.save(tensors, {"lm": cfg, "vocab": vocab.to_json(), "step": step, "chunk": chunk,
                               "elapsed": elapsed, "best": best, "n_state": len(parts),
                               "loss_sum": loss_sum, "loss_n": loss_n, "ranks": len(extra),
-                              "optimizer": optim_meta})
+                              "device": device.type, "optimizer": optim_meta})
 
     def validate() -> dict:
         record = {"step": step, "chars": step * chars_per_step,
@@ -285,7 +286,7 @@ def _train(cfg, out, resume, echo, progress, ranks) -> dict:
         if main:
             improved = _validate_on_main(record)
         if ranks is not None:
-            improved = distributed.from_main(improved)
+            improved = ranks.from_main(improved)
         if improved and run is not None:  # a resumed run must know this best, or it could
             checkpoint()  # overwrite it; after the log and samples, so that a kill before
         return record  # leaves them redone
@@ -338,8 +339,8 @@ def _train(cfg, out, resume, echo, progress, ranks) -> dict:
                 stop = not budget_left()
                 due = time.perf_counter() - last_ckpt > cfg["checkpoint_seconds"]
                 if ranks is not None:  # rank 0's clock decides; a Ctrl-C anywhere stops all
-                    stop, due, asked = distributed.agree([main and stop, main and due,
-                                                          interrupt.requested])
+                    stop, due, asked = ranks.agree([main and stop, main and due,
+                                                    interrupt.requested])
                     if asked:
                         raise KeyboardInterrupt
                 interrupt.check()  # Ctrl-C lands here, between steps
@@ -349,8 +350,9 @@ def _train(cfg, out, resume, echo, progress, ranks) -> dict:
                 if stop:
                     break
                 x, y = batches.chunk(chunk)
-                logits, state = net(x[:, share], state)
-                loss = F.cross_entropy(logits.flatten(0, 1), y[:, share].flatten())
+                x, y = x[:, share].to(device), y[:, share].to(device)
+                logits, state = net(x, state)
+                loss = F.cross_entropy(logits.flatten(0, 1), y.flatten())
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 torch.nn.utils.clip_grad_norm_(model.parameters(), cfg["clip"])
@@ -370,7 +372,7 @@ def _train(cfg, out, resume, echo, progress, ranks) -> dict:
                     rate_mark = (step, elapsed)
                     train_nats = loss_sum / loss_n
                     if ranks is not None:  # the loss over all the streams
-                        train_nats = distributed.mean(train_nats)
+                        train_nats = ranks.mean(train_nats)
                     record = {"step": step, "chars": step * chars_per_step,
                               "seconds": round(elapsed, 2), "train_nats": train_nats,
                               "lr": lr, "chars_per_s": round(rate)}
