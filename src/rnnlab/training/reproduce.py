@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 
 from .. import __version__
+from .config import RunConfig
 from .experiments import EXPERIMENTS, Experiment, run_options, with_options
 from .jobs import Bars, cluster_threads, job_folder, pending, run_shards
 from .runs import RESULT, RunDir, atomic_write, read_json, write_json
@@ -81,7 +82,7 @@ def _modern_folder(out: Path, key: str, seed: int) -> Path:
     return out / "runs" / key / f"modern-seed-{seed}"
 
 
-def _modern_config(row: dict, seed: int) -> dict:
+def _modern_config(row: dict, seed: int) -> RunConfig:
     """The row's task, stopping rule and test set, learned by a modern LSTM."""
     from dataclasses import asdict
 
@@ -102,7 +103,7 @@ def _shard_folders(out: Path, row: dict) -> list[Path]:
     return [_shard_folder(out, row["key"], first, count) for first, count in row["shards"]]
 
 
-def _shard_config(row: dict, first: int, count: int, seed: int) -> dict:
+def _shard_config(row: dict, first: int, count: int, seed: int) -> RunConfig:
     from .trainer import make_config
 
     exp = EXPERIMENTS[row["key"]]

@@ -28,6 +28,7 @@ from pathlib import Path
 
 from .. import __version__
 from .._text import parse_value
+from .config import RunConfig
 from .experiments import EXPERIMENTS, run_options, with_options
 from .jobs import Bars, cluster_threads, job_folder, pending, run_shards
 from .reproduce import split_trials
@@ -114,11 +115,12 @@ def _target_kind(target: str) -> str:
 
 
 def _task_config(target: str, base: dict, point: dict, trial: int, seed: int,
-                 max_sequences: int) -> dict:
+                 max_sequences: int) -> RunConfig:
     from .trainer import make_config
 
-    options = merge(base, nest(point))
-    options = {**options, "seed": seed + trial, "max_sequences": max_sequences}
+    # about a hundred log lines per trial (the curves), unless the settings say otherwise
+    options = {"log_every": max(32, max_sequences // 100), **merge(base, nest(point)),
+               "seed": seed + trial, "max_sequences": max_sequences}
     return make_config(target, **options)
 
 
@@ -149,13 +151,14 @@ def _plan(target: str, grid: dict, trials: int, budget: float, max_sequences: in
 
 
 def _folders(out: Path, plan: dict, point: dict) -> list[Path]:
-    name = "trials-{}-{}" if plan["kind"] == "row" else "trial-{}"
-    return [out / "runs" / point["id"] / (name.format(a, a + n - 1) if plan["kind"] == "row"
-                                          else name.format(a))
-            for a, n in point["shards"]]
+    """A row's point: a folder per shard of trials; a task's point: a folder per trial."""
+    base = out / "runs" / point["id"]
+    if plan["kind"] == "row":
+        return [base / f"trials-{a}-{a + n - 1}" for a, n in point["shards"]]
+    return [base / f"trial-{a}" for a, _ in point["shards"]]
 
 
-def _shard_config(plan: dict, point: dict, first: int, count: int) -> dict:
+def _shard_config(plan: dict, point: dict, first: int, count: int) -> RunConfig:
     from .trainer import make_config
 
     if plan["kind"] == "task":
