@@ -30,6 +30,10 @@ from pathlib import Path
 
 from rnnlab.training import reproduce as rp
 
+#: the environment as this process found it: Dask's LocalCluster sets OMP/MKL/OPENBLAS thread
+#: counts to 1 in its parent's environment, which the char-LM runs must not inherit
+CLEAN_ENV = dict(os.environ)
+
 
 def _numbers(rows: list[dict]) -> list:
     return [(r["experiment"], r["solved"], r["trial_sequences"], r["test_wrong"],
@@ -96,7 +100,7 @@ def lm(text: str, steps: int) -> None:
     print(f"{'setup':34} {'chars/s':>9}")
     for name, (launcher, threads) in setups.items():
         with tempfile.TemporaryDirectory() as tmp:
-            env = {**os.environ, "OMP_NUM_THREADS": threads}
+            env = {**CLEAN_ENV, "OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads}
             subprocess.run(launcher + train + ["--out", f"{tmp}/run"], env=env, check=True,
                            capture_output=True)
             result = json.loads(Path(f"{tmp}/run/result.json").read_text())
