@@ -62,6 +62,13 @@ def _build(info, module_input, dtype, training):
     return m
 
 
+def _instances(info, dtype, training, requires_grad=False):
+    """(module input, rnnlab's module, forward args, forward kwargs) of each of torch's inputs."""
+    for module_input in _inputs(info, dtype, training, requires_grad=requires_grad):
+        yield (module_input, _build(info, module_input, dtype, training),
+               module_input.forward_input.args, module_input.forward_input.kwargs)
+
+
 def _tensors(tree):
     return [t for t in tree_flatten(tree)[0] if isinstance(t, torch.Tensor)]
 
@@ -123,9 +130,7 @@ def _backward(out, grads):
 
 @pytest.mark.parametrize("info,dtype,training", list(_cases()))
 def test_non_contiguous_inputs_and_gradients(info, dtype, training):
-    for module_input in _inputs(info, dtype, training, requires_grad=True):
-        args, kwargs = module_input.forward_input.args, module_input.forward_input.kwargs
-        m = _build(info, module_input, dtype, training)
+    for _, m, args, kwargs in _instances(info, dtype, training, requires_grad=True):
         with freeze_rng_state():
             ref_out = m(*args, **kwargs)
         grads = tree_map(lambda o: torch.randn_like(o) if isinstance(o, torch.Tensor) else o,
@@ -198,9 +203,7 @@ def test_gradgradcheck_with_batched_gradients(info, dtype, training):
 
 @pytest.mark.parametrize("info,dtype,training", list(_cases()))
 def test_memory_formats_training_flag_and_meta_init(info, dtype, training):
-    for module_input in _inputs(info, dtype, training, requires_grad=True):
-        args, kwargs = module_input.forward_input.args, module_input.forward_input.kwargs
-        m = _build(info, module_input, dtype, training)
+    for module_input, m, args, kwargs in _instances(info, dtype, training, requires_grad=True):
         with freeze_rng_state():
             want = m(*args, **kwargs)
             for fmt in (torch.preserve_format, torch.contiguous_format):

@@ -78,7 +78,7 @@ def _check_nonlinearity(value) -> str:
     return value
 
 
-def _autocast_forward(module: nn.Module, forward, input, *args):
+def _autocast_forward(forward, input, *args):
     """Run ``forward(input, *args, amp=dtype)`` with autocast's dtype and autocast itself off
     inside (the casts are done once, at the door; the engine's products must not recast)."""
     data = input.data if isinstance(input, PackedSequence) else input
@@ -207,7 +207,7 @@ class _RecurrentBase(nn.Module):
         """input (T, B, input_size) [(B, T, ·) if batch_first], (T, input_size) unbatched, or a
         PackedSequence; hx the initial state(s) (num_layers·D, B, ·), zeros if None; lengths
         (B,) for a padded batch. Returns (output, h_n) or (output, (h_n, c_n)) as torch.nn."""
-        return _autocast_forward(self, self._forward, input, hx, lengths)
+        return _autocast_forward(self._forward, input, hx, lengths)
 
     def _forward(self, input, hx, lengths, *, amp):
         packed = isinstance(input, PackedSequence)
@@ -270,7 +270,6 @@ class _RecurrentBase(nn.Module):
             raise ck.DtypeError(
                 f"RNN input dtype ({x.dtype}) does not match weight dtype ({dtype}). "
                 f"Convert input: input.to({dtype}), or convert model: model.to({x.dtype})")
-        ck.check_float("input", x)
         if x.device != weight.device:
             raise ck.TensorError(f"input is on {x.device} but the module's parameters are on "
                                  f"{weight.device}; move them to the same device")
@@ -491,7 +490,7 @@ class _CellBase(nn.Module):
     def forward(self, input, hx=None):
         """input (B, input_size) or (input_size,); hx (B, hidden_size) or for LSTMCell a tuple
         (h, c); zeros if None. Returns h' (or (h', c')) of the same batchedness."""
-        return _autocast_forward(self, self._forward, input, hx)
+        return _autocast_forward(self._forward, input, hx)
 
     def _forward(self, input, hx, *, amp):
         kind = type(self).__name__

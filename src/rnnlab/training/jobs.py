@@ -45,8 +45,11 @@ class Shard:
     group: str
     folder: Path
     cost: float
-    config: dict | None
-    resume: bool
+    config: RunConfig | None
+
+    @property
+    def resume(self) -> bool:
+        return self.config is None
 
 
 @contextmanager
@@ -62,7 +65,7 @@ def job_folder(out, command: str) -> Iterator[Path]:
         yield out
 
 
-def pending(runs: list[tuple[str, Path, float, Callable[[], dict]]]) -> list[Shard]:
+def pending(runs: list[tuple[str, Path, float, Callable[[], RunConfig]]]) -> list[Shard]:
     """The shards of ``runs`` (group, folder, cost, config maker) still to run, the most
     expensive first. A folder started but never checkpointed is cleared: it starts again."""
     shards = []
@@ -72,7 +75,7 @@ def pending(runs: list[tuple[str, Path, float, Callable[[], dict]]]) -> list[Sha
         resume = (folder / CHECKPOINT).exists()
         if (folder / CONFIG).exists() and not resume:
             shutil.rmtree(folder)
-        shards.append(Shard(group, folder, cost, None if resume else config(), resume))
+        shards.append(Shard(group, folder, cost, None if resume else config()))
     return sorted(shards, key=lambda s: -s.cost)
 
 

@@ -150,9 +150,9 @@ def _plan(target: str, grid: dict, trials: int, budget: float, max_sequences: in
     return plan
 
 
-def _folders(out: Path, plan: dict, point: dict) -> list[Path]:
+def point_folders(out: Path, plan: dict, point: dict) -> list[Path]:
     """A row's point: a folder per shard of trials; a task's point: a folder per trial."""
-    base = out / "runs" / point["id"]
+    base = Path(out) / "runs" / point["id"]
     if plan["kind"] == "row":
         return [base / f"trials-{a}-{a + n - 1}" for a, n in point["shards"]]
     return [base / f"trial-{a}" for a, _ in point["shards"]]
@@ -208,11 +208,10 @@ def _sweep(plan: dict, out: Path, jobs: int, echo, progress: bool, cluster: str 
         raise ValueError(f"{out} holds other runs; give a new or empty folder to --out")
     else:
         write_json(path, plan)
-    by_id = {p["id"]: p for p in plan["points"]}
     cost = EXPERIMENTS[plan["target"]].paper_cost if plan["kind"] == "row" else 1.0
-    runs = [(p["id"], folder, cost * n,
-             lambda p=p, a=a, n=n: _shard_config(plan, p, a, n))
-            for p in plan["points"] for folder, (a, n) in zip(_folders(out, plan, p), p["shards"])]
+    runs = [(p["id"], folder, cost * n, lambda p=p, a=a, n=n: _shard_config(plan, p, a, n))
+            for p in plan["points"]
+            for folder, (a, n) in zip(point_folders(out, plan, p), p["shards"])]
     shards = pending(runs)
     result = write_tables(out, plan)
     if not shards:
@@ -221,16 +220,17 @@ def _sweep(plan: dict, out: Path, jobs: int, echo, progress: bool, cluster: str 
     where = f"the cluster at {cluster}" if cluster else f"{jobs} process(es)"
     echo(f"{len(shards)} shard(s) of {len(plan['points'])} point(s) to run on {where}; "
          f"results in {out}")
-    bars = Bars(progress and not cluster, {p["id"]: (plan["trials"], plan["max_sequences"],
-                                     list(zip(_folders(out, plan, p),
-                                              (n for _, n in p["shards"]))))
-                           for p in plan["points"] if p["id"] in {s.group for s in shards}})
+    running = {s.group for s in shards}
+    bars = Bars(progress and not cluster, {
+        p["id"]: (plan["trials"], plan["max_sequences"],
+                  list(zip(point_folders(out, plan, p), (n for _, n in p["shards"]))))
+        for p in plan["points"] if p["id"] in running})
     started = time.perf_counter()
 
     def point_done(pid: str) -> None:
         done = write_tables(out, plan)
         line = next(p for p in done["points"] if p["id"] == pid)
-        bars.finish(pid, f"{pid} {_options_text(by_id[pid]['options'])}: {_line(line)}")
+        bars.finish(pid, f"{pid} {_options_text(line['options'])}: {_line(line)}")
 
     with bars:
         try:
@@ -243,7 +243,7 @@ def _sweep(plan: dict, out: Path, jobs: int, echo, progress: bool, cluster: str 
 
 
 def _point_result(out: Path, plan: dict, point: dict) -> dict | None:
-    folders = _folders(out, plan, point)
+    folders = point_folders(out, plan, point)
     if not all((f / RESULT).exists() for f in folders):
         return None
     results = [RunDir(f).result() for f in folders]
@@ -338,7 +338,3 @@ def markdown(data: dict) -> str:
 def plan_of(folder: Path) -> dict:
     return read_json(Path(folder) / PLAN)
 
-
-def point_folders(folder: Path, plan: dict, point: dict) -> list[Path]:
-    """The run folders of a point (for reports)."""
-    return _folders(Path(folder), plan, point)
