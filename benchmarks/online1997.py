@@ -77,6 +77,22 @@ def adding(every_step: bool, reps: int) -> tuple[float, float]:
     return c / (T * N) * 1e6, r / (T * N) * 1e6
 
 
+def call_cost(reps: int) -> tuple[float, float]:
+    """The adding workload's cost of a call beyond its arithmetic: µs per trial-step with one
+    call per sequence (as a learner sees a stream) and with the same 20 sequences in one call
+    (a series: the call's preparation paid once), compiled path."""
+    T, N = 110, 10
+    x, targets = torch.rand(T, N, 1, 2), torch.rand(T, N, 1, 1)
+    mask = torch.arange(T) == T - 1
+    xs = x.expand(BLOCK, *x.shape).contiguous()
+    ts = targets.expand(BLOCK, *targets.shape).contiguous()
+    one, series = learner(N), learner(N)
+    single, block = medians([lambda: one.run(x, targets, mask, lr=0.5, outputs_at="targets"),
+                             lambda: series.run(xs, ts, mask, lr=0.5, outputs_at="targets")],
+                            reps)
+    return single / (T * N) * 1e6, block / BLOCK / (T * N) * 1e6
+
+
 def longlag_2c(reps: int) -> tuple[float, float]:
     task = tasks.make("longlag-2c", p=1000, q=1000)
     batch = task.sample(4, torch.Generator().manual_seed(0))  # one sequence for each of 4 trials
@@ -122,6 +138,10 @@ def main() -> None:
     for label, (c, r) in rows:
         print(f"{label:44} {c:9.3f}µ {r:9.2f}µ {r / c:8.0f}×")
     print("\nµs per trial-step (one step of one network); speed-up = reference / compiled")
+    single, series = call_cost(args.reps)
+    print(f"\nadding net, compiled: one call per sequence {single:.3f}µ, {BLOCK} sequences per "
+          f"call {series:.3f}µ per trial-step; the call's own cost "
+          f"{(single - series) * 110 * 10:.1f} µs ({single / series:.2f}×)")
     print(f"\n{'trials in lockstep (shard size)':32} {'adding':>9} {'task 2c':>9} "
           f"{'adding vs 5':>12} {'2c vs 5':>8}")
     sizes = [(n, *lockstep(n, args.reps)) for n in (1, 5, 10, 16)]

@@ -243,8 +243,9 @@ def test_the_kernels_build_where_they_must():
 @needs_kernels
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=["f32", "f64"])
 def test_gemm_against_float64_products(dtype):
-    """kernels.mm on the compiled GEMM: every memory order, β, bias, edge tiles, and a long
-    shared dimension (split across threads) — against the product in float64."""
+    """rnnlab's own GEMM (kernels.own_mm): every memory order, β, bias, edge tiles of both
+    tile heights, and a long shared dimension (split across threads) — against the product
+    in float64."""
     gen = torch.Generator().manual_seed(0)
     for m, k, n in [(100, 70, 50), (33, 5000, 40), (64, 512, 300), (700, 64, 33)]:
         for ta in (False, True):
@@ -258,13 +259,29 @@ def test_gemm_against_float64_products(dtype):
                 for beta in (0.0, 1.0, 0.5):
                     for with_bias in (False, True):
                         out = start.clone()
-                        kernels.mm(a, b, out=out, beta=beta, bias=bias if with_bias else None)
+                        kernels.own_mm(a, b, out, beta=beta,
+                                       bias=bias if with_bias else None)
                         want = a.double() @ b.double() + beta * start.double()
                         if with_bias:
                             want += bias.double()
                         tol = 1e-4 if dtype == torch.float32 else 1e-11
                         torch.testing.assert_close(out.double(), want, rtol=tol,
                                                    atol=tol * k ** 0.5)
+
+
+@needs_kernels
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=["f32", "f64"])
+@pytest.mark.parametrize("B", [1, 5, 16, 32, 36])
+def test_the_loops_step_products_against_float64(dtype, B):
+    """The loops' product pattern (weights packed once, each thread its rows of every step),
+    at batch sizes that take the short tile (16, 32), the tall one (36) and edge tiles."""
+    gen = torch.Generator().manual_seed(B)
+    A = torch.randn(3, B, 70, dtype=dtype, generator=gen)
+    W = torch.randn(90, 70, dtype=dtype, generator=gen)
+    out = torch.empty(3, B, 90, dtype=dtype)
+    torch.ops.rnnlab.step_products(A, W, out, 2)
+    tol = 1e-4 if dtype == torch.float32 else 1e-11
+    torch.testing.assert_close(out.double(), A.double() @ W.double().t(), rtol=tol, atol=tol)
 
 
 def test_loading_a_built_library_takes_no_lock():

@@ -244,6 +244,7 @@ def test_per_trial_generators_make_trials_independent_of_their_neighbours():
 
 
 def test_bad_arguments_are_named():
+    """The same errors on both paths (the compiled one checks values inside its op)."""
     learner = _learner()
     x = torch.randn(5, 3, 2, 4)
     with pytest.raises(ValueError, match="x must be"):
@@ -258,6 +259,12 @@ def test_bad_arguments_are_named():
         learner.run(x, gradient=False)
     with pytest.raises(ValueError, match="lr must"):
         learner.run(x, lr=[0.1, 0.2])
+    with pytest.raises(ValueError, match="lengths must be"):
+        learner.run(x, lengths=torch.full((2, 3), 5))
+    with pytest.raises(ValueError, match="mask must be"):
+        learner.run(x, torch.rand(5, 3, 2, 2), torch.ones(4, dtype=torch.bool))
+    with pytest.raises(ValueError, match="symbols must lie"):
+        learner.run(torch.full((5, 3, 2), -2))
 
 
 def test_the_online_learner_refuses_full_gradients():

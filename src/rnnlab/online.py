@@ -30,6 +30,7 @@ dimension N, so the paper's "mean of 10 trials" is one batched run.
 from __future__ import annotations
 
 import copy
+from typing import NamedTuple
 
 import torch
 from torch import Tensor, nn
@@ -37,6 +38,27 @@ from torch import Tensor, nn
 from . import kernels
 from .cells.lstm1997 import SQUASHERS, LSTM1997Math
 from .layers import LSTM1997
+
+
+class _Shapes(NamedTuple):
+    """A checked call's sizes: S batches in series of T steps, N trials, B sequences each."""
+    S: int
+    T: int
+    N: int
+    B: int
+    symbolic: bool  # x holds symbols (one-hot inputs), not vectors
+    series: bool  # x came with the leading S dimension
+
+
+#: empty tensors for the kernel's absent arguments, by dtype
+_NOTHING = {dt: torch.empty(0, dtype=dt)
+            for dt in (torch.float32, torch.float64, torch.bool, torch.int64)}
+_UPDATES = ("none", "step", "sequence")
+
+
+def _cpu(t: Tensor, dtype: torch.dtype) -> Tensor:
+    """t as a CPU tensor of dtype: itself when it already is one (the common case, free)."""
+    return t if t.dtype == dtype and t.device.type == "cpu" else t.to("cpu", dtype)
 
 
 class OnlineLSTM1997:
@@ -209,39 +231,71 @@ class OnlineLSTM1997:
             raise ValueError("learning (update 'step' or 'sequence') needs gradient=True")
         if outputs_at == "targets" and targets is None:
             raise ValueError("outputs_at='targets' needs targets")
-        args = self._canonical(x, targets, mask, lengths)
-        lr = torch.as_tensor(lr, dtype=self.W.dtype, device=self.W.device).reshape(-1)
-        if lr.numel() not in (1, self.trials):
-            raise ValueError(f"lr must be one rate or one per trial ({self.trials}), got "
-                             f"{lr.numel()}")
-        on_cpu = args["x"].device.type == "cpu"
-        run = self._run_compiled if on_cpu and kernels.usable(self.W) else self._run_reference
-        outputs, grads = run(**args, lr=lr.expand(self.trials), update=update,
-                             outputs_all=outputs_at == "all", gradient=gradient)
-        if not args["series"]:
+        shapes = self._check(x, targets, mask, lengths)
+        if kernels.usable(self.W):
+            outputs, grads = self._run_compiled(x, targets, mask, lengths, shapes, lr, update,
+                                                outputs_at == "all", gradient)
+        else:
+            args = self._canonical(x, targets, mask, lengths, shapes)
+            rates = torch.as_tensor(lr, dtype=self.W.dtype, device=self.W.device).reshape(-1)
+            if rates.numel() not in (1, self.trials):
+                raise ValueError(f"lr must be one rate or one per trial ({self.trials}), got "
+                                 f"{rates.numel()}")
+            outputs, grads = self._run_reference(**args, lr=rates.expand(self.trials),
+                                                 update=update,
+                                                 outputs_all=outputs_at == "all",
+                                                 gradient=gradient)
+        if not shapes.series:
             outputs = outputs[0]
         return outputs, grads
 
-    def _canonical(self, x, targets, mask, lengths) -> dict:
-        """Inputs as (S, T, N, B, ·): x or symbols, targets, mask (bool), lengths (int64)."""
+    def _check(self, x, targets, mask, lengths) -> _Shapes:
+        """The shapes of a call, checked (sizes only: no tensor is read or converted here)."""
         N, I, O = self.trials, self.input_size, self.output_size
         if not isinstance(x, Tensor):
             raise TypeError(f"x must be a torch.Tensor, got {type(x).__name__}")
         symbolic = not x.is_floating_point()
         series = x.dim() == (4 if symbolic else 5)
-        if not series:
-            x = x.unsqueeze(0)
+        shape = tuple(x.shape) if series else (1, *x.shape)
         want = "(T, N, B) symbols" if symbolic else f"(T, N, B, input_size={I})"
-        if (x.dim() != (4 if symbolic else 5) or x.shape[2] != N
-                or (not symbolic and x.shape[4] != I)):
+        if (len(shape) != (4 if symbolic else 5) or shape[2] != N
+                or (not symbolic and shape[4] != I)):
             raise ValueError(f"x must be {want} with N = trials = {N}, optionally after a "
                              f"leading series dimension; got {tuple(x.shape)}")
-        S, T, _, B = x.shape[:4]
+        S, T, _, B = shape[:4]
+        if lengths is not None:
+            given = tuple(lengths.shape) if isinstance(lengths, Tensor) else \
+                tuple(torch.as_tensor(lengths).shape)
+            full = (1,) * (3 - len(given)) + given
+            if len(full) != 3 or full[1:] != (N, B) or full[0] not in (1, S):
+                raise ValueError(f"lengths must be (N, B) = {(N, B)} or (S, N, B), got "
+                                 f"{given}")
+        if targets is not None:
+            given = tuple(targets.shape) if series else (1, *targets.shape)
+            if given != (S, T, N, B, O):
+                raise ValueError(f"targets must be (T, N, B, output_size) = {(T, N, B, O)}, "
+                                 f"like x, got {tuple(targets.shape)}")
+            if mask is not None:
+                given = tuple(mask.shape)
+                full = ((1, given[0], 1, 1) if len(given) == 1
+                        else given if series else (1, *given))
+                if len(full) != 4 or full[1] != T or full[2:] not in ((1, 1), (N, B)) \
+                        or full[0] not in (1, S):
+                    raise ValueError(f"mask must be (T,) or (T, N, B) like x, got {given}")
+        return _Shapes(S, T, N, B, symbolic, series)
+
+    def _canonical(self, x, targets, mask, lengths, shapes: _Shapes) -> dict:
+        """Checked inputs as (S, T, N, B, ·): x or symbols, targets, mask (bool, no target past
+        a sequence's end), lengths (int64); the reference path's form."""
+        S, T, N, B, symbolic, series = shapes
         f = dict(dtype=self.W.dtype, device=self.W.device)
+        if not series:
+            x = x.unsqueeze(0)
         if symbolic:
             x = x.to(self.W.device, torch.int64)
-            if x.numel() and (int(x.min()) < -1 or int(x.max()) >= I):
-                raise ValueError(f"symbols must lie in −1 … {I - 1} (input_size − 1)")
+            if x.numel() and (int(x.min()) < -1 or int(x.max()) >= self.input_size):
+                raise ValueError(f"symbols must lie in −1 … {self.input_size - 1} "
+                                 "(input_size − 1)")
         else:
             x = x.to(**f)
         if lengths is None:
@@ -249,67 +303,70 @@ class OnlineLSTM1997:
         else:
             lengths = torch.as_tensor(lengths).to("cpu", torch.int64)
             lengths = lengths.reshape((1,) * (3 - lengths.dim()) + tuple(lengths.shape))
-            if lengths.shape[1:] != (N, B) or lengths.shape[0] not in (1, S):
-                raise ValueError(f"lengths must be (N, B) = {(N, B)} or (S, N, B), got "
-                                 f"{tuple(lengths.shape)}")
             if lengths.numel() and (int(lengths.min()) < 0 or int(lengths.max()) > T):
                 raise ValueError(f"lengths must lie in 0 … T = {T}")
             lengths = lengths.expand(S, N, B)
         if targets is not None:
-            targets = targets if series else targets.unsqueeze(0)
-            if tuple(targets.shape) != (S, T, N, B, O):
-                raise ValueError(f"targets must be (T, N, B, output_size) = {(T, N, B, O)}, "
-                                 f"like x, got {tuple(targets.shape)}")
-            targets = targets.to(**f)
+            targets = (targets if series else targets.unsqueeze(0)).to(**f)
             if mask is None:
                 mask = torch.ones(S, T, N, B, dtype=torch.bool)
             else:
-                shape = tuple(mask.shape)
                 mask = torch.as_tensor(mask).to(self.W.device, torch.bool)
-                if mask.dim() == 1:
-                    mask = mask.view(1, -1, 1, 1)
-                elif not series:
-                    mask = mask.unsqueeze(0)
-                if mask.dim() != 4 or mask.shape[1] != T or mask.shape[2:] not in (
-                        (1, 1), (N, B)) or mask.shape[0] not in (1, S):
-                    raise ValueError(f"mask must be (T,) or (T, N, B) like x, got {shape}")
+                mask = mask.view(1, -1, 1, 1) if mask.dim() == 1 else \
+                    mask if series else mask.unsqueeze(0)
             # no target past a sequence's end
             live = torch.arange(T).view(1, T, 1, 1) < lengths.unsqueeze(1)
             mask = mask.expand(S, T, N, B) & live.to(mask.device)
-        return {"x": x, "targets": targets, "mask": mask, "lengths": lengths,
-                "series": series}
+        return {"x": x, "targets": targets, "mask": mask, "lengths": lengths}
 
-    def _run_compiled(self, x, targets, mask, lengths, series, lr, update, outputs_all,
-                      gradient):
-        """The same loop in C++ (kernels/csrc/online1997.cpp): one call for all of it."""
-        S, T, N, B = x.shape[:4]
-        cell, f = self.cell, dict(dtype=self.W.dtype, device=self.W.device)
-        symbolic = not x.is_floating_point()
-        empty = torch.empty(0, **f)
-        has_targets = targets is not None
-        if has_targets:
-            steps = mask.reshape(S, T, -1).any(2).to(torch.uint8).contiguous()
-            m, targets = mask.to(f["dtype"]).contiguous(), targets.contiguous()
+    def _run_compiled(self, x, targets, mask, lengths, shapes: _Shapes, lr, update,
+                      outputs_all, gradient):
+        """The same loop in C++ (kernels/csrc/online1997.cpp): one call for all of it, the
+        preparation of its arguments (defaults, broadcasting, the value checks, the results'
+        buffers) included, so that a short sequence costs what its arithmetic costs."""
+        dtype, series = self.W.dtype, shapes.series
+        x = _cpu(x, torch.int64 if shapes.symbolic else dtype)
+        if not series:
+            x = x.unsqueeze(0)
+        if targets is None:
+            targets = mask = _NOTHING[dtype]
         else:
-            m = targets = empty
-            steps = torch.zeros(S, T, dtype=torch.uint8)
-        self.W, self.V = self.W.contiguous(), self.V.contiguous()
-        grad_W, grad_V = torch.zeros_like(self.W), torch.zeros_like(self.V)
-        outputs = torch.full((S, T, N, B, self.output_size), float("nan"), **f)
-        squash = list(SQUASHERS)
-        torch.ops.rnnlab.online1997(
-            self.W, self.V, self.mask.contiguous(), self.V_mask.contiguous(),
-            empty if symbolic else x.contiguous(),
-            x.contiguous() if symbolic else torch.empty(0, dtype=torch.int64), targets, m,
-            steps, lengths.contiguous(), lr.contiguous(), outputs, grad_W, grad_V,
-            self.input_size, cell.K, cell.S, cell.output_gate, cell.gate_recurrence,
-            squash.index(cell.g_name), squash.index(cell.h_name), self.output_sees_input,
-            ("none", "step", "sequence").index(update), outputs_all, has_targets, gradient,
-            self.error == "cross-entropy", kernels.threads())
+            targets = _cpu(targets, dtype) if series else _cpu(targets, dtype).unsqueeze(0)
+            if mask is None:
+                mask = _NOTHING[torch.bool]
+            else:
+                mask = _cpu(torch.as_tensor(mask), torch.bool)
+                mask = mask.view(1, -1, 1, 1) if mask.dim() == 1 else \
+                    mask if series else mask.unsqueeze(0)
+        lengths = _NOTHING[torch.int64] if lengths is None else \
+            _cpu(torch.as_tensor(lengths), torch.int64)
+        if isinstance(lr, (int, float)) and not isinstance(lr, bool):
+            rate, rates = float(lr), _NOTHING[dtype]
+        else:
+            rates = torch.as_tensor(lr, dtype=dtype).reshape(-1)
+            if rates.numel() not in (1, self.trials):
+                raise ValueError(f"lr must be one rate or one per trial ({self.trials}), got "
+                                 f"{rates.numel()}")
+            rate, rates = (float(rates[0]), _NOTHING[dtype]) if rates.numel() == 1 \
+                else (0.0, rates.contiguous())
+        if not (self.W.is_contiguous() and self.V.is_contiguous()):
+            self.W, self.V = self.W.contiguous(), self.V.contiguous()
+        outputs, grad_W, grad_V = torch.ops.rnnlab.online1997(
+            self.W, self.V, self.mask.contiguous(), self.V_mask.contiguous(), x.contiguous(),
+            targets.contiguous(), mask.contiguous(), lengths.contiguous(), rate, rates,
+            [*self._config, _UPDATES.index(update), outputs_all, gradient,
+             self.error == "cross-entropy"], kernels.threads())
         return outputs, ({"W": grad_W, "V": grad_V} if gradient else None)
 
-    def _run_reference(self, x, targets, mask, lengths, series, lr, update, outputs_all,
-                       gradient):
+    @property
+    def _config(self) -> list[int]:
+        """The network's part of the kernel's config (see bindings.cpp)."""
+        cell = self.cell
+        squash = list(SQUASHERS)
+        return [self.input_size, cell.K, cell.S, cell.output_gate, cell.gate_recurrence,
+                squash.index(cell.g_name), squash.index(cell.h_name), self.output_sees_input]
+
+    def _run_reference(self, x, targets, mask, lengths, lr, update, outputs_all, gradient):
         """The rule in torch operations, one batch after another: the kernel's specification."""
         if not x.is_floating_point():  # symbols: the one-hot inputs they stand for
             x = torch.nn.functional.one_hot(x.clamp_min(0), self.input_size).to(

@@ -148,7 +148,7 @@ def gate_major(W: Tensor, G: int) -> Tensor:
 
 def at_b(a: Tensor, b: Tensor, out: Tensor | None = None) -> Tensor:
     """aᵀ b for tall a (N, m), b (N, k): the weight-gradient product Σ_rows a_rowᵀ b_row
-    (on the compiled GEMM where it runs: `kernels.mm`).
+    (`kernels.mm`).
 
     BLAS is slow on aᵀ b when b is very narrow (k of a few input features); bᵀ a is then
     several times faster, so the narrow side goes first.

@@ -216,19 +216,16 @@ def threads() -> int:
 
 def mm(a: torch.Tensor, b: torch.Tensor, *, out: torch.Tensor | None = None,
        beta: float = 0.0, bias: torch.Tensor | None = None) -> torch.Tensor:
-    """out = a @ b + bias + beta · out, for 2-D a, b in either memory order; out is allocated
-    when not given (beta is then ignored), bias (n,) is added to every row.
+    """out = a @ b + bias + beta · out (bias (n,) added to every row; out allocated when not
+    given, beta then ignored): the engine's products before and after the time loop.
 
-    Large products run on the compiled GEMM (AVX-512 where the CPU has it); small or narrow
-    ones (a dimension below `MM_MIN`, where its register tiles would run mostly empty) on
-    torch's BLAS."""
+    They run on ATen's GEMM (MKL/oneDNN). rnnlab's own GEMM (`own_mm`) wins only inside the
+    loops, where each step multiplies a thread's few rows by weights packed once per sequence
+    (0.26–0.58× ATen's time); on these tall hoisted products ATen is faster (own/ATen 0.98–
+    1.61 across the engine's regimes): `python -m benchmarks.gemm` prints the table."""
     if out is None:
         out, beta = a.new_empty(a.shape[0], b.shape[1]), 0.0
-    if min(a.shape[0], a.shape[1], b.shape[1]) >= MM_MIN and out.stride(1) == 1 \
-            and usable(a, b, out):
-        bias = _NO_BIAS if bias is None else bias.contiguous()
-        torch.ops.rnnlab.mm(_ordered(a), _ordered(b), out, float(beta), bias, threads())
-    elif bias is not None:
+    if bias is not None:
         if beta:
             out.mul_(beta).add_(bias).addmm_(a, b)
         else:
@@ -240,8 +237,15 @@ def mm(a: torch.Tensor, b: torch.Tensor, *, out: torch.Tensor | None = None,
     return out
 
 
-#: the smallest dimension for which `mm` uses the compiled GEMM
-MM_MIN = 32
+def own_mm(a: torch.Tensor, b: torch.Tensor, out: torch.Tensor, *, beta: float = 0.0,
+           bias: torch.Tensor | None = None) -> torch.Tensor:
+    """As `mm`, on rnnlab's own GEMM (the loops' micro-kernel), for its tests and
+    benchmarks.gemm; CPU float tensors, out row-major, kernels loaded."""
+    bias = _NO_BIAS if bias is None else bias.contiguous()
+    torch.ops.rnnlab.mm(_ordered(a), _ordered(b), out, float(beta), bias, threads())
+    return out
+
+
 _NO_BIAS = torch.empty(0)
 
 

@@ -3,12 +3,18 @@
 // that, unpacks pointers and sizes, and dispatches on the dtype.
 #include <ATen/Dispatch.h>
 #include <ATen/core/Tensor.h>
+#include <ATen/ops/full.h>
+#include <ATen/ops/zeros_like.h>
 #include <torch/library.h>
 
 #include <sys/mman.h>
 
+#include <algorithm>
 #include <cstdint>
+#include <limits>
+#include <tuple>
 #include <utility>
+#include <vector>
 
 #include "gemm.h"
 #include "gru.h"
@@ -39,44 +45,87 @@ T* ptr(const Tensor& t) {
   return t.numel() ? static_cast<T*>(t.data_ptr()) : nullptr;
 }
 
-void online1997_op(Tensor W, Tensor V, const Tensor& W_mask, const Tensor& V_mask,
-                   const Tensor& x, const Tensor& symbols, const Tensor& targets,
-                   const Tensor& mask, const Tensor& target_steps, const Tensor& lengths,
-                   const Tensor& lr, Tensor outputs, Tensor grad_W, Tensor grad_V,
-                   int64_t input_size, int64_t num_blocks, int64_t block_size, bool output_gate,
-                   bool gate_recurrence, int64_t g, int64_t h, bool sees_input, int64_t update,
-                   bool outputs_all, bool has_targets, bool need_grad, bool cross_entropy,
-                   int64_t threads) {
+// The learner's whole call, its argument preparation included: the caller (online.py) has
+// checked the shapes; this checks the values, expands the defaults and broadcasts, allocates
+// the results and runs the rule. config: input_size, num_blocks, block_size, output_gate,
+// gate_recurrence, g, h, sees_input, update, outputs_all, need_grad, cross_entropy.
+std::tuple<Tensor, Tensor, Tensor> online1997_op(Tensor W, Tensor V, const Tensor& W_mask,
+                                                 const Tensor& V_mask, const Tensor& x,
+                                                 const Tensor& targets, const Tensor& mask,
+                                                 const Tensor& lengths, double lr,
+                                                 const Tensor& lr_trials,
+                                                 at::IntArrayRef config, int64_t threads) {
   using Named = std::pair<const Tensor*, const char*>;
   for (const Named& a : {Named{&W, "W"}, Named{&V, "V"}, Named{&W_mask, "W_mask"},
-                         Named{&V_mask, "V_mask"}, Named{&lr, "lr"}, Named{&outputs, "outputs"},
-                         Named{&grad_W, "grad_W"}, Named{&grad_V, "grad_V"}})
+                         Named{&V_mask, "V_mask"}})
     check(*a.first, W, a.second);
-  const bool dense = symbols.numel() == 0;
-  if (dense) check(x, W, "x");
-  check_index(dense ? lengths : symbols, "symbols");
-  check_index(lengths, "lengths");
-  if (has_targets) {
-    check(targets, W, "targets");
-    check(mask, W, "mask");
+  TORCH_CHECK(config.size() == 12 && W.dim() == 3 && V.dim() == 3, "rnnlab kernels: bad call");
+  const bool symbolic = x.scalar_type() == at::kLong, has_targets = targets.numel() > 0;
+  if (symbolic) check_index(x, "symbols");
+  else check(x, W, "x");
+  TORCH_CHECK(x.dim() == (symbolic ? 4 : 5), "rnnlab kernels: x must be (S, T, N, B[, I])");
+  const i64 S = x.size(0), T = x.size(1), N = x.size(2), B = x.size(3), I = config[0];
+  if (has_targets) check(targets, W, "targets");
+  if (symbolic && x.numel()) {
+    const auto [lo, hi] = std::minmax_element(x.data_ptr<int64_t>(),
+                                              x.data_ptr<int64_t>() + x.numel());
+    TORCH_CHECK_VALUE(*lo >= -1 && *hi < I, "symbols must lie in −1 … ", I - 1,
+                      " (input_size − 1)");
   }
-  TORCH_CHECK(target_steps.scalar_type() == at::kByte && target_steps.is_contiguous(),
-              "rnnlab kernels: target_steps must be contiguous uint8");
-  TORCH_CHECK(outputs.dim() == 5 && W.dim() == 3 && V.dim() == 3, "rnnlab kernels: bad ranks");
-  OnlineDims d{outputs.size(0), outputs.size(1), outputs.size(2), outputs.size(3),
-               input_size, num_blocks, block_size, output_gate, gate_recurrence,
-               sees_input, int(g), int(h), V.size(1), int(update), outputs_all, has_targets,
-               need_grad, cross_entropy};
-  const auto* steps = static_cast<const uint8_t*>(target_steps.data_ptr());
-  const auto* sym = dense ? nullptr : symbols.data_ptr<int64_t>();
-  const auto* len = lengths.data_ptr<int64_t>();
+  // lengths (S or 1, N, B), default T
+  std::vector<int64_t> len(std::size_t(S * N * B), T);
+  if (lengths.numel()) {
+    check_index(lengths, "lengths");
+    const int64_t* l = lengths.data_ptr<int64_t>();
+    const i64 per = N * B, given = lengths.numel() / std::max<i64>(1, per);
+    for (i64 k = 0; k < lengths.numel(); ++k)
+      TORCH_CHECK_VALUE(l[k] >= 0 && l[k] <= T, "lengths must lie in 0 … T = ", T);
+    for (i64 sq = 0; sq < S; ++sq)
+      std::copy(l + (given == 1 ? 0 : sq) * per, l + ((given == 1 ? 0 : sq) + 1) * per,
+                len.begin() + sq * per);
+  }
+  // the mask (broadcast from (S or 1, T, N or 1, B or 1), bool) where a sequence runs, and
+  // the steps with any target at all
+  std::vector<uint8_t> live_mask(has_targets ? std::size_t(S * T * N * B) : 0),
+      steps(std::size_t(S * T), 0);
+  if (has_targets) {
+    const bool given = mask.numel() > 0;
+    TORCH_CHECK(!given || (mask.scalar_type() == at::kBool && mask.dim() == 4),
+                "rnnlab kernels: mask must be a 4-d bool tensor");
+    const Tensor m = given ? mask.expand({S, T, N, B}) : mask;
+    const bool* mp = given ? m.data_ptr<bool>() : nullptr;
+    for (i64 sq = 0; sq < S; ++sq)
+      for (i64 t = 0; t < T; ++t)
+        for (i64 n = 0; n < N; ++n)
+          for (i64 b = 0; b < B; ++b) {
+            const bool on = (!given || mp[sq * m.stride(0) + t * m.stride(1) +
+                                          n * m.stride(2) + b * m.stride(3)]) &&
+                            t < len[(sq * N + n) * B + b];
+            live_mask[((sq * T + t) * N + n) * B + b] = on;
+            steps[sq * T + t] |= on;
+          }
+  }
+  const i64 O = V.size(1);
+  Tensor outputs = at::full({S, T, N, B, O}, std::numeric_limits<double>::quiet_NaN(),
+                            W.options());
+  Tensor grad_W = at::zeros_like(W), grad_V = at::zeros_like(V);
+  OnlineDims d{S, T, N, B, I, config[1], config[2], bool(config[3]), bool(config[4]),
+               bool(config[7]), int(config[5]), int(config[6]), O, int(config[8]),
+               bool(config[9]), has_targets, bool(config[10]), bool(config[11])};
   AT_DISPATCH_FLOATING_TYPES(W.scalar_type(), "online1997", [&] {
-    online1997_run<scalar_t>(d, ptr<scalar_t>(W), ptr<scalar_t>(V), ptr<scalar_t>(W_mask),
-                             ptr<scalar_t>(V_mask), dense ? ptr<scalar_t>(x) : nullptr, sym,
-                             ptr<scalar_t>(targets), ptr<scalar_t>(mask), steps, len,
-                             ptr<scalar_t>(lr), ptr<scalar_t>(outputs), ptr<scalar_t>(grad_W),
-                             ptr<scalar_t>(grad_V), int(threads));
+    using F = scalar_t;
+    const std::vector<F> m(live_mask.begin(), live_mask.end());
+    std::vector<F> rates(static_cast<std::size_t>(N), static_cast<F>(lr));
+    if (lr_trials.numel()) {
+      check(lr_trials, W, "lr");
+      std::copy(lr_trials.data_ptr<F>(), lr_trials.data_ptr<F>() + N, rates.begin());
+    }
+    online1997_run<F>(d, ptr<F>(W), ptr<F>(V), ptr<F>(W_mask), ptr<F>(V_mask),
+                      symbolic ? nullptr : ptr<F>(x), symbolic ? x.data_ptr<int64_t>() : nullptr,
+                      ptr<F>(targets), m.data(), steps.data(), len.data(), rates.data(),
+                      ptr<F>(outputs), ptr<F>(grad_W), ptr<F>(grad_V), int(threads));
   });
+  return {outputs, grad_W, grad_V};
 }
 
 
@@ -271,6 +320,30 @@ void mm_op(const Tensor& a, const Tensor& b, Tensor out, double beta, const Tens
   });
 }
 
+// The loops' per-step product on its own, for benchmarks.gemm: out[s] = A[s] Wᵀ for each
+// step s, W packed once, each thread its rows of every step (as the kernels' for_rows).
+void step_products_op(const Tensor& A, const Tensor& W, Tensor out, int64_t threads) {
+  check(A, W, "A");
+  check(out, W, "out");
+  TORCH_CHECK(A.dim() == 3 && W.dim() == 2 && A.size(2) == W.size(1) &&
+                  out.sizes() == at::IntArrayRef({A.size(0), A.size(1), W.size(0)}),
+              "rnnlab kernels: step_products shapes");
+  AT_DISPATCH_FLOATING_TYPES(W.scalar_type(), "step_products", [&] {
+    using T = scalar_t;
+    const i64 S = A.size(0), B = A.size(1), K = A.size(2), N = W.size(0);
+    PackedB<T> packed;
+    packed.pack(true, K, N, ptr<T>(W), K);
+    const T* a = ptr<T>(A);
+    T* c = ptr<T>(out);
+    for_rows(B, int(threads), 4, [&](Rows rows) {
+      const i64 n = rows.count(B);
+      for (i64 s = 0; s < S; ++s)
+        gemm<T>(false, n, a + (s * B + rows.first) * K, rows.stride * K, packed, T(0),
+                c + (s * B + rows.first) * N, rows.stride * N);
+    });
+  });
+}
+
 // Ask the kernel to back a large, not yet touched buffer with 2 MB pages: the tapes of long
 // sequences are tens of MB, and faulting them in 4 kB at a time cost more than the loops.
 void advise_huge_pages(const Tensor& t) {
@@ -286,12 +359,8 @@ void advise_huge_pages(const Tensor& t) {
 
 TORCH_LIBRARY(rnnlab, m) {
   m.def("online1997(Tensor(a!) W, Tensor(b!) V, Tensor W_mask, Tensor V_mask, Tensor x, "
-        "Tensor symbols, Tensor targets, Tensor mask, Tensor target_steps, Tensor lengths, "
-        "Tensor lr, Tensor(c!) outputs, Tensor(d!) grad_W, Tensor(e!) grad_V, int input_size, "
-        "int num_blocks, "
-        "int block_size, bool output_gate, bool gate_recurrence, int g, int h, "
-        "bool sees_input, int update, bool outputs_all, bool has_targets, bool need_grad, "
-        "bool cross_entropy, int threads) -> ()",
+        "Tensor targets, Tensor mask, Tensor lengths, float lr, Tensor lr_trials, "
+        "int[] config, int threads) -> (Tensor, Tensor, Tensor)",
         &rnnlab::online1997_op);
   m.def("lstm_forward(Tensor(a!) xw, Tensor(b!) Hs, Tensor(c!) Cs, Tensor(d!) tanh_c, "
         "Tensor(e!) m, Tensor W_hh, Tensor W_hr, Tensor peep, Tensor batch_sizes, "
@@ -307,6 +376,8 @@ TORCH_LIBRARY(rnnlab, m) {
   m.def("advise_huge_pages(Tensor t) -> ()", &rnnlab::advise_huge_pages);
   m.def("mm(Tensor a, Tensor b, Tensor(a!) out, float beta, Tensor bias, int threads) -> ()",
         &rnnlab::mm_op);
+  m.def("step_products(Tensor A, Tensor W, Tensor(a!) out, int threads) -> ()",
+        &rnnlab::step_products_op);
   m.def("rnn_forward(Tensor xw, Tensor(a!) Hs, Tensor W_hh, Tensor batch_sizes, "
         "int nonlinearity, int threads) -> ()",
         &rnnlab::rnn_forward_op);

@@ -9,12 +9,15 @@ namespace rnnlab {
 namespace {
 
 // The register tile for the vectors this build targets (-march=native).
+// Two tile heights: the tall one fills the registers; the short one (two thirds of it) fits
+// the per-step products, whose few rows (a thread's share of the batch: 16, 32) are multiples
+// of 8 and would leave a third of a 12-row tile empty.
 #if defined(__AVX512F__)
-constexpr int kBytes = 64, kMR = 12;  // 12 × 2 accumulators of 16 floats / 8 doubles
+constexpr int kBytes = 64, kMR = 12, kShortMR = 8;  // 12 × 2 accumulators of 16 floats
 #elif defined(__AVX__)
-constexpr int kBytes = 32, kMR = 6;
+constexpr int kBytes = 32, kMR = 6, kShortMR = 4;
 #else
-constexpr int kBytes = 16, kMR = 4;
+constexpr int kBytes = 16, kMR = 4, kShortMR = 2;
 #endif
 constexpr i64 kKC = 256;  // rows of op(B) per packed block: a panel stays in L1
 constexpr i64 kMC = 120;  // rows of op(A) per packed block: in L2
@@ -26,13 +29,19 @@ struct Tile {
   static constexpr int width = kBytes / sizeof(T), MR = kMR, NR = 2 * width;
 };
 
+// The tile height for m rows: the one that pads fewer rows (the taller on a tie).
+inline int tile_rows(i64 m) {
+  auto padded = [m](int mr) { return (m + mr - 1) / mr * mr; };
+  return padded(kShortMR) < padded(kMR) ? kShortMR : kMR;
+}
+
 // C[rows × cols] (≤ MR × NR) = acc + β C, acc = Σ_k a[k] ⊗ b[k] over packed tiles
-template <typename T>
+template <typename T, int MR>
 void micro(i64 kc, const T* __restrict a, const T* __restrict b, T* __restrict c, i64 ldc,
            T beta, int rows, int cols, bool add, const T* __restrict bias) {
   using V = Tile<T>;
   using vec = typename V::vec;
-  constexpr int MR = V::MR, W = V::width, NR = V::NR;
+  constexpr int W = V::width, NR = V::NR;
   vec acc[MR][2];
   for (int i = 0; i < MR; ++i) acc[i][0] = acc[i][1] = vec{};
   for (i64 k = 0; k < kc; ++k) {
@@ -87,9 +96,8 @@ void micro(i64 kc, const T* __restrict a, const T* __restrict b, T* __restrict c
 }
 
 // op(A) rows [0, mc) × cols [p0, p0 + kc) into MR-row tiles, k-major, zero-padded; × α
-template <typename T>
+template <typename T, int MR>
 void pack_a(bool ta, i64 mc, i64 kc, const T* A, i64 lda, i64 i0, i64 p0, T alpha, T* out) {
-  constexpr int MR = Tile<T>::MR;
   for (i64 t = 0; t < (mc + MR - 1) / MR; ++t) {
     T* dst = out + t * kc * MR;
     const int rows = int(std::min<i64>(MR, mc - t * MR));
@@ -108,38 +116,48 @@ i64 panels(i64 n) {
   return (n + Tile<T>::NR - 1) / Tile<T>::NR;
 }
 
-// the product over packed B for rows [0, m) of op(A)
-template <typename T>
-void run(bool ta, i64 m, const T* A, i64 lda, const PackedB<T>& B, T beta, T* C, i64 ldc,
-         const T* bias = nullptr) {
-  constexpr int MR = Tile<T>::MR, NR = Tile<T>::NR;
+// the product over packed B for rows [0, m) of op(A), in tiles of MR rows
+template <typename T, int MR>
+void run_tiles(bool ta, i64 m, const T* A, i64 lda, const PackedB<T>& B, T beta, T* C,
+               i64 ldc, const T* bias) {
+  constexpr int NR = Tile<T>::NR;
   const i64 n = B.n, k = B.k, np = panels<T>(n);
   thread_local std::vector<T> buffer;
   buffer.resize(std::size_t(kMC * kKC));
   T* Ap = buffer.data();
-  if (k == 0) {  // an empty sum
-    for (i64 i = 0; i < m; ++i)
-      for (i64 j = 0; j < n; ++j)
-        C[i * ldc + j] = (beta == T(0) ? T(0) : beta * C[i * ldc + j]) + (bias ? bias[j] : T(0));
-    return;
-  }
   for (i64 p0 = 0; p0 < k; p0 += kKC) {
     const i64 kc = std::min(kKC, k - p0);
     const T* Bblock = B.data.data() + p0 * np * NR;
     for (i64 i0 = 0; i0 < m; i0 += kMC) {
       const i64 mc = std::min(kMC, m - i0);
-      pack_a(ta, mc, kc, A, lda, i0, p0, T(1), Ap);
+      pack_a<T, MR>(ta, mc, kc, A, lda, i0, p0, T(1), Ap);
       for (i64 j = 0; j < np; ++j) {
         const int cols = int(std::min<i64>(NR, n - j * NR));
         const T* bp = Bblock + j * kc * NR;
         for (i64 t = 0; t < (mc + MR - 1) / MR; ++t) {
           const int rows = int(std::min<i64>(MR, mc - t * MR));
-          micro(kc, Ap + t * kc * MR, bp, C + (i0 + t * MR) * ldc + j * NR, ldc, beta, rows,
-                cols, p0 > 0, bias ? bias + j * NR : nullptr);
+          micro<T, MR>(kc, Ap + t * kc * MR, bp, C + (i0 + t * MR) * ldc + j * NR, ldc, beta,
+                       rows, cols, p0 > 0, bias ? bias + j * NR : nullptr);
         }
       }
     }
   }
+}
+
+template <typename T>
+void run(bool ta, i64 m, const T* A, i64 lda, const PackedB<T>& B, T beta, T* C, i64 ldc,
+         const T* bias = nullptr) {
+  const i64 n = B.n;
+  if (B.k == 0) {  // an empty sum
+    for (i64 i = 0; i < m; ++i)
+      for (i64 j = 0; j < n; ++j)
+        C[i * ldc + j] = (beta == T(0) ? T(0) : beta * C[i * ldc + j]) + (bias ? bias[j] : T(0));
+    return;
+  }
+  if (tile_rows(m) == kShortMR)
+    run_tiles<T, kShortMR>(ta, m, A, lda, B, beta, C, ldc, bias);
+  else
+    run_tiles<T, kMR>(ta, m, A, lda, B, beta, C, ldc, bias);
 }
 
 }  // namespace

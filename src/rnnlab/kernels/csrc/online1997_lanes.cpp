@@ -14,6 +14,8 @@
 // depend on a loop's length — here the number of columns the lanes touch — so every
 // multiply-add inside such a loop is fused explicitly (std::fma).
 
+#include <immintrin.h>
+
 #include <algorithm>
 #include <cmath>
 #include <vector>
@@ -46,10 +48,33 @@ RNNLAB_INLINE void lane_dot(const T* __restrict w, const T* __restrict u,
   }
 }
 
+#if defined(__AVX512F__)
+// The same sums for a full 64-byte register of lanes, written out: left to itself GCC pairs
+// the columns and loads the second one's lanes by a gather, which cost more than the rest of
+// a step. _mm512_fmadd is std::fma lane by lane (one rounding), so the values are the same.
+template <>
+RNNLAB_INLINE void lane_dot<float, 16>(const float* __restrict w, const float* __restrict u,
+                                       const std::vector<int>& cols, float* __restrict net) {
+  __m512 acc = _mm512_setzero_ps();
+  for (const int col : cols)
+    acc = _mm512_fmadd_ps(_mm512_loadu_ps(w + col * 16), _mm512_loadu_ps(u + col * 16), acc);
+  _mm512_storeu_ps(net, acc);
+}
+
+template <>
+RNNLAB_INLINE void lane_dot<double, 8>(const double* __restrict w, const double* __restrict u,
+                                       const std::vector<int>& cols, double* __restrict net) {
+  __m512d acc = _mm512_setzero_pd();
+  for (const int col : cols)
+    acc = _mm512_fmadd_pd(_mm512_loadu_pd(w + col * 8), _mm512_loadu_pd(u + col * 8), acc);
+  _mm512_storeu_pd(net, acc);
+}
+#endif
+
 // y ← squash(a), y ← squash'(y) for L lanes: the kind is chosen once, outside the lane loop,
 // so the loop is one vectorised formula
 template <typename T, int L>
-void squash_lanes(int kind, const T* __restrict a, T* __restrict y) {
+RNNLAB_INLINE void squash_lanes(int kind, const T* __restrict a, T* __restrict y) {
   switch (kind) {
     case fm::kG2:
 #pragma omp simd
@@ -73,7 +98,7 @@ void squash_lanes(int kind, const T* __restrict a, T* __restrict y) {
 }
 
 template <typename T, int L>
-void squash_prime_lanes(int kind, const T* __restrict y, T* __restrict out) {
+RNNLAB_INLINE void squash_prime_lanes(int kind, const T* __restrict y, T* __restrict out) {
   switch (kind) {
     case fm::kG2:
 #pragma omp simd
@@ -156,6 +181,9 @@ struct Group {  // L trials n0 … n0 + L − 1 (the last ones may be padding)
       batch_gV.resize(O * Z * L);
     }
     std::vector<uint8_t> touched(Z, 0);
+    const bool dense = x && I <= kDenseInputs;
+    std::vector<i64> lane_len(B * L);
+    std::vector<T> x_lanes(dense ? d.T * B * I * L : 0, T(0));
     std::vector<int> touched_cols;
     alignas(64) T net[L], a_c[L], a_in[L], e[L], dl[L];
     std::vector<T> delta(O * L), e_s(C * L);
@@ -167,17 +195,28 @@ struct Group {  // L trials n0 … n0 + L − 1 (the last ones may be padding)
       std::fill(tri.begin(), tri.end(), T(0));
       std::fill(batch_gW.begin(), batch_gW.end(), T(0));
       std::fill(batch_gV.begin(), batch_gV.end(), T(0));
+      // this batch's lengths and (a few dense) inputs in lane order, read once here: read
+      // lane by lane at every step, they were strided gathers, the step's costliest part
       i64 steps = 0;
-      for (int l = 0; l < live; ++l)
-        for (i64 b = 0; b < B; ++b) steps = std::max(steps, lengths[(sq * N + n0 + l) * B + b]);
+      for (i64 b = 0; b < B; ++b)
+        for (int l = 0; l < L; ++l) {
+          lane_len[b * L + l] = l < live ? lengths[(sq * N + n0 + l) * B + b] : 0;
+          steps = std::max(steps, lane_len[b * L + l]);
+        }
+      if (dense)
+        for (i64 t = 0; t < steps; ++t)
+          for (int l = 0; l < live; ++l)
+            for (i64 b = 0; b < B; ++b) {
+              const T* xt = x + (((sq * d.T + t) * N + n0 + l) * B + b) * I;
+              for (i64 i = 0; i < I; ++i) x_lanes[((t * B + b) * I + i) * L + l] = xt[i];
+            }
       for (i64 t = 0; t < steps; ++t) {
         const bool target = d.has_targets && target_steps[sq * d.T + t];
         const bool readout = d.outputs_all || target;
         for (i64 b = 0; b < B; ++b) {
           auto row = [&](int l) { return ((sq * d.T + t) * N + n0 + l) * B + b; };
-          auto running = [&](int l) {
-            return l < live && t < lengths[(sq * N + n0 + l) * B + b];
-          };
+          const i64* len_b = lane_len.data() + b * L;
+          auto running = [&](int l) { return t < len_b[l]; };
           T* ub = uval.data() + b * M * L;
           std::vector<int>& uc = ucols[b];
           uc.clear();
@@ -191,10 +230,12 @@ struct Group {  // L trials n0 … n0 + L − 1 (the last ones may be padding)
           };
           bool on[L];
           for (int l = 0; l < L; ++l) on[l] = running(l);
-          if (x && I <= kDenseInputs) {  // a few dense inputs: every column, no search
+          if (dense) {  // a few dense inputs: every column, no search
+            const T* xl = x_lanes.data() + (t * B + b) * I * L;
             for (i64 i = 0; i < I; ++i) {
               uc.push_back(int(i));
-              for (int l = 0; l < L; ++l) ub[i * L + l] = on[l] ? x[row(l) * I + i] : T(0);
+#pragma omp simd
+              for (int l = 0; l < L; ++l) ub[i * L + l] = on[l] ? xl[i * L + l] : T(0);
             }
           } else {
             for (int l = 0; l < L; ++l) {
@@ -302,8 +343,7 @@ struct Group {  // L trials n0 … n0 + L − 1 (the last ones may be padding)
           const i64 row0 = ((sq * d.T + t) * N + n0) * B + b;
           alignas(64) T m[L];
           for (int l = 0; l < L; ++l)
-            m[l] = l < live && t < lengths[(sq * N + n0 + l) * B + b] ? mask[row0 + l * B]
-                                                                      : T(0);
+            m[l] = t < lane_len[b * L + l] ? mask[row0 + l * B] : T(0);
           const T* ob = out.data() + b * O * L;
           for (i64 o = 0; o < O; ++o) {
             alignas(64) T tg[L];
