@@ -26,6 +26,7 @@ browser:
 
 bench: $(STAMP)
 	$(PY) -m benchmarks.engine
+	$(PY) -m benchmarks.gemm
 	$(PY) -m benchmarks.online1997
 	$(PY) -m benchmarks.charlm
 	$(PY) -m benchmarks.transforms
