@@ -112,8 +112,14 @@ def join() -> Ranks | None:
     return Ranks(dist.get_rank(), dist.get_world_size(), device)
 
 
-def leave() -> None:
+def leave(finished: bool) -> None:
+    """Leave the process group. After a normal end every rank first waits for the others: a
+    rank that tears down its gloo connections while a peer still sends on them can abort at
+    exit ("terminate called without an active exception"). After an error, no wait (the
+    others may never arrive)."""
     if dist.is_initialized():
+        if finished:
+            dist.barrier()
         dist.destroy_process_group()
 
 

@@ -198,9 +198,12 @@ def train(cfg: dict, out: str | Path | None = None, *, resume: bool = False,
     Under torchrun every process calls this; they share the work (`rnnlab.lm.distributed`)."""
     ranks = distributed.join()
     try:
-        return _train(cfg, out, resume, echo, progress, ranks)
-    finally:
-        distributed.leave()
+        result = _train(cfg, out, resume, echo, progress, ranks)
+    except BaseException:
+        distributed.leave(finished=False)
+        raise
+    distributed.leave(finished=True)
+    return result
 
 
 def _train(cfg, out, resume, echo, progress, ranks) -> dict:
