@@ -61,6 +61,13 @@ def _cpu(t: Tensor, dtype: torch.dtype) -> Tensor:
     return t if t.dtype == dtype and t.device.type == "cpu" else t.to("cpu", dtype)
 
 
+def _four_d(mask: Tensor, series: bool) -> Tensor:
+    """A checked mask, (T,) or (T, N, B) with or without the series dimension, as 4-d."""
+    if mask.dim() == 1:
+        return mask.view(1, -1, 1, 1)
+    return mask if series else mask.unsqueeze(0)
+
+
 class OnlineLSTM1997:
     """N independent 1997 LSTMs with logistic output units, learning on-line.
 
@@ -237,10 +244,7 @@ class OnlineLSTM1997:
                                                 outputs_at == "all", gradient)
         else:
             args = self._canonical(x, targets, mask, lengths, shapes)
-            rates = torch.as_tensor(lr, dtype=self.W.dtype, device=self.W.device).reshape(-1)
-            if rates.numel() not in (1, self.trials):
-                raise ValueError(f"lr must be one rate or one per trial ({self.trials}), got "
-                                 f"{rates.numel()}")
+            rates = self._rates(lr).to(self.W.device)
             outputs, grads = self._run_reference(**args, lr=rates.expand(self.trials),
                                                  update=update,
                                                  outputs_all=outputs_at == "all",
@@ -311,9 +315,7 @@ class OnlineLSTM1997:
             if mask is None:
                 mask = torch.ones(S, T, N, B, dtype=torch.bool)
             else:
-                mask = torch.as_tensor(mask).to(self.W.device, torch.bool)
-                mask = mask.view(1, -1, 1, 1) if mask.dim() == 1 else \
-                    mask if series else mask.unsqueeze(0)
+                mask = _four_d(torch.as_tensor(mask).to(self.W.device, torch.bool), series)
             # no target past a sequence's end
             live = torch.arange(T).view(1, T, 1, 1) < lengths.unsqueeze(1)
             mask = mask.expand(S, T, N, B) & live.to(mask.device)
@@ -335,18 +337,13 @@ class OnlineLSTM1997:
             if mask is None:
                 mask = _NOTHING[torch.bool]
             else:
-                mask = _cpu(torch.as_tensor(mask), torch.bool)
-                mask = mask.view(1, -1, 1, 1) if mask.dim() == 1 else \
-                    mask if series else mask.unsqueeze(0)
+                mask = _four_d(_cpu(torch.as_tensor(mask), torch.bool), series)
         lengths = _NOTHING[torch.int64] if lengths is None else \
             _cpu(torch.as_tensor(lengths), torch.int64)
         if isinstance(lr, (int, float)) and not isinstance(lr, bool):
             rate, rates = float(lr), _NOTHING[dtype]
         else:
-            rates = torch.as_tensor(lr, dtype=dtype).reshape(-1)
-            if rates.numel() not in (1, self.trials):
-                raise ValueError(f"lr must be one rate or one per trial ({self.trials}), got "
-                                 f"{rates.numel()}")
+            rates = self._rates(lr)
             rate, rates = (float(rates[0]), _NOTHING[dtype]) if rates.numel() == 1 \
                 else (0.0, rates.contiguous())
         if not (self.W.is_contiguous() and self.V.is_contiguous()):
@@ -357,6 +354,14 @@ class OnlineLSTM1997:
             [*self._config, _UPDATES.index(update), outputs_all, gradient,
              self.error == "cross-entropy"], kernels.threads())
         return outputs, ({"W": grad_W, "V": grad_V} if gradient else None)
+
+    def _rates(self, lr) -> Tensor:
+        """lr as a checked 1-D tensor of the weights' dtype: one rate, or one per trial."""
+        rates = torch.as_tensor(lr, dtype=self.W.dtype).reshape(-1)
+        if rates.numel() not in (1, self.trials):
+            raise ValueError(f"lr must be one rate or one per trial ({self.trials}), got "
+                             f"{rates.numel()}")
+        return rates
 
     @property
     def _config(self) -> list[int]:
