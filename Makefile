@@ -30,6 +30,7 @@ bench: $(STAMP)
 	$(PY) -m benchmarks.online1997
 	$(PY) -m benchmarks.charlm
 	$(PY) -m benchmarks.transforms
+	$(PY) -m benchmarks.wishlist
 	$(PY) -m benchmarks.scaling
 
 lint: $(STAMP)

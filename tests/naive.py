@@ -22,17 +22,22 @@ def _lin(W, x, b=None):
     return y if b is None else y + b
 
 
-def rnn_step(p, x, state, nonlinearity="tanh"):
+def _drop(h, drop):
+    """Recurrent dropout: what the recurrent product sees of h."""
+    return h if drop is None else h * drop
+
+
+def rnn_step(p, x, state, nonlinearity="tanh", drop=None):
     (h,) = state
     return (ACT[nonlinearity](_lin(p["weight_ih"], x, p.get("bias_ih"))
-                              + _lin(p["weight_hh"], h, p.get("bias_hh"))),)
+                              + _lin(p["weight_hh"], _drop(h, drop), p.get("bias_hh"))),)
 
 
-def lstm_step(p, x, state, peephole=False, truncated=False):
+def lstm_step(p, x, state, peephole=False, truncated=False, drop=None):
     h, c = state
     H = c.shape[-1]
     # the 1997 truncation: what the gates see of the past carries no gradient
-    h_in = h.detach() if truncated else h
+    h_in = _drop(h.detach() if truncated else h, drop)
     c_in = c.detach() if truncated else c
     a = _lin(p["weight_ih"], x, p.get("bias_ih")) + _lin(p["weight_hh"], h_in, p.get("bias_hh"))
     a_i, a_f, a_g, a_o = a.split(H, dim=-1)
@@ -50,8 +55,9 @@ def lstm_step(p, x, state, peephole=False, truncated=False):
     return h_new, c_new
 
 
-def gru_step(p, x, state, reset_after=True):
-    (h,) = state
+def gru_step(p, x, state, reset_after=True, drop=None):
+    (h_self,) = state
+    h = _drop(h_self, drop)  # what the products see; the interpolation sees h_self
     H = h.shape[-1]
     W_hh, b_hh = p["weight_hh"], p.get("bias_hh")
     xi = _lin(p["weight_ih"], x, p.get("bias_ih"))
@@ -64,13 +70,16 @@ def gru_step(p, x, state, reset_after=True):
         n = torch.tanh(x_n + r * _lin(W_hn, h, b_hn))
     else:
         n = torch.tanh(x_n + _lin(W_hn, r * h, b_hn))
-    return ((1 - z) * n + z * h,)
+    return ((1 - z) * n + z * h_self,)
 
 
-def run(step, layer_params, x, inits, lengths, num_layers, bidirectional):
+def run(step, layer_params, x, inits, lengths, num_layers, bidirectional, masks=None):
     """Stacked, optionally bidirectional network; one sequence at a time, own length each.
 
     layer_params[k] are the parameters of layer-direction k; inits[j] (L·D, B, size).
+    masks[k] (optional) are layer-direction k's recurrent-dropout and zoneout masks
+    (rnnlab.cells.base.Masks, batch in input order, zoneout masks indexed by time): the step
+    gets ``drop=`` its row, and each state is then s = z s_prev + (1 − z) s_new.
     Returns output (T, B, D·H) zero past each length, and finals (L·D, B, size) per state.
     """
     T, B, _ = x.shape
@@ -87,7 +96,11 @@ def run(step, layer_params, x, inits, lengths, num_layers, bidirectional):
                 order = range(L - 1, -1, -1) if d == 1 else range(L)
                 ys = [None] * L
                 for t in order:
-                    state = step(layer_params[k], seq[t], state)
+                    if masks is None:
+                        state = step(layer_params[k], seq[t], state)
+                    else:
+                        state = _masked_step(step, layer_params[k], seq[t], state, masks[k],
+                                             t, b)
                     ys[t] = state[0]
                 outs.append(torch.stack(ys))
                 for j, s in enumerate(state):
@@ -97,6 +110,18 @@ def run(step, layer_params, x, inits, lengths, num_layers, bidirectional):
         outputs.append(torch.cat((seq, pad)))
     out = torch.stack(outputs, dim=1)
     return out, tuple(torch.stack([torch.stack(f) for f in fs]) for fs in finals)
+
+
+def _masked_step(step, p, x, state, masks, t, b):
+    drop = None if masks.drop is None else masks.drop[b]
+    new = step(p, x, state, drop=drop) if drop is not None else step(p, x, state)
+    out = []
+    for s_prev, s_new, z in zip(state, new, masks.zone + (None,) * len(state)):
+        if z is not None:
+            z = z[t if z.shape[0] > 1 else 0, b if z.shape[1] > 1 else 0]
+            s_new = z * s_prev + (1 - z) * s_new
+        out.append(s_new)
+    return tuple(out)
 
 
 MATH_NAMES = ("weight_ih", "weight_hh", "bias_ih", "bias_hh", "weight_hr", "weight_peephole")
@@ -150,3 +175,33 @@ def lstm1997_step(p, x, state, *, K, S, output_gate=True, gate_recurrence=True, 
     if gate_recurrence:
         parts += [y_in] + ([y_out] if output_gate else [])
     return torch.cat(parts, dim=-1), s_new
+
+
+def leaves(x, hx, m) -> list[Tensor]:
+    """What a module's gradient is taken with respect to: input, initial states, parameters."""
+    return [x, *(hx if isinstance(hx, tuple) else (hx,)), *m.parameters()]
+
+
+def loss_of(out, finals) -> Tensor:
+    """A loss that weights every output and final state differently (all paths exercised)."""
+    finals = finals if isinstance(finals, tuple) else (finals,)
+    w = torch.linspace(-1, 2, out.numel(), dtype=out.dtype).view_as(out)
+    total = (out * w).sum() + (out ** 2).sum() * 0.1
+    for k, f in enumerate(finals):
+        total = total + (f * (k + 1.5)).sum() + (f ** 3).sum()
+    return total
+
+
+def assert_matches(out, finals, ref_out, ref_finals, wrt) -> None:
+    """A module's outputs, final states and gradients (of `loss_of`, w.r.t. ``wrt``) equal the
+    oracle's (float64: 1e-10 forward, 1e-9 gradients)."""
+    torch.testing.assert_close(out, ref_out, rtol=1e-10, atol=1e-12)
+    for a, b in zip(finals if isinstance(finals, tuple) else (finals,), ref_finals):
+        torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12)
+    got = torch.autograd.grad(loss_of(out, finals), wrt, allow_unused=True)
+    ref = tuple(ref_finals) if len(ref_finals) > 1 else ref_finals[0]
+    want = torch.autograd.grad(loss_of(ref_out, ref), wrt, allow_unused=True)
+    for g, w, leaf in zip(got, want, wrt):
+        g = torch.zeros_like(leaf) if g is None else g
+        w = torch.zeros_like(leaf) if w is None else w
+        torch.testing.assert_close(g, w, rtol=1e-9, atol=1e-11)

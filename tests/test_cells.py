@@ -68,19 +68,7 @@ def inputs(m, T=5, B=3, lengths=True, dtype=torch.float64):
     return x, hx, lens
 
 
-def leaves(x, hx, m):
-    hs = list(hx) if isinstance(hx, tuple) else [hx]
-    return [x, *hs, *m.parameters()]
-
-
-def loss_of(out, finals):
-    """A loss that weights every output and final state differently (all paths exercised)."""
-    finals = finals if isinstance(finals, tuple) else (finals,)
-    w = torch.linspace(-1, 2, out.numel(), dtype=out.dtype).view_as(out)
-    total = (out * w).sum() + (out ** 2).sum() * 0.1
-    for k, f in enumerate(finals):
-        total = total + (f * (k + 1.5)).sum() + (f ** 3).sum()
-    return total
+leaves, loss_of = naive.leaves, naive.loss_of
 
 
 @pytest.mark.parametrize("name,cls,options", CONFIGS, ids=IDS)
@@ -93,19 +81,7 @@ def test_matches_naive_oracle(name, cls, options, with_lengths):
         naive_step(m), naive.module_params(m, 2, True), x,
         hx if isinstance(hx, tuple) else (hx,), lens, 2, True,
     )
-    finals_t = finals if isinstance(finals, tuple) else (finals,)
-    torch.testing.assert_close(out, ref_out, rtol=1e-10, atol=1e-12)
-    for a, b in zip(finals_t, ref_finals):
-        torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12)
-
-    wrt = leaves(x, hx, m)
-    got = torch.autograd.grad(loss_of(out, finals), wrt, allow_unused=True)
-    want = torch.autograd.grad(loss_of(ref_out, tuple(ref_finals) if len(ref_finals) > 1
-                                       else ref_finals[0]), wrt, allow_unused=True)
-    for g, w, leaf in zip(got, want, wrt):
-        w = torch.zeros_like(leaf) if w is None else w
-        g = torch.zeros_like(leaf) if g is None else g
-        torch.testing.assert_close(g, w, rtol=1e-9, atol=1e-11)
+    naive.assert_matches(out, finals, ref_out, ref_finals, leaves(x, hx, m))
 
 
 # the truncated gradient is, by design, not the derivative of the forward pass, so numerical

@@ -195,6 +195,46 @@ def test_engine_compiled_equals_reference(monkeypatch, name, cls, options, dtype
                 assert (u - v).norm() <= 1e-5 * v.norm() + 1e-7, (k, (u - v).norm(), v.norm())
 
 
+MASKED = [  # recurrent dropout and zoneout (rnnlab.options) in every cell's kernel
+    ("rnn-relu", rnnlab.RNN, {"nonlinearity": "relu", "zoneout": 0.3, "recurrent_dropout": 0.4}),
+    ("lstm", rnnlab.LSTM, {"zoneout": (0.3, 0.5), "recurrent_dropout": 0.4}),
+    ("lstm-zoneout", rnnlab.LSTM, {"zoneout": 0.4}),
+    ("lstm-proj-peephole", rnnlab.LSTM,
+     {"proj_size": 3, "peephole": True, "zoneout": 0.3, "recurrent_dropout": 0.3}),
+    ("lstm-truncated-peephole", rnnlab.LSTM,
+     {"truncated": True, "peephole": True, "zoneout": (0.2, 0.4), "recurrent_dropout": 0.3}),
+    ("gru", rnnlab.GRU, {"zoneout": 0.3, "recurrent_dropout": 0.4}),
+    ("gru-reset-before", rnnlab.GRU,
+     {"reset_after": False, "zoneout": 0.3, "recurrent_dropout": 0.4}),
+]
+
+
+@needs_kernels
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32], ids=["f64", "f32"])
+@pytest.mark.parametrize("name,cls,options", MASKED, ids=[c[0] for c in MASKED])
+@pytest.mark.parametrize("fuse", [True, False], ids=["fused", "after-loop"])
+@pytest.mark.parametrize("training", [True, False], ids=["train", "eval"])
+def test_masked_compiled_equals_reference(monkeypatch, name, cls, options, dtype, fuse,
+                                          training):
+    """The same masks (one seed) on both paths, small layers fused and large ones not."""
+    from rnnlab import engine
+
+    monkeypatch.setattr(engine, "FUSE_LIMIT", engine.FUSE_LIMIT if fuse else 0)
+    m = _engine_module(cls, options, dtype).train(training)
+    x = torch.randn(9, 5, 4, dtype=dtype, generator=torch.Generator().manual_seed(1))
+    for lengths in (None, torch.tensor([9, 4, 7, 1, 9])):
+        runs = []
+        for switch in ("1", "0"):
+            monkeypatch.setenv("RNNLAB_KERNELS", switch)
+            torch.manual_seed(3)
+            runs.append(_run_module(m, x, lengths))
+        for k, (u, v) in enumerate(zip(*runs)):
+            if dtype == torch.float64:
+                torch.testing.assert_close(u, v, **TOL[dtype], msg=lambda s, k=k: f"item {k}: {s}")
+            else:
+                assert (u - v).norm() <= 1e-5 * v.norm() + 1e-7, (k, (u - v).norm(), v.norm())
+
+
 def _both_runs(monkeypatch, m, x, lengths):
     runs = []
     for switch in ("1", "0"):

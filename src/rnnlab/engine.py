@@ -28,6 +28,8 @@ loop over each sequence reversed within its own length (`reverse_within_lengths`
 
 from __future__ import annotations
 
+import dataclasses
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor
@@ -69,7 +71,30 @@ FUSE_LIMIT = 32768
 def _fuse(cell: CellMath, params: dict) -> bool:
     W_ih, W_hh = params["weight_ih"], params.get("weight_hh")
     width = W_ih.shape[1] + (0 if W_hh is None else W_hh.shape[1])
-    return cell.fusable and W_ih.shape[0] * width <= FUSE_LIMIT
+    # (the fused sums read h_{t−1} itself, not h_{t−1} ⊙ drop)
+    return cell.fusable and cell.masks.drop is None and W_ih.shape[0] * width <= FUSE_LIMIT
+
+
+def _candidates(cell: CellMath, tape: Tape) -> None:
+    """With zoneout, a buffer per zoned state for the cell's own new states s̃_t (zero-filled
+    when padded: the weight gradients read every row)."""
+    zone = cell.masks.zone
+    tape.cands = tuple(
+        None if k >= len(zone) or zone[k] is None
+        else kernels.buffer(s[1:].shape, s, zero=tape.padded)
+        for k, s in enumerate(tape.states))
+
+
+def _zone_forward(tape: Tape, t: int, zs: list[list[Tensor]]) -> None:
+    """After the cell's step t: keep s̃_t, then s_t = s̃_t + z (s_{t−1} − s̃_t)."""
+    for k, z in enumerate(zs):
+        if z is None:
+            continue
+        s = tape.states[k]
+        n = tape.batch_sizes[t] if tape.padded else s.shape[1]
+        new, prev = s[t + 1, :n], s[t, :n]
+        tape.cands[k][t, :n].copy_(new)
+        new.lerp_(prev, z[t])
 
 
 def _compiled(cell: CellMath, x: Tensor, params: dict) -> bool:
@@ -92,13 +117,28 @@ def _forward(cell: CellMath, x: Tensor, inits: tuple[Tensor, ...], params: dict,
                    bias=None if bias is None else bias[g * H : (g + 1) * H])
     if _compiled(cell, x, params):
         tape = cell.allocate(xw, inits, params, batch_sizes)
+        _candidates(cell, tape)
         tape.compiled = True
         cell.kernel_forward(tape, kernels.threads())
         return tape
     tape = cell.begin(xw, inits, params, batch_sizes)
+    if not cell.masks.zoned:
+        for t in range(T):
+            cell.step(tape, t)
+        return tape
+    _candidates(cell, tape)
+    zs = _zone_steps(cell, tape, T)
     for t in range(T):
         cell.step(tape, t)
+        _zone_forward(tape, t, zs)
     return tape
+
+
+def _zone_steps(cell: CellMath, tape: Tape, T: int) -> list:
+    """Per state, the zoneout mask's per-step views (None where a state is not zoned)."""
+    zone = cell.masks.zone
+    return [cell.masks.steps(k, tape.batch_sizes, T) if k < len(zone) and zone[k] is not None
+            else None for k in range(len(tape.states))]
 
 
 @torch.no_grad()
@@ -114,12 +154,28 @@ def _backward_loop(cell: CellMath, tape: Tape, d_out: Tensor, d_finals) -> list[
     T, batch_sizes = d_out.shape[0], tape.batch_sizes
     cell.begin_backward(tape)
     d_outs = d_out.unbind(0)
+    zs = _zone_steps(cell, tape, T) if cell.masks.zoned else None
+
+    def step_back(t: int, carry: list[Tensor]) -> None:
+        if zs is None:
+            cell.step_back(tape, t, carry)
+            return
+        # zoneout: δs_t reaches s_{t−1} directly as z δs_t, and s̃_t as (1 − z) δs_t
+        kept = [None if z is None else z[t] * c for z, c in zip(zs, carry)]
+        for z, c in zip(zs, carry):
+            if z is not None:
+                c.sub_(c * z[t])
+        cell.step_back(tape, t, carry)
+        for k, c in zip(kept, carry):
+            if k is not None:
+                c.add_(k)
+
     # carry[k] is ∂L/∂state_k at the step being undone
     if batch_sizes is None:
         carry = [d.clone() for d in d_finals]
         for t in reversed(range(T)):
             carry[0].add_(d_outs[t])
-            cell.step_back(tape, t, carry)
+            step_back(t, carry)
         return carry
     carry = [torch.zeros_like(d) for d in d_finals]
     for t in reversed(range(T)):
@@ -129,7 +185,7 @@ def _backward_loop(cell: CellMath, tape: Tape, d_out: Tensor, d_finals) -> list[
             c[ending:n] += d[ending:n]
         rows = [c[:n] for c in carry]
         rows[0].add_(d_outs[t][:n])
-        cell.step_back(tape, t, rows)
+        step_back(t, rows)
     return carry
 
 
@@ -143,8 +199,12 @@ def autograd_layer(cell: CellMath, x: Tensor, inits: tuple[Tensor, ...], params:
     """
     xw = F.linear(x, params["weight_ih"], cell.input_bias(params))  # (T, B, G·H)
     states, outs = tuple(inits), []
+    zone = cell.masks.zone
     for t in range(x.shape[0]):
         new = cell.autograd_step(xw[t], states, params)
+        if zone:  # zoneout: s_t = z s_{t−1} + (1 − z) s̃_t
+            new = tuple(n if z is None else torch.lerp(n, s, z[t if z.shape[0] > 1 else 0])
+                        for n, s, z in zip(new, states, zone))
         if lengths is not None:
             running = (lengths.to(x.device) > t).unsqueeze(1)  # (B, 1)
             new = tuple(torch.where(running, n, s) for n, s in zip(new, states))
@@ -283,6 +343,10 @@ def run_layer(
         lengths = None
     if reverse:
         x = reverse_within_lengths(x, lengths)
+        if cell.masks.zoned:  # a step's zoneout mask belongs to its time step
+            cell = cell.with_masks(dataclasses.replace(cell.masks, zone=tuple(
+                z if z is None or z.shape[0] == 1 else reverse_within_lengths(z, lengths)
+                for z in cell.masks.zone)))
     tensors = (x, *inits, *(params.get(name) for name in cell.param_names))
     empty = 0 in (x.shape[1], x.shape[2], inits[0].shape[-1])  # no batch, inputs or units
     if _transformed(*tensors) or empty:  # (nothing to compile)

@@ -28,6 +28,7 @@ from torch import Tensor, nn
 from torch.nn.utils.rnn import PackedSequence, pad_packed_sequence
 
 from . import _checks as ck
+from . import options as opt
 from .cells import NONLINEARITIES, SQUASHERS, GRUMath, LSTM1997Math, LSTMMath, RNNMath
 from .cells.base import CellMath
 from .engine import run_layer, sort_lengths
@@ -180,11 +181,40 @@ class _RecurrentBase(nn.Module):
     def _make_cell(self) -> CellMath:
         raise NotImplementedError
 
+    #: recurrent dropout and zoneout (`rnnlab.options`), off unless a subclass sets them
+    recurrent_dropout = 0.0
+    _zone: tuple[float, ...] = ()
+
+    def _set_regularisers(self, recurrent_dropout, zoneout) -> None:
+        """Check and keep the recurrent_dropout and zoneout options (before Module init)."""
+        self.recurrent_dropout = opt.check_probability("recurrent_dropout", recurrent_dropout)
+        names = ("h", "c") if self._has_cell_state else ("h",)
+        self._zone = opt.check_zoneout(zoneout, names, type(self).__name__)
+        self.zoneout = tuple(zoneout) if isinstance(zoneout, (tuple, list)) else float(zoneout)
+
+    def _training(self) -> bool:
+        """Training mode, read only when a regulariser makes train and eval differ (so the plain
+        modules' forward stays independent of `training`, as torch.nn's)."""
+        return bool(self.recurrent_dropout or any(self._zone)) and self.training
+
     def reset_parameters(self) -> None:
         """Uniform in ±1/√hidden_size, every parameter, in registration order (as torch.nn)."""
         bound = 1.0 / math.sqrt(self.hidden_size) if self.hidden_size > 0 else 0.0
         for p in self.parameters():
             nn.init.uniform_(p, -bound, bound)
+        self._init_forget_gates()
+
+    def _init_forget_gates(self) -> None:
+        """forget_bias / chrono_init (LSTM): the forget and input gates' biases."""
+        fb, chrono = getattr(self, "forget_bias", None), getattr(self, "chrono_init", None)
+        if fb is None and chrono is None:
+            return
+        for b_ih, b_hh in self._bias_pairs():
+            opt.init_forget_gate(b_ih, b_hh, self.hidden_size, forget_bias=fb,
+                                 chrono_init=chrono)
+
+    def _bias_pairs(self) -> list[tuple[Tensor, Tensor]]:
+        return [(getattr(self, n["bias_ih"]), getattr(self, n["bias_hh"])) for n in self._names]
 
     def flatten_parameters(self) -> None:
         """No-op, for code written against torch.nn (there is no cuDNN weight buffer here)."""
@@ -196,7 +226,7 @@ class _RecurrentBase(nn.Module):
         for k, v in defaults.items():
             if getattr(self, k) != v:
                 s += f", {k}={getattr(self, k)}"
-        return s + self._extra_repr_options()
+        return s + self._extra_repr_options() + opt.repr_options(self)
 
     def _extra_repr_options(self) -> str:
         return ""
@@ -227,6 +257,9 @@ class _RecurrentBase(nn.Module):
         self._check_input(x, amp)
         T, B, _ = x.shape
         inits = self._initial_states(hx, B, batched, x, amp)
+        LD = self.num_layers * (2 if self.bidirectional else 1)
+        masks = opt.sample_masks(LD, T, B, self._state_sizes(), drop=self.recurrent_dropout,
+                                 zone=self._zone, training=self._training(), like=x)
 
         batch_sizes = None
         if lengths is not None:
@@ -239,10 +272,12 @@ class _RecurrentBase(nn.Module):
             x = x.index_select(1, order_d)
             inits = tuple(s.index_select(1, order_d) for s in inits)
             lengths_sorted = lengths[order]
+            masks = opt.select(masks, x.shape[0], order_d)
         else:
             lengths_sorted = None
+            masks = opt.select(masks, x.shape[0], None)
 
-        out, finals = self._run_layers(x, inits, batch_sizes, lengths_sorted, amp)
+        out, finals = self._run_layers(x, inits, batch_sizes, lengths_sorted, amp, masks)
         out = self._output_units(out)
         if out.shape[0] < T:
             out = F.pad(out, (0, 0, 0, 0, 0, T - out.shape[0]))
@@ -281,7 +316,7 @@ class _RecurrentBase(nn.Module):
             raise ck.TensorError("Expected sequence length to be larger than 0 in RNN: the "
                                  "input has no time steps (T = 0)")
 
-    def _run_layers(self, x, inits, batch_sizes, lengths, amp=None):
+    def _run_layers(self, x, inits, batch_sizes, lengths, amp=None, masks=None):
         cell = self._make_cell()
         num_dir = 2 if self.bidirectional else 1
         finals = [[] for _ in inits]
@@ -293,7 +328,8 @@ class _RecurrentBase(nn.Module):
                 params = {name: _amp(getattr(self, attr), amp)
                           for name, attr in self._names[k].items()}
                 out, states = run_layer(
-                    cell, layer_input, tuple(s[k] for s in inits), params,
+                    cell.with_masks(opt.cell_masks(masks, k)), layer_input,
+                    tuple(s[k] for s in inits), params,
                     batch_sizes=batch_sizes, lengths=lengths, reverse=d == 1,
                 )
                 outs.append(out)
@@ -368,15 +404,18 @@ class RNN(_RecurrentBase):
     """Elman RNN, h_t = φ(W_ih x_t + b_ih + W_hh h_{t-1} + b_hh); drop-in for torch.nn.RNN.
 
     ``nonlinearity`` is 'tanh' (default) or 'relu' as torch, or 'sigmoid' / 'linear' (for the
-    stability analysis of σ and linear recursions).
+    stability analysis of σ and linear recursions). Keyword-only ``recurrent_dropout`` and
+    ``zoneout``: see `rnnlab.options`.
     """
 
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1,
                  nonlinearity: str = "tanh", bias: bool = True, batch_first: bool = False,
                  dropout: float = 0.0, bidirectional: bool = False, device=None,
-                 dtype=None, *, proj_size=None) -> None:
+                 dtype=None, *, proj_size=None, recurrent_dropout: float = 0.0,
+                 zoneout: float = 0.0) -> None:
         _refuse_proj_size(proj_size)
         self.nonlinearity = _check_nonlinearity(nonlinearity)
+        self._set_regularisers(recurrent_dropout, zoneout)
         super().__init__(input_size, hidden_size, num_layers, bias, batch_first, dropout,
                          bidirectional, 0, device, dtype)
 
@@ -394,6 +433,8 @@ class LSTM(_RecurrentBase):
       peephole   Gers-style peepholes: i and f see c_{t-1}, o sees c_t, through diagonal weights
                  ``weight_peephole_l{k}{suffix}`` of shape (3·hidden_size,), order (i, f, o).
       truncated  the 1997 truncated gradient: error is carried back in time only through c.
+      recurrent_dropout, zoneout (one probability, or (z_h, z_c)), forget_bias, chrono_init:
+                 see `rnnlab.options`.
     The equations are in rnnlab.cells.lstm.
     """
 
@@ -403,9 +444,13 @@ class LSTM(_RecurrentBase):
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, bias: bool = True,
                  batch_first: bool = False, dropout: float = 0.0, bidirectional: bool = False,
                  proj_size: int = 0, device=None, dtype=None, *, peephole: bool = False,
-                 truncated: bool = False) -> None:
+                 truncated: bool = False, recurrent_dropout: float = 0.0, zoneout=0.0,
+                 forget_bias: float | None = None, chrono_init: float | None = None) -> None:
         self.peephole = ck.check_bool("peephole", peephole)
         self.truncated = ck.check_bool("truncated", truncated)
+        self._set_regularisers(recurrent_dropout, zoneout)
+        self.forget_bias, self.chrono_init = opt.check_forget_init(forget_bias, chrono_init,
+                                                                   bias)
         super().__init__(input_size, hidden_size, num_layers, bias, batch_first, dropout,
                          bidirectional, proj_size, device, dtype)
 
@@ -424,16 +469,19 @@ class GRU(_RecurrentBase):
 
     Keyword-only ``reset_after``: True (default) is torch's form,
     n = tanh(W_in x + b_in + r ⊙ (W_hn h + b_hn)); False is Cho et al.'s (2014),
-    n = tanh(W_in x + b_in + W_hn (r ⊙ h) + b_hn). Same parameters in both.
+    n = tanh(W_in x + b_in + W_hn (r ⊙ h) + b_hn). Same parameters in both. Keyword-only
+    ``recurrent_dropout`` and ``zoneout``: see `rnnlab.options`.
     """
 
     _gates = 3
 
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, bias: bool = True,
                  batch_first: bool = False, dropout: float = 0.0, bidirectional: bool = False,
-                 device=None, dtype=None, *, reset_after: bool = True, proj_size=None) -> None:
+                 device=None, dtype=None, *, reset_after: bool = True, proj_size=None,
+                 recurrent_dropout: float = 0.0, zoneout: float = 0.0) -> None:
         _refuse_proj_size(proj_size)
         self.reset_after = ck.check_bool("reset_after", reset_after)
+        self._set_regularisers(recurrent_dropout, zoneout)
         super().__init__(input_size, hidden_size, num_layers, bias, batch_first, dropout,
                          bidirectional, 0, device, dtype)
 
@@ -482,10 +530,43 @@ class _CellBase(nn.Module):
     def _make_cell(self) -> CellMath:
         raise NotImplementedError
 
+    recurrent_dropout = 0.0
+    _zone: tuple[float, ...] = ()
+    _set_regularisers = _RecurrentBase._set_regularisers
+    _training = _RecurrentBase._training
     reset_parameters = _RecurrentBase.reset_parameters
+    _init_forget_gates = _RecurrentBase._init_forget_gates
+
+    def _bias_pairs(self):
+        return [(self.bias_ih, self.bias_hh)]
+
+    def reset_dropout_mask(self) -> None:
+        """Draw a fresh recurrent-dropout mask at the next call. One step is one call, so the
+        cell keeps its mask from call to call (variational: one mask per sequence, as Keras's
+        cells): call this at the start of each sequence."""
+        self._drop_mask = None
+
+    def _masks(self, B: int, like: Tensor):
+        """This call's masks: zoneout's afresh, recurrent dropout's kept (see
+        `reset_dropout_mask`), or None."""
+        masks = opt.sample_masks(1, 1, B, self._state_sizes(), drop=0.0, zone=self._zone,
+                                 training=self._training(), like=like)
+        if not (self.recurrent_dropout and self._training()):
+            return masks
+        d = getattr(self, "_drop_mask", None)
+        if d is None or d.shape[0] != B or d.dtype != like.dtype or d.device != like.device:
+            p = self.recurrent_dropout
+            self._drop_mask = d = opt.bernoulli_mask((B, self.hidden_size), 1 - p, 1 / (1 - p),
+                                                     like)
+        zone = masks[0].zone if masks else ()
+        return [opt.Masks(d, zone)]
+
+    def _state_sizes(self) -> tuple[int, ...]:
+        return (self.hidden_size,) * (2 if self._has_cell_state else 1)
 
     def extra_repr(self) -> str:
-        return f"{self.input_size}, {self.hidden_size}" + ("" if self.bias else ", bias=False")
+        return (f"{self.input_size}, {self.hidden_size}" + ("" if self.bias else ", bias=False")
+                + opt.repr_options(self))
 
     def forward(self, input, hx=None):
         """input (B, input_size) or (input_size,); hx (B, hidden_size) or for LSTMCell a tuple
@@ -533,7 +614,7 @@ class _CellBase(nn.Module):
             ck.check_like(f"hidden{i}", s, x, "input")
         n_states = 2 if self._has_cell_state else 1
         inits = states or tuple(x.new_zeros(B, self.hidden_size) for _ in range(n_states))
-        cell = self._make_cell()
+        cell = self._make_cell().with_masks(opt.cell_masks(self._masks(B, x), 0))
         params = {name: _amp(getattr(self, name, None), amp) for name in cell.param_names}
         _, finals = run_layer(cell, x.unsqueeze(0), inits, params)
         if not batched:
@@ -542,11 +623,14 @@ class _CellBase(nn.Module):
 
 
 class RNNCell(_CellBase):
-    """h' = φ(W_ih x + b_ih + W_hh h + b_hh); drop-in for torch.nn.RNNCell."""
+    """h' = φ(W_ih x + b_ih + W_hh h + b_hh); drop-in for torch.nn.RNNCell, with keyword-only
+    ``recurrent_dropout`` (see `reset_dropout_mask`) and ``zoneout``."""
 
     def __init__(self, input_size: int, hidden_size: int, bias: bool = True,
-                 nonlinearity: str = "tanh", device=None, dtype=None) -> None:
+                 nonlinearity: str = "tanh", device=None, dtype=None, *,
+                 recurrent_dropout: float = 0.0, zoneout: float = 0.0) -> None:
         self.nonlinearity = _check_nonlinearity(nonlinearity)
+        self._set_regularisers(recurrent_dropout, zoneout)
         super().__init__(input_size, hidden_size, bias, device, dtype)
 
     def _make_cell(self):
@@ -555,15 +639,21 @@ class RNNCell(_CellBase):
 
 class LSTMCell(_CellBase):
     """One LSTM step; drop-in for torch.nn.LSTMCell, with keyword-only ``peephole``
-    (parameter ``weight_peephole``, (3·hidden_size,), order i, f, o) and ``truncated``."""
+    (parameter ``weight_peephole``, (3·hidden_size,), order i, f, o), ``truncated`` and the
+    options of `rnnlab.options` (recurrent_dropout: see `reset_dropout_mask`)."""
 
     _gates = 4
     _has_cell_state = True
 
     def __init__(self, input_size: int, hidden_size: int, bias: bool = True, device=None,
-                 dtype=None, *, peephole: bool = False, truncated: bool = False) -> None:
+                 dtype=None, *, peephole: bool = False, truncated: bool = False,
+                 recurrent_dropout: float = 0.0, zoneout=0.0, forget_bias: float | None = None,
+                 chrono_init: float | None = None) -> None:
         self.peephole = ck.check_bool("peephole", peephole)
         self.truncated = ck.check_bool("truncated", truncated)
+        self._set_regularisers(recurrent_dropout, zoneout)
+        self.forget_bias, self.chrono_init = opt.check_forget_init(forget_bias, chrono_init,
+                                                                   bias)
         super().__init__(input_size, hidden_size, bias, device, dtype)
 
     def _extra_shapes(self):
@@ -574,13 +664,16 @@ class LSTMCell(_CellBase):
 
 
 class GRUCell(_CellBase):
-    """One GRU step; drop-in for torch.nn.GRUCell, with keyword-only ``reset_after``."""
+    """One GRU step; drop-in for torch.nn.GRUCell, with keyword-only ``reset_after``,
+    ``recurrent_dropout`` (see `reset_dropout_mask`) and ``zoneout``."""
 
     _gates = 3
 
     def __init__(self, input_size: int, hidden_size: int, bias: bool = True, device=None,
-                 dtype=None, *, reset_after: bool = True) -> None:
+                 dtype=None, *, reset_after: bool = True, recurrent_dropout: float = 0.0,
+                 zoneout: float = 0.0) -> None:
         self.reset_after = ck.check_bool("reset_after", reset_after)
+        self._set_regularisers(recurrent_dropout, zoneout)
         super().__init__(input_size, hidden_size, bias, device, dtype)
 
     def _make_cell(self):

@@ -14,6 +14,9 @@ each family (state order as the cells: RNN/GRU s = h, LSTM s = [h, c]):
 (f' = f(1 − f) for a gate f, g' = 1 − g²). ∂c_t/∂c_{t-1} = diag(f_t) is the carousel: with
 f ≈ 1 it neither grows nor fades, which is why the LSTM's error does not vanish.
 
+With zoneout (as in evaluation, s_t = z s_{t−1} + (1 − z) s̃_t) the step Jacobian is
+diag(z) + diag(1 − z) J̃_t, J̃_t the cell's own, taken at its own new state s̃_t.
+
 The largest Lyapunov exponents, lim (1/T) log of the growth of k-volumes under J_T ⋯ J_1, are
 computed by the QR method (re-orthonormalise every ``reorth`` steps, after a transient).
 """
@@ -43,13 +46,24 @@ def step_jacobian(cell, params: dict, tape: Tape, t: int, x: Tensor | None = Non
     if not isinstance(cell, (RNNMath, GRUMath)) and not (
             isinstance(cell, LSTMMath) and params.get("weight_hr") is None):
         return _autograd_step_jacobian(cell, params, tape, t, x)
+    J = _cell_jacobian(cell, params, tape, t)
+    if not cell.masks.zoned:
+        return J
+    z = torch.cat([J.new_zeros(s.shape[-1]) if k >= len(cell.masks.zone) or
+                   cell.masks.zone[k] is None else cell.masks.zone[k].reshape(-1)
+                   for k, s in enumerate(tape.states)])
+    return torch.diag_embed(z.expand(J.shape[:-1])) + (1 - z).unsqueeze(-1) * J
+
+
+def _cell_jacobian(cell, params: dict, tape: Tape, t: int) -> Tensor:
+    """J̃_t of the written-out families, at the cell's own new state."""
     W = params["weight_hh"]
     if isinstance(cell, RNNMath):
-        h = tape.states[0][t + 1]
+        h = tape.candidate(0)[t]
         return _rows(_derivative_from_output(h, cell.nonlinearity), W)
     if isinstance(cell, LSTMMath):
         i, f, g, o = (a[t] for a in tape.xw)
-        c_prev, c = tape.states[1][t], tape.states[1][t + 1]
+        c_prev, c = tape.states[1][t], tape.candidate(1)[t]
         tc = torch.tanh(c)
         W_i, W_f, W_g, W_o = W.chunk(4)
         di, df, dg, do = i * (1 - i), f * (1 - f), 1 - g * g, o * (1 - o)

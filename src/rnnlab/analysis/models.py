@@ -14,6 +14,7 @@ from torch import Tensor, nn
 
 from .. import layers
 from ..engine import trajectory
+from ..options import sample_masks
 from .jacobians import (
     jacobian_sequence,
     largest_lyapunov_brute_force,
@@ -76,6 +77,11 @@ def layer_trajectories(module: nn.Module, x: Tensor) -> list[dict]:
     if model.batch_first:
         x = x.transpose(0, 1)
     cell = model._make_cell()
+    # zoneout, as in evaluation: s_t = z s_{t−1} + (1 − z) s̃_t (recurrent dropout is off)
+    masks = sample_masks(1, 1, 1, model._state_sizes(), drop=0.0, zone=model._zone,
+                         training=False, like=x)
+    if masks:
+        cell = cell.with_masks(masks[0])
     D = 2 if model.bidirectional else 1
     out, layer_input = [], x.detach()
     for layer in range(model.num_layers):

@@ -29,12 +29,56 @@ sequence's end are zero-filled so outputs and gradients there stay zero.
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass, field
 
 import torch
 from torch import Tensor
 
 from .. import kernels
+
+
+@dataclass(frozen=True)
+class Masks:
+    """The constants recurrent dropout and zoneout put into one layer-direction's loop.
+
+    ``drop`` (B, P): Gal & Ghahramani's (2016) variational dropout, one mask per sequence,
+    entries 0 or 1/(1 − p); h_{t−1} enters the recurrent product as h_{t−1} ⊙ drop (and only
+    there: a GRU's interpolation z h_{t−1} sees the state itself).
+
+    ``zone``, one entry per state (None: no zoneout on it): Krueger et al.'s (2017) zoneout,
+
+        s_t = z_t ⊙ s_{t−1} + (1 − z_t) ⊙ s̃_t,     s̃_t the cell's own new state,
+
+    the cell computing s̃_t from the zoned s_{t−1}. In training z_t is (T, B, size), 1 where a
+    unit keeps its value; in evaluation (1, 1, size) filled with the probability z.
+    """
+
+    drop: Tensor | None = None
+    zone: tuple[Tensor | None, ...] = ()
+
+    @property
+    def zoned(self) -> bool:
+        return any(z is not None for z in self.zone)
+
+    def steps(self, k: int, batch_sizes: list[int] | None, T: int) -> list[Tensor]:
+        """Per-step views of state k's zoneout mask, rows [:n_t] (broadcast ones repeat)."""
+        z = self.zone[k]
+        views = [z[0]] * T if z.shape[0] == 1 else list(z.unbind(0))
+        if batch_sizes is None or z.shape[1] == 1:
+            return views
+        return [v.narrow(0, 0, n) for v, n in zip(views, batch_sizes)]
+
+    def kernel_args(self, tape: Tape) -> list[Tensor]:
+        """[drop, zone_h, cand_h, zone_c, cand_c] for the kernels (EMPTY where off)."""
+        args = [kernel_arg(self.drop)]
+        for k in range(2):
+            on = k < len(self.zone) and self.zone[k] is not None
+            args += [self.zone[k].contiguous(), tape.cands[k]] if on else [EMPTY, EMPTY]
+        return args
+
+
+NO_MASKS = Masks()
 
 
 @dataclass
@@ -50,6 +94,14 @@ class Tape:
     extra: dict = field(default_factory=dict)  # per-step views and buffers of the forward pass
     back: dict | None = None  # extra + what only the backward pass needs; dropped after it
     dG: Tensor | None = None  # (G, T, B, H) gradient w.r.t. xw, filled by step_back
+    #: with zoneout, per state: (T, B, size) the cell's own new states s̃_t (else None)
+    cands: tuple[Tensor | None, ...] = ()
+
+    def candidate(self, k: int) -> Tensor:
+        """s̃_t of state k for t = 1..T: the cell's own new state (before zoneout mixes it)."""
+        if k < len(self.cands) and self.cands[k] is not None:
+            return self.cands[k]
+        return self.states[k][1:]
 
     @property
     def padded(self) -> bool:
@@ -74,6 +126,32 @@ class CellMath:
     param_names: tuple[str, ...] = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
     #: names of the state tensors; the first is the output h
     state_names: tuple[str, ...] = ("h",)
+    #: recurrent dropout and zoneout (`Masks`) of this layer-direction; cells that take them
+    #: set ``takes_masks``
+    masks: Masks = NO_MASKS
+    takes_masks = False
+
+    def dropped(self, h: Tensor) -> Tensor:
+        """h as the recurrent product sees it: h ⊙ drop (rows [:n] of the mask for n rows;
+        h (…, B, P) of any leading shape), or h itself without recurrent dropout."""
+        d = self.masks.drop
+        return h if d is None else h * d[: h.shape[-2]]
+
+    def drop_steps(self, tape: Tape) -> list[Tensor] | None:
+        """The dropout mask's rows [:n_t] for each step (None without recurrent dropout)."""
+        d = self.masks.drop
+        if d is None:
+            return None
+        T = tape.xw.shape[1]
+        return [d] * T if tape.batch_sizes is None else [d[:n] for n in tape.batch_sizes]
+
+    def with_masks(self, masks: Masks) -> CellMath:
+        """This cell with the masks of one layer-direction (a shallow copy)."""
+        if masks is NO_MASKS:
+            return self
+        cell = copy.copy(self)
+        cell.masks = masks
+        return cell
 
     def input_bias(self, params: dict[str, Tensor | None]) -> Tensor | None:
         """The bias added to the hoisted input projection (biases that can be folded in)."""

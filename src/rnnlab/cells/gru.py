@@ -42,6 +42,7 @@ from .base import (
 
 class GRUMath(CellMath):
     n_gates = 3
+    takes_masks = True
 
     def __init__(self, *, reset_after: bool = True):
         self.reset_after = reset_after
@@ -80,12 +81,17 @@ class GRUMath(CellMath):
         else:
             ex.update(rh=st(ex["rh_buf"]), W_hrz_g=gate_major(W[: 2 * H], 2),
                       W_hn_t=W[2 * H :].t())
+        if self.masks.drop is not None:  # h_{t−1} ⊙ drop, the recurrent products' input
+            ex.update(drop=self.drop_steps(tape), hd=torch.empty_like(Hs[0]))
         return tape
 
     def step(self, tape, t):
         ex = tape.extra
         h_prev, r, z, n = ex["h_prev"][t], ex["r"][t], ex["z"][t], ex["n"][t]
-        h3 = h_prev.expand(3, *h_prev.shape)
+        hd = h_prev  # what the products see
+        if "drop" in ex:
+            hd = torch.mul(h_prev, ex["drop"][t], out=ex["hd"][: h_prev.shape[0]])
+        h3 = hd.expand(3, *hd.shape)
         if self.reset_after:
             hw = ex["hw"][t]
             if ex["b_hh"] is None:
@@ -96,7 +102,7 @@ class GRUMath(CellMath):
             n.addcmul_(r, ex["hw_n"][t]).tanh_()  # n = tanh(a_n + r (W_hn h + b_hn))
         else:
             ex["rz"][t].baddbmm_(h3[:2], ex["W_hrz_g"]).sigmoid_()
-            rh = torch.mul(r, h_prev, out=ex["rh"][t])
+            rh = torch.mul(r, hd, out=ex["rh"][t])
             n.addmm_(rh, ex["W_hn_t"]).tanh_()  # n = tanh(a_n + W_hn (r h))
         torch.lerp(n, h_prev, z, out=ex["h"][t])  # h_t = (1 − z) n + z h_{t-1}
 
@@ -121,7 +127,8 @@ class GRUMath(CellMath):
             H = dan.shape[-1]
             W = tape.params["weight_hh"]
             bk.update(
-                dh_dazn=st(torch.stack((daz, dan)), 1), drh_dar=st(h_prev * r * (1 - r)),
+                dh_dazn=st(torch.stack((daz, dan)), 1),
+                drh_dar=st(self.dropped(h_prev) * r * (1 - r)),
                 dA_zn=st(dG[1:], 1), dA_rz=st(dG[:2], 1), dA_r=st(dG[0]), dA_n=st(dG[2]),
                 W_hn=W[2 * H :], W_hrz_gt=gate_rows(W[: 2 * H], 2),
             )
@@ -134,27 +141,33 @@ class GRUMath(CellMath):
             torch.mul(ex["dh_da"][t], dh, out=ex["dA"][t])  # undoes the gates (input side)
             torch.mul(ex["dh_dhw"][t], dh, out=dhw)  # ... and their recurrent side
             rec = torch.bmm(dhw, ex["W_hh_gt"]).sum(0)  # undoes W_hh h_{t-1}
+            if "drop" in ex:
+                rec.mul_(ex["drop"][t])
             dh.mul_(ex["z"][t]).add_(rec)  # + z δh through h_t = ... + z h_{t-1}
         else:
             torch.mul(ex["dh_dazn"][t], dh, out=ex["dA_zn"][t])  # undoes z and n
             drh = ex["dA_n"][t] @ ex["W_hn"]  # undoes a_n += W_hn (r ⊙ h)
             torch.mul(drh, ex["drh_dar"][t], out=ex["dA_r"][t])  # ... through r
             rec = torch.bmm(ex["dA_rz"][t], ex["W_hrz_gt"]).sum(0)  # undoes W_h{r,z} h_{t-1}
-            dh.mul_(ex["z"][t]).addcmul_(drh, ex["r"][t]).add_(rec)
+            rec.addcmul_(drh, ex["r"][t])  # ... and r ⊙ h_{t-1}
+            if "drop" in ex:
+                rec.mul_(ex["drop"][t])
+            dh.mul_(ex["z"][t]).add_(rec)
 
     def autograd_step(self, a, states, params):
         (h,) = states
+        hd = self.dropped(h)  # what the products see
         a_r, a_z, a_n = a.chunk(3, dim=-1)
         if self.reset_after:  # b_hh stays inside the recurrent product
             b = params["bias_hh"]
-            hw_r, hw_z, hw_n = (h @ params["weight_hh"].t()
+            hw_r, hw_z, hw_n = (hd @ params["weight_hh"].t()
                                 + (0 if b is None else b)).chunk(3, dim=-1)
             r, z = torch.sigmoid(a_r + hw_r), torch.sigmoid(a_z + hw_z)
             n = torch.tanh(a_n + r * hw_n)
         else:  # b_hh was folded into the input projection (`input_bias`)
             W_r, W_z, W_n = params["weight_hh"].chunk(3)
-            r, z = torch.sigmoid(a_r + h @ W_r.t()), torch.sigmoid(a_z + h @ W_z.t())
-            n = torch.tanh(a_n + (r * h) @ W_n.t())
+            r, z = torch.sigmoid(a_r + hd @ W_r.t()), torch.sigmoid(a_z + hd @ W_z.t())
+            n = torch.tanh(a_n + (r * hd) @ W_n.t())
         return ((1 - z) * n + z * h,)
 
     def kernel_forward(self, tape, threads):
@@ -162,7 +175,7 @@ class GRUMath(CellMath):
         torch.ops.rnnlab.gru_forward(
             tape.xw, tape.states[0], ex.get("hw_buf", EMPTY), ex.get("rh_buf", EMPTY),
             p["weight_hh"].contiguous(), kernel_arg(p["bias_hh"] if self.reset_after else None),
-            kernel_sizes(tape), threads)
+            kernel_sizes(tape), self.masks.kernel_args(tape), threads)
 
     def kernel_backward(self, tape, d_out, d_finals, threads):
         ex, p = tape.extra, tape.params
@@ -173,11 +186,12 @@ class GRUMath(CellMath):
         torch.ops.rnnlab.gru_backward(
             tape.xw, tape.states[0], ex.get("hw_buf", EMPTY), ex.get("rh_buf", EMPTY),
             p["weight_hh"].contiguous(), kernel_arg(p["bias_hh"] if self.reset_after else None),
-            kernel_sizes(tape), d_out, d_finals[0], tape.dG, dhw, dh0, threads)
+            kernel_sizes(tape), self.masks.kernel_args(tape), d_out, d_finals[0], tape.dG, dhw,
+            dh0, threads)
         return [dh0]
 
     def recurrent_grads(self, tape, db):
-        h_prev = tape.states[0][:-1]
+        h_prev = self.dropped(tape.states[0][:-1])  # as the products saw it
         if self.reset_after:
             dhw = tape.back["dhw_buf"]
             return {

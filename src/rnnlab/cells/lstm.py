@@ -50,6 +50,7 @@ from .base import (
 
 class LSTMMath(CellMath):
     n_gates = 4
+    takes_masks = True
     param_names = (
         "weight_ih", "weight_hh", "bias_ih", "bias_hh", "weight_hr", "weight_peephole",
     )
@@ -82,6 +83,8 @@ class LSTMMath(CellMath):
         )
         if "m_buf" in ex:
             ex.update(m=st(ex["m_buf"]), W_hr_t=params["weight_hr"].t())
+        if self.masks.drop is not None:  # h_{t−1} ⊙ drop, the recurrent product's input
+            ex.update(drop=self.drop_steps(tape), hd=torch.empty_like(Hs[0]))
         if self.peephole:
             p = params["weight_peephole"].view(3, H)
             ex.update(p_if=p[:2].unsqueeze(1), p_i=p[0], p_f=p[1], p_o=p[2])
@@ -92,6 +95,8 @@ class LSTMMath(CellMath):
         a, h_prev, c_prev, c = ex["a"][t], ex["h_prev"][t], ex["c_prev"][t], ex["c"][t]
         i, f, g, o, i_f = ex["i"][t], ex["f"][t], ex["g"][t], ex["o"][t], ex["i_f"][t]
         n = h_prev.shape[0]
+        if "drop" in ex:
+            h_prev = torch.mul(h_prev, ex["drop"][t], out=ex["hd"][:n])
         hw = torch.mm(h_prev, ex["W_hh_t"], out=ex["hw"][:n])  # W_hh h_{t-1}: one product
         a.add_(hw.view(n, 4, -1).transpose(0, 1))  # ... into the four gate blocks
         if self.peephole:
@@ -157,12 +162,14 @@ class LSTMMath(CellMath):
             da = ex["hw"][:n]
             da.view(n, 4, -1).copy_(ex["dA"][t].transpose(0, 1))
             torch.mm(da, tape.params["weight_hh"], out=dh)
+            if "drop" in ex:
+                dh.mul_(ex["drop"][t])
 
     def autograd_step(self, a, states, params):
         h, c = states
         # the 1997 truncation: what the gates see of the past carries no error back
         h_in, c_in = (h.detach(), c.detach()) if self.truncated else (h, c)
-        a_i, a_f, a_g, a_o = (a + h_in @ params["weight_hh"].t()).chunk(4, dim=-1)
+        a_i, a_f, a_g, a_o = (a + self.dropped(h_in) @ params["weight_hh"].t()).chunk(4, dim=-1)
         if self.peephole:
             p_i, p_f, p_o = params["weight_peephole"].chunk(3)
             a_i, a_f = a_i + p_i * c_in, a_f + p_f * c_in
@@ -177,7 +184,7 @@ class LSTMMath(CellMath):
         ex, p = tape.extra, tape.params
         torch.ops.rnnlab.lstm_forward(
             tape.xw, *tape.states, ex["tanh_c_buf"], ex.get("m_buf", EMPTY), *self._weights(p),
-            kernel_sizes(tape), threads)
+            kernel_sizes(tape), self.masks.kernel_args(tape), threads)
 
     def kernel_backward(self, tape, d_out, d_finals, threads, fuse=None):
         ex, p = tape.extra, tape.params
@@ -200,7 +207,7 @@ class LSTMMath(CellMath):
             tape.dG = None
         torch.ops.rnnlab.lstm_backward(
             tape.xw, *tape.states, ex["tanh_c_buf"], ex.get("m_buf", EMPTY), *self._weights(p),
-            kernel_sizes(tape), self.truncated, d_out, *d_finals,
+            kernel_sizes(tape), self.masks.kernel_args(tape), self.truncated, d_out, *d_finals,
             tape.dG if grads is None else dG, dh_buf, *carry, *extra, threads)
         return carry
 
@@ -218,13 +225,13 @@ class LSTMMath(CellMath):
     def recurrent_grads(self, tape, db):
         Hs, Cs = tape.states
         ex, dG = tape.back, tape.dG
-        grads = {"weight_hh": weight_grad(dG, Hs[:-1]), "bias_hh": db}
+        grads = {"weight_hh": weight_grad(dG, self.dropped(Hs[:-1])), "bias_hh": db}
         if tape.params["weight_hr"] is not None:
             grads["weight_hr"] = weight_grad(ex["dh_buf"].unsqueeze(0), tape.extra["m_buf"])
         if self.peephole:
             grads["weight_peephole"] = torch.cat((
                 (dG[0] * Cs[:-1]).sum((0, 1)),
                 (dG[1] * Cs[:-1]).sum((0, 1)),
-                (dG[3] * Cs[1:]).sum((0, 1)),
+                (dG[3] * tape.candidate(1)).sum((0, 1)),  # o peeps at c̃_t
             ))
         return grads

@@ -42,6 +42,7 @@ _ACT = {"tanh": torch.tanh, "relu": torch.relu, "sigmoid": torch.sigmoid, "linea
 
 class RNNMath(CellMath):
     n_gates = 1
+    takes_masks = True
 
     def __init__(self, nonlinearity: str = "tanh"):
         if nonlinearity not in NONLINEARITIES:
@@ -69,17 +70,21 @@ class RNNMath(CellMath):
             a=tape.steps(xw[0]), h_prev=tape.steps(Hs[:-1]), h=tape.steps(Hs[1:]),
             W_hh_t=params["weight_hh"].t(),
         )
+        if self.masks.drop is not None:  # h_{t−1} ⊙ drop, the recurrent product's input
+            tape.extra.update(drop=self.drop_steps(tape), hd=torch.empty_like(Hs[0]))
         return tape
 
     def step(self, tape, t):
         ex = tape.extra
-        h = ex["h"][t]
-        torch.addmm(ex["a"][t], ex["h_prev"][t], ex["W_hh_t"], out=h)  # a_t = xw_t + W_hh h_{t-1}
+        h, h_prev = ex["h"][t], ex["h_prev"][t]
+        if "drop" in ex:
+            h_prev = torch.mul(h_prev, ex["drop"][t], out=ex["hd"][: h_prev.shape[0]])
+        torch.addmm(ex["a"][t], h_prev, ex["W_hh_t"], out=h)  # a_t = xw_t + W_hh h_{t-1}
         self._act(h)  # h_t = φ(a_t)
 
     def begin_backward(self, tape):
         bk = tape.back = dict(tape.extra)  # forward views + what only backward needs
-        dphi = _derivative_from_output(tape.states[0][1:], self.nonlinearity)
+        dphi = _derivative_from_output(tape.candidate(0), self.nonlinearity)
         tape.dG = grad_buffer(tape.xw, tape.padded)
         bk.update(dphi=tape.steps(dphi), dA=tape.steps(tape.dG[0]))
 
@@ -88,16 +93,19 @@ class RNNMath(CellMath):
         dh, dA = carry[0], ex["dA"][t]
         torch.mul(dh, ex["dphi"][t], out=dA)  # undoes h_t = φ(a_t)
         torch.mm(dA, tape.params["weight_hh"], out=dh)  # undoes a_t += W_hh h_{t-1}
+        if "drop" in ex:
+            dh.mul_(ex["drop"][t])
 
     def autograd_step(self, a, states, params):
         (h,) = states
         if params["weight_hh"] is not None:
-            a = a + h @ params["weight_hh"].t()
+            a = a + self.dropped(h) @ params["weight_hh"].t()
         return (_ACT[self.nonlinearity](a),)
 
     def kernel_forward(self, tape, threads):
         torch.ops.rnnlab.rnn_forward(tape.xw, tape.states[0],
                                      tape.params["weight_hh"].contiguous(), kernel_sizes(tape),
+                                     self.masks.kernel_args(tape),
                                      NONLINEARITIES.index(self.nonlinearity), threads)
 
     def kernel_backward(self, tape, d_out, d_finals, threads):
@@ -105,9 +113,11 @@ class RNNMath(CellMath):
         dh0 = torch.empty_like(d_finals[0])
         torch.ops.rnnlab.rnn_backward(tape.xw, tape.states[0],
                                       tape.params["weight_hh"].contiguous(), kernel_sizes(tape),
+                                      self.masks.kernel_args(tape),
                                       NONLINEARITIES.index(self.nonlinearity), d_out,
                                       d_finals[0], tape.dG, dh0, threads)
         return [dh0]
 
     def recurrent_grads(self, tape, db):
-        return {"weight_hh": weight_grad(tape.dG, tape.states[0][:-1]), "bias_hh": db}
+        return {"weight_hh": weight_grad(tape.dG, self.dropped(tape.states[0][:-1])),
+                "bias_hh": db}

@@ -147,30 +147,69 @@ void check_all(std::initializer_list<std::pair<const Tensor*, const char*>> tens
     if (t->numel()) check(*t, like, name);
 }
 
+// masks = [drop (B, P), zone_h (T|1, B|1, P), cand_h (T, B, P), zone_c (…, H), cand_c (T, B, H)],
+// empty tensors where off (rnnlab.cells.base.Masks.kernel_args)
+template <typename T>
+Masks<T> masks_of(const std::vector<Tensor>& masks, const Tensor& xw,
+                  std::initializer_list<i64> sizes) {
+  TORCH_CHECK(masks.size() == 5, "rnnlab kernels: masks must be 5 tensors");
+  const i64 TT = xw.size(1), B = xw.size(2);
+  Masks<T> mk;
+  if (masks[0].numel()) {
+    check(masks[0], xw, "drop");
+    TORCH_CHECK(masks[0].dim() == 2 && masks[0].size(0) == B &&
+                masks[0].size(1) == *sizes.begin(), "rnnlab kernels: drop must be (B, P)");
+    mk.drop = ptr<T>(masks[0]);
+  }
+  int k = 0;
+  for (const i64 n : sizes) {
+    const Tensor &z = masks[1 + 2 * k], &cand = masks[2 + 2 * k];
+    if (z.numel()) {
+      check(z, xw, "zone");
+      check(cand, xw, "cand");
+      TORCH_CHECK(z.dim() == 3 && (z.size(0) == TT || z.size(0) == 1) &&
+                  (z.size(1) == B || z.size(1) == 1) && z.size(2) == n &&
+                  cand.numel() == TT * B * n, "rnnlab kernels: zoneout mask of the wrong shape");
+      Zone<T>& zn = mk.zone[k];
+      zn.z = ptr<T>(z);
+      zn.st = z.size(0) > 1 ? z.size(1) * n : 0;
+      zn.sb = z.size(1) > 1 ? n : 0;
+      zn.cand = ptr<T>(cand);
+      zn.B = B;
+      zn.n = n;
+    }
+    ++k;
+  }
+  return mk;
+}
+
 template <typename T>
 LSTMTape<T> lstm_tape(const Tensor& xw, const Tensor& Hs, const Tensor& Cs,
                       const Tensor& tanh_c, const Tensor& m, const Tensor& W_hh,
-                      const Tensor& W_hr, const Tensor& peep, const Tensor& batch_sizes) {
+                      const Tensor& W_hr, const Tensor& peep, const Tensor& batch_sizes,
+                      const std::vector<Tensor>& masks) {
   return LSTMTape<T>{xw.size(1), xw.size(2), xw.size(3), Hs.size(2), ptr<T>(xw), ptr<T>(Hs),
                      ptr<T>(Cs), ptr<T>(tanh_c), opt<T>(m), ptr<T>(W_hh), opt<T>(W_hr),
-                     opt<T>(peep), sizes_ptr(batch_sizes)};
+                     opt<T>(peep), sizes_ptr(batch_sizes),
+                     masks_of<T>(masks, xw, {Hs.size(2), Cs.size(2)})};
 }
 
 void lstm_forward_op(Tensor xw, Tensor Hs, Tensor Cs, Tensor tanh_c, Tensor m,
                      const Tensor& W_hh, const Tensor& W_hr, const Tensor& peep,
-                     const Tensor& batch_sizes, int64_t threads) {
+                     const Tensor& batch_sizes, std::vector<Tensor> masks, int64_t threads) {
   check_all({{&xw, "xw"}, {&Hs, "Hs"}, {&Cs, "Cs"}, {&tanh_c, "tanh_c"}, {&m, "m"},
              {&W_hh, "W_hh"}, {&W_hr, "W_hr"}, {&peep, "peep"}}, xw);
   AT_DISPATCH_FLOATING_TYPES(xw.scalar_type(), "lstm_forward", [&] {
-    lstm_forward(lstm_tape<scalar_t>(xw, Hs, Cs, tanh_c, m, W_hh, W_hr, peep, batch_sizes),
-                 int(threads));
+    lstm_forward(
+        lstm_tape<scalar_t>(xw, Hs, Cs, tanh_c, m, W_hh, W_hr, peep, batch_sizes, masks),
+        int(threads));
   });
 }
 
 void lstm_backward_op(const Tensor& xw, const Tensor& Hs, const Tensor& Cs,
                       const Tensor& tanh_c, const Tensor& m, const Tensor& W_hh,
                       const Tensor& W_hr, const Tensor& peep, const Tensor& batch_sizes,
-                      bool truncated, const Tensor& d_out, const Tensor& d_h, const Tensor& d_c,
+                      std::vector<Tensor> masks, bool truncated, const Tensor& d_out, const Tensor& d_h, const Tensor& d_c,
                       Tensor dG, Tensor dh_buf, Tensor dh0, Tensor dc0, const Tensor& x,
                       const Tensor& W_ih, Tensor dx, Tensor dW_ih, Tensor db, Tensor dW_hh,
                       Tensor d_peep, Tensor d_W_hr, int64_t threads) {
@@ -184,7 +223,7 @@ void lstm_backward_op(const Tensor& xw, const Tensor& Hs, const Tensor& Cs,
     const bool on = dW_ih.numel() > 0;
     const Fused<T> fused{on ? W_ih.size(0) : 0, on ? W_ih.size(1) : 0, Hs.size(2), opt<T>(x),
                          opt<T>(W_ih), opt<T>(dx), opt<T>(dW_ih), opt<T>(db), opt<T>(dW_hh)};
-    lstm_backward(lstm_tape<T>(xw, Hs, Cs, tanh_c, m, W_hh, W_hr, peep, batch_sizes),
+    lstm_backward(lstm_tape<T>(xw, Hs, Cs, tanh_c, m, W_hh, W_hr, peep, batch_sizes, masks),
                   truncated, ptr<T>(d_out), ptr<T>(d_h), ptr<T>(d_c), opt<T>(dG),
                   opt<T>(dh_buf), ptr<T>(dh0), ptr<T>(dc0), int(threads),
                   on ? &fused : nullptr, opt<T>(d_peep), opt<T>(d_W_hr));
@@ -192,25 +231,28 @@ void lstm_backward_op(const Tensor& xw, const Tensor& Hs, const Tensor& Cs,
 }
 
 void rnn_forward_op(const Tensor& xw, Tensor Hs, const Tensor& W_hh, const Tensor& batch_sizes,
-                    int64_t nonlinearity, int64_t threads) {
+                    std::vector<Tensor> masks, int64_t nonlinearity, int64_t threads) {
   check_all({{&xw, "xw"}, {&Hs, "Hs"}, {&W_hh, "W_hh"}}, xw);
   AT_DISPATCH_FLOATING_TYPES(xw.scalar_type(), "rnn_forward", [&] {
     rnn_forward(RNNTape<scalar_t>{xw.size(1), xw.size(2), xw.size(3), ptr<scalar_t>(xw),
                                   ptr<scalar_t>(Hs), ptr<scalar_t>(W_hh),
-                                  sizes_ptr(batch_sizes), int(nonlinearity)},
+                                  sizes_ptr(batch_sizes), int(nonlinearity),
+                                  masks_of<scalar_t>(masks, xw, {Hs.size(2)})},
                 int(threads));
   });
 }
 
 void rnn_backward_op(const Tensor& xw, const Tensor& Hs, const Tensor& W_hh,
-                     const Tensor& batch_sizes, int64_t nonlinearity, const Tensor& d_out,
+                     const Tensor& batch_sizes, std::vector<Tensor> masks,
+                     int64_t nonlinearity, const Tensor& d_out,
                      const Tensor& d_h, Tensor dG, Tensor dh0, int64_t threads) {
   check_all({{&xw, "xw"}, {&Hs, "Hs"}, {&W_hh, "W_hh"}, {&d_out, "d_out"}, {&d_h, "d_h"},
              {&dG, "dG"}, {&dh0, "dh0"}}, xw);
   AT_DISPATCH_FLOATING_TYPES(xw.scalar_type(), "rnn_backward", [&] {
     rnn_backward(RNNTape<scalar_t>{xw.size(1), xw.size(2), xw.size(3), ptr<scalar_t>(xw),
                                    ptr<scalar_t>(Hs), ptr<scalar_t>(W_hh),
-                                   sizes_ptr(batch_sizes), int(nonlinearity)},
+                                   sizes_ptr(batch_sizes), int(nonlinearity),
+                                   masks_of<scalar_t>(masks, xw, {Hs.size(2)})},
                  ptr<scalar_t>(d_out), ptr<scalar_t>(d_h), ptr<scalar_t>(dG),
                  ptr<scalar_t>(dh0), int(threads));
   });
@@ -218,29 +260,34 @@ void rnn_backward_op(const Tensor& xw, const Tensor& Hs, const Tensor& W_hh,
 
 template <typename T>
 GRUTape<T> gru_tape(const Tensor& xw, const Tensor& Hs, const Tensor& hw, const Tensor& rh,
-                    const Tensor& W_hh, const Tensor& b_hh, const Tensor& batch_sizes) {
+                    const Tensor& W_hh, const Tensor& b_hh, const Tensor& batch_sizes,
+                    const std::vector<Tensor>& masks) {
   return GRUTape<T>{xw.size(1), xw.size(2), xw.size(3), ptr<T>(xw), ptr<T>(Hs), opt<T>(hw),
-                    opt<T>(rh), ptr<T>(W_hh), opt<T>(b_hh), sizes_ptr(batch_sizes)};
+                    opt<T>(rh), ptr<T>(W_hh), opt<T>(b_hh), sizes_ptr(batch_sizes),
+                    masks_of<T>(masks, xw, {Hs.size(2)})};
 }
 
 void gru_forward_op(Tensor xw, Tensor Hs, Tensor hw, Tensor rh, const Tensor& W_hh,
-                    const Tensor& b_hh, const Tensor& batch_sizes, int64_t threads) {
+                    const Tensor& b_hh, const Tensor& batch_sizes, std::vector<Tensor> masks,
+                    int64_t threads) {
   check_all({{&xw, "xw"}, {&Hs, "Hs"}, {&hw, "hw"}, {&rh, "rh"}, {&W_hh, "W_hh"},
              {&b_hh, "b_hh"}}, xw);
   AT_DISPATCH_FLOATING_TYPES(xw.scalar_type(), "gru_forward", [&] {
-    gru_forward(gru_tape<scalar_t>(xw, Hs, hw, rh, W_hh, b_hh, batch_sizes), int(threads));
+    gru_forward(gru_tape<scalar_t>(xw, Hs, hw, rh, W_hh, b_hh, batch_sizes, masks),
+                int(threads));
   });
 }
 
 void gru_backward_op(const Tensor& xw, const Tensor& Hs, const Tensor& hw, const Tensor& rh,
                      const Tensor& W_hh, const Tensor& b_hh, const Tensor& batch_sizes,
-                     const Tensor& d_out, const Tensor& d_h, Tensor dG, Tensor dhw,
+                     std::vector<Tensor> masks, const Tensor& d_out, const Tensor& d_h,
+                     Tensor dG, Tensor dhw,
                      Tensor dh0, int64_t threads) {
   check_all({{&xw, "xw"}, {&Hs, "Hs"}, {&hw, "hw"}, {&rh, "rh"}, {&W_hh, "W_hh"},
              {&b_hh, "b_hh"}, {&d_out, "d_out"}, {&d_h, "d_h"}, {&dG, "dG"}, {&dhw, "dhw"},
              {&dh0, "dh0"}}, xw);
   AT_DISPATCH_FLOATING_TYPES(xw.scalar_type(), "gru_backward", [&] {
-    gru_backward(gru_tape<scalar_t>(xw, Hs, hw, rh, W_hh, b_hh, batch_sizes),
+    gru_backward(gru_tape<scalar_t>(xw, Hs, hw, rh, W_hh, b_hh, batch_sizes, masks),
                  ptr<scalar_t>(d_out), ptr<scalar_t>(d_h), ptr<scalar_t>(dG),
                  opt<scalar_t>(dhw), ptr<scalar_t>(dh0), int(threads));
   });
@@ -354,6 +401,33 @@ void advise_huge_pages(const Tensor& t) {
   if (last > first) madvise(reinterpret_cast<void*>(first), last - first, MADV_HUGEPAGE);
 }
 
+// out[i] = value where u_i < threshold, else 0, u_i the top 24 bits of splitmix64's finaliser
+// applied to seed + (i + 1)·φ (φ = 0x9E3779B97F4A7C15): a counter-based generator, so threads
+// split the range freely and rnnlab/options.py reproduces the same bits with torch's integer
+// ops where the kernels are off (recurrent dropout's and zoneout's masks)
+template <typename T>
+void fill_bernoulli(T* __restrict o, i64 n, uint64_t seed, uint64_t threshold, T value,
+                    int threads) {
+#pragma omp parallel for num_threads(threads) if (n > (1 << 16)) schedule(static)
+  for (i64 i = 0; i < n; ++i) {
+    uint64_t x = seed + uint64_t(i + 1) * 0x9E3779B97F4A7C15ULL;
+    x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ULL;
+    x = (x ^ (x >> 27)) * 0x94D049BB133111EBULL;
+    x ^= x >> 31;
+    o[i] = (x >> 40) < threshold ? value : T(0);
+  }
+}
+
+void bernoulli_mask(Tensor out, int64_t seed, int64_t threshold, double value,
+                    int64_t threads) {
+  TORCH_CHECK(out.device().is_cpu() && out.is_contiguous(),
+              "rnnlab kernels: out must be contiguous on the CPU");
+  AT_DISPATCH_FLOATING_TYPES(out.scalar_type(), "bernoulli_mask", [&] {
+    fill_bernoulli<scalar_t>(ptr<scalar_t>(out), out.numel(), uint64_t(seed),
+                             uint64_t(threshold), scalar_t(value), int(threads));
+  });
+}
+
 }  // namespace
 }  // namespace rnnlab
 
@@ -364,31 +438,36 @@ TORCH_LIBRARY(rnnlab, m) {
         &rnnlab::online1997_op);
   m.def("lstm_forward(Tensor(a!) xw, Tensor(b!) Hs, Tensor(c!) Cs, Tensor(d!) tanh_c, "
         "Tensor(e!) m, Tensor W_hh, Tensor W_hr, Tensor peep, Tensor batch_sizes, "
-        "int threads) -> ()",
+        "Tensor[] masks, int threads) -> ()",
         &rnnlab::lstm_forward_op);
   m.def("lstm_backward(Tensor xw, Tensor Hs, Tensor Cs, Tensor tanh_c, Tensor m, Tensor W_hh, "
-        "Tensor W_hr, Tensor peep, Tensor batch_sizes, bool truncated, Tensor d_out, "
+        "Tensor W_hr, Tensor peep, Tensor batch_sizes, Tensor[] masks, bool truncated, "
+        "Tensor d_out, "
         "Tensor d_h, Tensor d_c, Tensor(a!) dG, Tensor(b!) dh_buf, Tensor(c!) dh0, "
         "Tensor(d!) dc0, Tensor x, Tensor W_ih, Tensor(e!) dx, Tensor(f!) dW_ih, "
         "Tensor(g!) db, Tensor(h!) dW_hh, Tensor(i!) d_peep, Tensor(j!) d_W_hr, "
         "int threads) -> ()",
         &rnnlab::lstm_backward_op);
   m.def("advise_huge_pages(Tensor t) -> ()", &rnnlab::advise_huge_pages);
+  m.def("bernoulli_mask(Tensor(a!) out, int seed, int threshold, float value, int threads) -> ()",
+        &rnnlab::bernoulli_mask);
   m.def("mm(Tensor a, Tensor b, Tensor(a!) out, float beta, Tensor bias, int threads) -> ()",
         &rnnlab::mm_op);
   m.def("step_products(Tensor A, Tensor W, Tensor(a!) out, int threads) -> ()",
         &rnnlab::step_products_op);
   m.def("rnn_forward(Tensor xw, Tensor(a!) Hs, Tensor W_hh, Tensor batch_sizes, "
-        "int nonlinearity, int threads) -> ()",
+        "Tensor[] masks, int nonlinearity, int threads) -> ()",
         &rnnlab::rnn_forward_op);
-  m.def("rnn_backward(Tensor xw, Tensor Hs, Tensor W_hh, Tensor batch_sizes, int nonlinearity, "
+  m.def("rnn_backward(Tensor xw, Tensor Hs, Tensor W_hh, Tensor batch_sizes, Tensor[] masks, "
+        "int nonlinearity, "
         "Tensor d_out, Tensor d_h, Tensor(a!) dG, Tensor(b!) dh0, int threads) -> ()",
         &rnnlab::rnn_backward_op);
   m.def("gru_forward(Tensor(a!) xw, Tensor(b!) Hs, Tensor(c!) hw, Tensor(d!) rh, Tensor W_hh, "
-        "Tensor b_hh, Tensor batch_sizes, int threads) -> ()",
+        "Tensor b_hh, Tensor batch_sizes, Tensor[] masks, int threads) -> ()",
         &rnnlab::gru_forward_op);
   m.def("gru_backward(Tensor xw, Tensor Hs, Tensor hw, Tensor rh, Tensor W_hh, Tensor b_hh, "
-        "Tensor batch_sizes, Tensor d_out, Tensor d_h, Tensor(a!) dG, Tensor(b!) dhw, "
+        "Tensor batch_sizes, Tensor[] masks, Tensor d_out, Tensor d_h, Tensor(a!) dG, "
+        "Tensor(b!) dhw, "
         "Tensor(c!) dh0, int threads) -> ()",
         &rnnlab::gru_backward_op);
   m.def("lstm1997_forward(Tensor(a!) xw, Tensor(b!) Ys, Tensor(c!) Ss, Tensor(d!) g_buf, "

@@ -54,6 +54,90 @@ inline i64 ending(const i64* batch_sizes, i64 T, i64 t) {
   return batch_sizes && t + 1 < T ? batch_sizes[t + 1] : 0;
 }
 
+// Zoneout on one state (Krueger et al. 2017; rnnlab/options.py): s_t = z s_{t−1} + (1 − z) s̃_t,
+// s̃_t the cell's own new state, kept in `cand` for the backward pass. z is (T, B, n), 1 where a
+// unit keeps its value (training), or one row for every step and sequence (evaluation): a zero
+// stride then.
+template <typename T>
+struct Zone {
+  const T* z = nullptr;
+  i64 st = 0, sb = 0;  // z's step and row strides
+  T* cand = nullptr;   // (T, B, n)
+  i64 B = 0, n = 0;
+  bool on() const { return z != nullptr; }
+  const T* at(i64 t, i64 b) const { return z + t * st + b * sb; }
+  T* cand_at(i64 t, i64 b) const { return cand + (t * B + b) * n; }
+  // forward, row b of step t: s holds s̃_t; keep it, then mix (torch.lerp's formula, exact
+  // at z = 0 and 1)
+  void mix(i64 t, i64 b, const T* __restrict prev, T* __restrict s) const {
+    const T* __restrict zz = at(t, b);
+    T* __restrict c = cand_at(t, b);
+#pragma omp simd
+    for (i64 j = 0; j < n; ++j) {
+      const T w = zz[j], new_ = s[j];
+      c[j] = new_;
+      s[j] = w < T(0.5) ? new_ + w * (prev[j] - new_) : prev[j] - (prev[j] - new_) * (T(1) - w);
+    }
+  }
+  // backward, before the cell's step: δs_t reaches s_{t−1} as z δs_t (kept) and s̃_t as
+  // (1 − z) δs_t (left in ds)
+  void split(i64 t, i64 b, T* __restrict ds, T* __restrict kept) const {
+    const T* __restrict zz = at(t, b);
+#pragma omp simd
+    for (i64 j = 0; j < n; ++j) {
+      kept[j] = zz[j] * ds[j];
+      ds[j] -= ds[j] * zz[j];
+    }
+  }
+};
+
+// What recurrent dropout and zoneout put into a loop (rnnlab.cells.base.Masks).
+template <typename T>
+struct Masks {
+  const T* drop = nullptr;  // (B, P): h_{t−1} ⊙ drop enters the recurrent product
+  Zone<T> zone[2];          // h, then c
+};
+
+// The rows of one thread's h_{t−1} as the recurrent product sees them: with recurrent dropout
+// a masked copy (n × P, ld P) in `scratch`; else the state buffer itself (ld s·P).
+template <typename T>
+inline const T* product_input(const Masks<T>& mk, const T* Hs_t, Rows rows, i64 n, i64 P,
+                              std::vector<T>& scratch, i64* ld) {
+  if (!mk.drop) {
+    *ld = rows.stride * P;
+    return Hs_t + rows.first * P;
+  }
+  for (i64 r = 0; r < n; ++r) {
+    const i64 b = rows.row(r);
+    const T* __restrict h = Hs_t + b * P;
+    const T* __restrict d = mk.drop + b * P;
+    T* __restrict o = scratch.data() + r * P;
+#pragma omp simd
+    for (i64 j = 0; j < P; ++j) o[j] = h[j] * d[j];
+  }
+  *ld = P;
+  return scratch.data();
+}
+
+// Backward: δh_{t−1} of the rows (n × P, ld P) that entered through the product, times the
+// dropout mask, plus what zoneout kept
+template <typename T>
+inline void finish_carry(const Masks<T>& mk, Rows rows, i64 n, i64 P, T* dh, const T* kept) {
+  for (i64 r = 0; r < n; ++r) {
+    T* __restrict d = dh + r * P;
+    if (mk.drop) {
+      const T* __restrict m = mk.drop + rows.row(r) * P;
+#pragma omp simd
+      for (i64 j = 0; j < P; ++j) d[j] *= m[j];
+    }
+    if (kept) {
+      const T* __restrict k = kept + r * P;
+#pragma omp simd
+      for (i64 j = 0; j < P; ++j) d[j] += k[j];
+    }
+  }
+}
+
 // x ← σ(x); y ← tanh(x): a row's pointwise math, vectorised by the compiler
 template <typename T>
 inline void sigmoid_(T* __restrict x, i64 n) {

@@ -17,14 +17,18 @@ void gru_forward(const GRUTape<T>& tp, int threads) {
     W_t.pack(true, H, 2 * H, tp.W_hh, H);
     W_n_t.pack(true, H, H, tp.W_hh + 2 * H * H, H);
   }
+  const Zone<T>& zh = tp.mk.zone[0];
   for_rows(B, threads, 4, [&](Rows rows) {
     const i64 n0 = rows.count(B);
     std::vector<T> prod(n0 * 3 * H), rh(after ? 0 : n0 * H);
+    std::vector<T> hd(tp.mk.drop ? n0 * H : 0);  // h_{t−1} ⊙ drop
     for (i64 t = 0; t < TT; ++t) {
       const i64 n = rows.count(running(tp.batch_sizes, B, t));
       if (n == 0) break;
       const i64 b0 = rows.first, s = rows.stride, G = after ? 3 * H : 2 * H;
-      gemm<T>(false, n, tp.Hs + (t * B + b0) * H, s * H, W_t, T(0), prod.data(), G);
+      i64 ld;
+      const T* h_in = product_input(tp.mk, tp.Hs + t * B * H, rows, n, H, hd, &ld);
+      gemm<T>(false, n, h_in, ld, W_t, T(0), prod.data(), G);
       for (i64 r = 0; r < n; ++r) {
         const i64 b = rows.row(r);
         const T* __restrict a = prod.data() + r * G;
@@ -48,13 +52,15 @@ void gru_forward(const GRUTape<T>& tp, int threads) {
             xr[j] = r_, xz[j] = z_, xn[j] = n_;
             h[j] = n_ + z_ * (h_prev[j] - n_);  // h = (1 − z) n + z h_{t−1}
           }
+          if (zh.on()) zh.mix(t, b, h_prev, h);
         } else {
           T* __restrict rh_ = tp.rh + (t * B + b) * H;
+          const T* __restrict hin = h_in + r * ld;  // h_{t−1} (⊙ drop)
 #pragma omp simd
           for (i64 j = 0; j < H; ++j) {
             xr[j] = fm::sigmoid(xr[j] + a[j]);
             xz[j] = fm::sigmoid(xz[j] + a[H + j]);
-            rh_[j] = xr[j] * h_prev[j];  // r ⊙ h_{t−1}, the input of W_hn
+            rh_[j] = xr[j] * hin[j];  // r ⊙ h_{t−1}, the input of W_hn
           }
         }
       }
@@ -74,6 +80,7 @@ void gru_forward(const GRUTape<T>& tp, int threads) {
           xn[j] = n_;
           h[j] = n_ + z[j] * (h_prev[j] - n_);
         }
+        if (zh.on()) zh.mix(t, b, h_prev, h);
       }
     }
   });
@@ -92,9 +99,12 @@ void gru_backward(const GRUTape<T>& tp, const T* d_out, const T* d_h, T* dG, T* 
     W_rz.pack(false, 2 * H, H, tp.W_hh, H);
     W_n.pack(false, H, H, tp.W_hh + 2 * H * H, H);
   }
+  const Zone<T>& zh = tp.mk.zone[0];
+  const std::vector<T> ones(tp.mk.drop ? 0 : H, T(1));  // the dropout mask, when there is none
   for_rows(B, threads, 4, [&](Rows rows) {
     const i64 n0 = rows.count(B);
     std::vector<T> dh(n0 * H, T(0)), prod(n0 * 3 * H), rec(n0 * H), drh(after ? 0 : n0 * H);
+    std::vector<T> kept(zh.on() ? n0 * H : 0);  // zoneout: z δh_t, straight to h_{t−1}
     if (!bs)
       for (i64 r = 0; r < n0; ++r)
         std::copy(d_h + rows.row(r) * H, d_h + (rows.row(r) + 1) * H, dh.data() + r * H);
@@ -110,6 +120,7 @@ void gru_backward(const GRUTape<T>& tp, const T* d_out, const T* d_h, T* dG, T* 
         const T enter = bs && b >= last ? T(1) : T(0);
 #pragma omp simd
         for (i64 j = 0; j < H; ++j) dhr[j] = dhr[j] + enter * fin[j] + dout[j];
+        if (zh.on()) zh.split(t, b, dhr, kept.data() + r * H);
       }
       if (!after)  // δ(r ⊙ h) = W_hnᵀ δa_n needs δa_n first: computed below, row by row
         for (i64 r = 0; r < n; ++r) {
@@ -152,11 +163,13 @@ void gru_backward(const GRUTape<T>& tp, const T* d_out, const T* d_h, T* dG, T* 
           }
         } else {
           const T* __restrict dr = drh.data() + r * H;
+          const T* __restrict dm = tp.mk.drop ? tp.mk.drop + b * H : ones.data();
 #pragma omp simd
           for (i64 j = 0; j < H; ++j) {
             const T az = (h_prev[j] - nn[j]) * z[j] * (T(1) - z[j]);
             daz[j] = p[H + j] = az * dhr[j];
-            dar[j] = p[j] = dr[j] * (h_prev[j] * rr[j] * (T(1) - rr[j]));  // ... through r
+            // ... through r, which multiplies h_{t−1} ⊙ drop
+            dar[j] = p[j] = dr[j] * ((h_prev[j] * dm[j]) * rr[j] * (T(1) - rr[j]));
           }
         }
       }
@@ -170,14 +183,21 @@ void gru_backward(const GRUTape<T>& tp, const T* d_out, const T* d_h, T* dG, T* 
         const T* __restrict z = tp.xw + ((1 * TT + t) * B + b) * H;
         const T* __restrict rr = tp.xw + ((0 * TT + t) * B + b) * H;
         const T* __restrict rc = rec.data() + r * H;
+        const T* __restrict dm = tp.mk.drop ? tp.mk.drop + b * H : ones.data();
+        const T* __restrict kp = zh.on() ? kept.data() + r * H : nullptr;
         T* __restrict dhr = dh.data() + r * H;
         if (after) {
 #pragma omp simd
-          for (i64 j = 0; j < H; ++j) dhr[j] = dhr[j] * z[j] + rc[j];  // + z δh via h = … + z h
+          for (i64 j = 0; j < H; ++j)  // + z δh via h = … + z h; the products saw h ⊙ drop
+            dhr[j] = dhr[j] * z[j] + rc[j] * dm[j];
         } else {
           const T* __restrict dr = drh.data() + r * H;
 #pragma omp simd
-          for (i64 j = 0; j < H; ++j) dhr[j] = (dhr[j] * z[j] + dr[j] * rr[j]) + rc[j];
+          for (i64 j = 0; j < H; ++j) dhr[j] = dhr[j] * z[j] + (rc[j] + dr[j] * rr[j]) * dm[j];
+        }
+        if (kp) {
+#pragma omp simd
+          for (i64 j = 0; j < H; ++j) dhr[j] += kp[j];
         }
       }
     }

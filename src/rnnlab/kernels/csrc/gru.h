@@ -14,6 +14,7 @@ struct GRUTape {  // the buffers of cells/gru.py's tape
   const T* W_hh;           // (3H, H)
   const T* b_hh;           // (3H) or null (reset_after only: otherwise folded into xw)
   const i64* batch_sizes;  // (T) or null
+  Masks<T> mk;             // recurrent dropout, zoneout on h
 };
 
 template <typename T>

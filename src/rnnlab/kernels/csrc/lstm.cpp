@@ -16,13 +16,17 @@ void lstm_forward(const LSTMTape<T>& tp, int threads) {
   PackedB<T> W_hh_t, W_hr_t;  // W_hhᵀ, W_hrᵀ, packed once for every step
   W_hh_t.pack(true, P, G, tp.W_hh, P);
   if (tp.m) W_hr_t.pack(true, H, P, tp.W_hr, H);
+  const Zone<T>&zh = tp.mk.zone[0], &zc = tp.mk.zone[1];
   for_rows(B, threads, 4, [&](Rows rows) {
     std::vector<T> hw(rows.count(B) * G);  // W_hh h_{t-1}, token-major: one product's layout
+    std::vector<T> hd(tp.mk.drop ? rows.count(B) * P : 0);  // h_{t−1} ⊙ drop
     for (i64 t = 0; t < TT; ++t) {
       const i64 n = rows.count(running(tp.batch_sizes, B, t));
       if (n == 0) break;
       const i64 b0 = rows.first, s = rows.stride;
-      gemm<T>(false, n, tp.Hs + (t * B + b0) * P, s * P, W_hh_t, T(0), hw.data(), G);
+      i64 ld;
+      const T* h_in = product_input(tp.mk, tp.Hs + t * B * P, rows, n, P, hd, &ld);
+      gemm<T>(false, n, h_in, ld, W_hh_t, T(0), hw.data(), G);
       for (i64 r = 0; r < n; ++r) {
         const i64 b = rows.row(r);
         const T* __restrict a = hw.data() + r * G;
@@ -46,10 +50,18 @@ void lstm_forward(const LSTMTape<T>& tp, int threads) {
           i[j] = i_, f[j] = f_, g[j] = g_, o[j] = o_, c[j] = c_, tc[j] = tc_;
           m[j] = o_ * tc_;  // m = o tanh(c) (= h without W_hr)
         }
+        if (zc.on()) zc.mix(t, b, c_prev, c);  // zoneout: c̃ computed above, c mixed
+        if (zh.on() && !tp.m) zh.mix(t, b, tp.Hs + (t * B + b) * P, m);
       }
-      if (tp.m)  // h_t = W_hr m_t
+      if (tp.m) {  // h_t = W_hr m_t
         gemm<T>(false, n, tp.m + (t * B + b0) * H, s * H, W_hr_t, T(0),
                 tp.Hs + ((t + 1) * B + b0) * P, s * P);
+        if (zh.on())
+          for (i64 r = 0; r < n; ++r) {
+            const i64 b = rows.row(r);
+            zh.mix(t, b, tp.Hs + (t * B + b) * P, tp.Hs + ((t + 1) * B + b) * P);
+          }
+      }
     }
   });
 }
@@ -68,10 +80,13 @@ void lstm_backward(const LSTMTape<T>& tp, bool truncated, const T* d_out, const 
   PackedB<T> W_hh, W_hr;  // packed once for every step
   if (!truncated) W_hh.pack(false, G, P, tp.W_hh, P);
   if (tp.m) W_hr.pack(false, P, H, tp.W_hr, H);
+  const Zone<T>&zh = tp.mk.zone[0], &zc = tp.mk.zone[1];
   for_rows(B, threads, 4, [&](Rows rows) {
     const i64 n0 = rows.count(B), b0 = rows.first, s = rows.stride;
     // the carry: ∂L/∂h, ∂L/∂c at the step being undone
     std::vector<T> dh(n0 * P, T(0)), dc(n0 * H, T(0)), dA(n0 * G), dm(tp.m ? n0 * H : 0);
+    // zoneout: the part of δh_t, δc_t that goes straight to h_{t−1}, c_{t−1}
+    std::vector<T> kept_h(zh.on() ? n0 * P : 0), kept_c(zc.on() ? n0 * H : 0);
     // fused: this thread's sums of the weight gradients
     std::optional<FusedSum<T>> sums;
     if (fused) sums.emplace(*fused);
@@ -94,6 +109,8 @@ void lstm_backward(const LSTMTape<T>& tp, bool truncated, const T* d_out, const 
         }
         const T* dout = d_out + (t * B + b) * P;
         for (i64 j = 0; j < P; ++j) dhr[j] += dout[j];
+        if (zh.on()) zh.split(t, b, dhr, kept_h.data() + r * P);
+        if (zc.on()) zc.split(t, b, dc.data() + r * H, kept_c.data() + r * H);
       }
       const T* dmp = dh.data();
       if (tp.m) {  // undoes h_t = W_hr m_t
@@ -147,8 +164,8 @@ void lstm_backward(const LSTMTape<T>& tp, bool truncated, const T* d_out, const 
         if (!fused) {  // δa for the products after the loop, gate-major
           for (int q = 0; q < 4; ++q)
             std::copy(ar + q * H, ar + (q + 1) * H, dG + ((q * TT + t) * B + b) * H);
-        } else if (tp.peep) {  // ∂L/∂p: i, f peep at c_{t−1}, o at c_t
-          const T* __restrict c = tp.Cs + ((t + 1) * B + b) * H;
+        } else if (tp.peep) {  // ∂L/∂p: i, f peep at c_{t−1}, o at c̃_t
+          const T* __restrict c = zc.on() ? zc.cand_at(t, b) : tp.Cs + ((t + 1) * B + b) * H;
 #pragma omp simd
           for (i64 j = 0; j < H; ++j) {
             peep[j] += ar[j] * c_prev[j];
@@ -165,6 +182,11 @@ void lstm_backward(const LSTMTape<T>& tp, bool truncated, const T* d_out, const 
         std::fill(dh.begin(), dh.begin() + n * P, T(0));
       else  // undoes a += W_hh h_{t-1}: δh_{t-1} = W_hhᵀ δa
         gemm<T>(false, n, dA.data(), G, W_hh, T(0), dh.data(), P);
+      if (!truncated || zh.on())  // (× drop; + what zoneout kept)
+        finish_carry(truncated ? Masks<T>{} : tp.mk, rows, n, P, dh.data(),
+                     zh.on() ? kept_h.data() : nullptr);
+      if (zc.on())
+        for (i64 j = 0; j < n * H; ++j) dc[j] += kept_c[j];
     }
     for (i64 r = 0; r < n0; ++r) {
       std::copy(dh.data() + r * P, dh.data() + (r + 1) * P, dh0 + rows.row(r) * P);

@@ -16,6 +16,7 @@ struct LSTMTape {  // the buffers of cells/lstm.py's tape
   const T* W_hr;           // (P, H) or null
   const T* peep;           // (3H) p_i, p_f, p_o, or null
   const i64* batch_sizes;  // (T) or null
+  Masks<T> mk;             // recurrent dropout, zoneout on h and c
 };
 
 template <typename T>

@@ -12,6 +12,7 @@ struct RNNTape {  // the buffers of cells/rnn.py's tape
   const T* W_hh;           // (H, H)
   const i64* batch_sizes;  // (T) or null
   int nonlinearity;        // 0 tanh, 1 relu, 2 sigmoid, 3 linear
+  Masks<T> mk;             // recurrent dropout, zoneout on h
 };
 
 template <typename T>
