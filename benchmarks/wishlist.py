@@ -6,12 +6,14 @@ One training step (forward, backward of the summed output), float32, training mo
 of interleaved repetitions in one process. Per option and regime:
 
     plain      rnnlab.LSTM / GRU without the option (the compiled kernels)
-    option     the same module with it (recurrent_dropout 0.25, zoneout 0.1)
+    option     the same module with it (layer_norm, recurrent_dropout 0.25, zoneout 0.1)
     loop       what a torch user writes today: a Python loop over torch.nn.LSTMCell / GRUCell
-               with the same regulariser, autograd for the gradient
+               with the same regulariser, or for layer_norm the LSTM cell written out with
+               three torch.nn.LayerNorm modules per step (as PyTorch's own fastrnns
+               LayerNormLSTMCell); autograd for the gradient
     torch.nn   torch.nn.LSTM / GRU without it (it has no such option)
 
-and the ratios option / plain (the option's cost) and option / loop.
+and the ratios option / plain (the option's cost), option / loop and option / torch.nn.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ REGIMES = [  # name, batch, input, hidden, T
     ("char-LM", 64, 64, 256, 100),
     ("LM step", 32, 64, 512, 50),
 ]
-OPTIONS = [("recurrent_dropout", 0.25), ("zoneout", 0.1)]
+OPTIONS = [("layer_norm", True), ("recurrent_dropout", 0.25), ("zoneout", 0.1)]
 
 
 def step(module, x):
@@ -66,6 +68,26 @@ def cell_loop(cell, x, option: str, p: float):
     return run
 
 
+def layer_norm_loop(I, H, x):
+    """Ba et al.'s LSTM as users write it: weights, three nn.LayerNorm, a loop over time."""
+    lstm = torch.nn.LSTMCell(I, H)  # for its weights and biases
+    norms = [torch.nn.LayerNorm(4 * H), torch.nn.LayerNorm(4 * H), torch.nn.LayerNorm(H)]
+
+    def run():
+        T, B, _ = x.shape
+        h, c = x.new_zeros(B, H), x.new_zeros(B, H)
+        outs = []
+        for t in range(T):
+            a = (norms[0](x[t] @ lstm.weight_ih.t()) + norms[1](h @ lstm.weight_hh.t())
+                 + lstm.bias_ih + lstm.bias_hh)
+            i, f, g, o = a.chunk(4, 1)
+            c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
+            h = torch.sigmoid(o) * torch.tanh(norms[2](c))
+            outs.append(h)
+        torch.stack(outs).sum().backward()
+    return run
+
+
 def rows(name, B, I, H, T, reps):
     x = torch.randn(T, B, I, requires_grad=True)
     out = []
@@ -74,10 +96,12 @@ def rows(name, B, I, H, T, reps):
             ("GRU", rnnlab.GRU, torch.nn.GRUCell, torch.nn.GRU)):
         plain, theirs = ours_cls(I, H), torch_cls(I, H)
         for option, p in OPTIONS:
+            if option == "layer_norm" and kind != "LSTM":
+                continue  # (the GRU form is not written yet)
             ours = ours_cls(I, H, **{option: p})
-            loop = cell_cls(I, H)
-            a, b, c, d = medians([step(plain, x), step(ours, x), cell_loop(loop, x, option, p),
-                                  step(theirs, x)], reps)
+            loop = layer_norm_loop(I, H, x) if option == "layer_norm" else \
+                cell_loop(cell_cls(I, H), x, option, p)
+            a, b, c, d = medians([step(plain, x), step(ours, x), loop, step(theirs, x)], reps)
             out.append((name, kind, f"{option}={p}", a, b, c, d))
             name = ""
     return out
@@ -93,13 +117,14 @@ def main() -> None:
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, float32, training "
           f"step, median of {args.reps}, interleaved\nkernels: {kernels.status()}\n")
     head = (f"{'regime':8} {'model':5} {'option':23} {'plain ms':>9} {'option ms':>9} "
-            f"{'loop ms':>8} {'torch.nn ms':>11} {'option/plain':>12} {'option/loop':>11}")
+            f"{'loop ms':>8} {'torch.nn ms':>11} {'option/plain':>12} {'option/loop':>11} "
+            f"{'option/torch.nn':>15}")
     print(head)
     print("-" * len(head))
     for name, B, I, H, T in REGIMES:
         for regime, kind, label, a, b, c, d in rows(name, B, I, H, T, args.reps):
             print(f"{regime:8} {kind:5} {label:23} {a * 1e3:9.1f} {b * 1e3:9.1f} "
-                  f"{c * 1e3:8.1f} {d * 1e3:11.1f} {b / a:12.2f} {b / c:11.2f}")
+                  f"{c * 1e3:8.1f} {d * 1e3:11.1f} {b / a:12.2f} {b / c:11.2f} {b / d:15.2f}")
     print("\nplain and torch.nn: without the option; loop: torch.nn's cell in a Python loop "
           "with it (regimes: batch, input, hidden, T = 64, 64, 256, 100 and 32, 64, 512, 50)")
 

@@ -33,13 +33,27 @@ def rnn_step(p, x, state, nonlinearity="tanh", drop=None):
                               + _lin(p["weight_hh"], _drop(h, drop), p.get("bias_hh"))),)
 
 
-def lstm_step(p, x, state, peephole=False, truncated=False, drop=None):
+def _ln(v, gamma, beta):
+    """Layer norm over the last axis, written out (biased variance, ε = 1e-5)."""
+    mu = v.mean(-1, keepdim=True)
+    var = ((v - mu) ** 2).mean(-1, keepdim=True)
+    return gamma * (v - mu) / torch.sqrt(var + 1e-5) + beta
+
+
+def lstm_step(p, x, state, peephole=False, truncated=False, drop=None, layer_norm=False):
     h, c = state
     H = c.shape[-1]
     # the 1997 truncation: what the gates see of the past carries no gradient
     h_in = _drop(h.detach() if truncated else h, drop)
     c_in = c.detach() if truncated else c
-    a = _lin(p["weight_ih"], x, p.get("bias_ih")) + _lin(p["weight_hh"], h_in, p.get("bias_hh"))
+    if layer_norm:  # Ba et al.: each product normalised over its gate vector, then the biases
+        a = (_ln(_lin(p["weight_ih"], x), p["weight_ln_ih"], p["bias_ln_ih"])
+             + _ln(_lin(p["weight_hh"], h_in), p["weight_ln_hh"], p["bias_ln_hh"]))
+        if p.get("bias_ih") is not None:
+            a = a + p["bias_ih"] + p["bias_hh"]
+    else:
+        a = _lin(p["weight_ih"], x, p.get("bias_ih")) + _lin(p["weight_hh"], h_in,
+                                                              p.get("bias_hh"))
     a_i, a_f, a_g, a_o = a.split(H, dim=-1)
     if peephole:
         w = p["weight_peephole"]
@@ -50,7 +64,31 @@ def lstm_step(p, x, state, peephole=False, truncated=False, drop=None):
     if peephole:
         a_o = a_o + w[2 * H :] * (c_new.detach() if truncated else c_new)
     o = torch.sigmoid(a_o)
-    m = o * torch.tanh(c_new)
+    m = o * torch.tanh(_ln(c_new, p["weight_ln_c"], p["bias_ln_c"]) if layer_norm else c_new)
+    h_new = m @ p["weight_hr"].t() if p.get("weight_hr") is not None else m
+    return h_new, c_new
+
+
+def lstm_variant_step(p, x, state, variant, peephole=False, drop=None):
+    """Greff et al.'s (2017) variants, from their definitions: a missing gate is its constant
+    (i = 1, f = 1, o = 1; CIFG i = 1 − f), NIAF/NOAF replace tanh by the identity."""
+    h, c = state
+    H = c.shape[-1]
+    names = {"NIG": "fgo", "NFG": "igo", "NOG": "ifg", "CIFG": "fgo"}.get(variant, "ifgo")
+    a = _lin(p["weight_ih"], x, p.get("bias_ih")) + _lin(p["weight_hh"], _drop(h, drop),
+                                                          p.get("bias_hh"))
+    pre = dict(zip(names, a.split(H, dim=-1)))
+    peeps = dict(zip([g for g in "ifo" if g in names], p["weight_peephole"].split(H))) \
+        if peephole else {}
+    one = torch.ones_like(c)
+    f = torch.sigmoid(pre["f"] + peeps.get("f", 0) * c) if "f" in pre else one
+    i = torch.sigmoid(pre["i"] + peeps.get("i", 0) * c) if "i" in pre else one
+    if variant == "CIFG":
+        i = 1 - f
+    g = pre["g"] if variant == "NIAF" else torch.tanh(pre["g"])
+    c_new = f * c + i * g
+    o = torch.sigmoid(pre["o"] + peeps.get("o", 0) * c_new) if "o" in pre else one
+    m = o * (c_new if variant == "NOAF" else torch.tanh(c_new))
     h_new = m @ p["weight_hr"].t() if p.get("weight_hr") is not None else m
     return h_new, c_new
 
@@ -124,7 +162,9 @@ def _masked_step(step, p, x, state, masks, t, b):
     return tuple(out)
 
 
-MATH_NAMES = ("weight_ih", "weight_hh", "bias_ih", "bias_hh", "weight_hr", "weight_peephole")
+MATH_NAMES = ("weight_ih", "weight_hh", "bias_ih", "bias_hh", "weight_hr", "weight_peephole",
+              "weight_ln_ih", "bias_ln_ih", "weight_ln_hh", "bias_ln_hh", "weight_ln_c",
+              "bias_ln_c")
 
 
 def module_params(module, num_layers, bidirectional) -> list[dict[str, Tensor]]:
@@ -205,3 +245,67 @@ def assert_matches(out, finals, ref_out, ref_finals, wrt) -> None:
         g = torch.zeros_like(leaf) if g is None else g
         w = torch.zeros_like(leaf) if w is None else w
         torch.testing.assert_close(g, w, rtol=1e-9, atol=1e-11)
+
+
+def gradcheck_module(m, x, hx, lengths, seed: int = 3) -> bool:
+    """torch.autograd.gradcheck of a recurrent module's outputs and final states w.r.t. its
+    input, initial states and parameters (the module reseeded before each evaluation, so
+    recurrent dropout and zoneout draw the same masks every time)."""
+    names = [n for n, _ in m.named_parameters()]
+    n_states = 2 if isinstance(hx, tuple) else 1
+
+    def f(x, *rest):
+        torch.manual_seed(seed)
+        states, params = rest[:n_states], dict(zip(names, rest[n_states:]))
+        out, finals = torch.func.functional_call(
+            m, params, (x, tuple(states) if n_states == 2 else states[0]), {"lengths": lengths})
+        return (out, *(finals if isinstance(finals, tuple) else (finals,)))
+
+    args = tuple(t.detach().requires_grad_() for t in leaves(x, hx, m))
+    return torch.autograd.gradcheck(f, args, eps=1e-6, atol=1e-5, rtol=1e-4)
+
+
+def assert_func_and_double_backward(m, x, hx, lengths, seed: int = 5) -> list[Tensor]:
+    """torch.func.grad, the hand-written backward and a differentiable (create_graph) backward
+    give the same parameter gradients (the same masks: reseeded before each); returns the
+    differentiable ones."""
+    params = dict(m.named_parameters())
+
+    def loss(params):
+        torch.manual_seed(seed)
+        out, finals = torch.func.functional_call(m, params, (x.detach(), hx),
+                                                 {"lengths": lengths})
+        return loss_of(out, finals)
+
+    g_func = torch.func.grad(loss)(params)
+    g_hand = torch.autograd.grad(loss(params), list(params.values()))
+    torch.manual_seed(seed)
+    out, finals = m(x, hx, lengths=lengths)
+    g_graph = torch.autograd.grad(loss_of(out, finals), list(params.values()), create_graph=True)
+    for a, b, c in zip(g_func.values(), g_hand, g_graph):
+        torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-11)
+        torch.testing.assert_close(c, b, rtol=1e-9, atol=1e-11)
+    assert g_graph[0].requires_grad  # a gradient penalty can be differentiated
+    return list(g_graph)
+
+
+def make_module(cls, H=4, **options):
+    """A 2-layer bidirectional float64 module of input size 3, peepholes (which start near 0)
+    spread over [−1, 1] so that they matter."""
+    m = cls(3, H, num_layers=2, bidirectional=True, dtype=torch.float64, **options)
+    with torch.no_grad():
+        for name, p in m.named_parameters():
+            if "peephole" in name:
+                p.uniform_(-1, 1)
+    return m
+
+
+def module_inputs(m, T=6, B=3, lengths=True):
+    """x (T, B, 3), initial states for `make_module`'s modules, and lengths (or None)."""
+    x = torch.randn(T, B, 3, dtype=torch.float64, requires_grad=True)
+    out = getattr(m, "proj_size", 0) or m.hidden_size
+    h0 = torch.randn(4, B, out, dtype=torch.float64, requires_grad=True)
+    hx = h0
+    if m._has_cell_state:
+        hx = (h0, torch.randn(4, B, m.hidden_size, dtype=torch.float64, requires_grad=True))
+    return x, hx, (torch.tensor([T, 2, 4][:B]) if lengths else None)

@@ -39,21 +39,10 @@ def naive_step(m):
 
 
 def make(cls, options, H=4):
-    m = cls(3, H, num_layers=2, bidirectional=True, dtype=torch.float64, **options)
-    with torch.no_grad():
-        for name, p in m.named_parameters():
-            if "peephole" in name:
-                p.uniform_(-1, 1)
-    return m
+    return naive.make_module(cls, H, **options)
 
 
-def inputs(m, T=6, B=3, lengths=True):
-    x = torch.randn(T, B, 3, dtype=torch.float64, requires_grad=True)
-    out = getattr(m, "proj_size", 0) or m.hidden_size
-    h0 = torch.randn(4, B, out, dtype=torch.float64, requires_grad=True)
-    hx = (h0, torch.randn(4, B, m.hidden_size, dtype=torch.float64, requires_grad=True)) \
-        if isinstance(m, rnnlab.LSTM) else h0
-    return x, hx, (torch.tensor([T, 2, 4][:B]) if lengths else None)
+inputs = naive.module_inputs
 
 
 def the_masks(m, x, seed):
@@ -94,40 +83,13 @@ def test_gradcheck(name, cls, options, training):
     m = make(cls, {**options, "recurrent_dropout": 0.3, "zoneout": 0.4}, H=3)
     m.train(training)
     x, hx, lens = inputs(m, T=4)
-    names = [n for n, _ in m.named_parameters()]
-    n_states = 2 if isinstance(hx, tuple) else 1
-
-    def f(x, *rest):
-        torch.manual_seed(3)  # the same masks at every evaluation
-        states, params = rest[:n_states], dict(zip(names, rest[n_states:]))
-        out, finals = torch.func.functional_call(
-            m, params, (x, tuple(states) if n_states == 2 else states[0]), {"lengths": lens})
-        return (out, *(finals if isinstance(finals, tuple) else (finals,)))
-
-    args = tuple(t.detach().requires_grad_() for t in leaves(x, hx, m))
-    assert torch.autograd.gradcheck(f, args, eps=1e-6, atol=1e-5, rtol=1e-4)
+    assert naive.gradcheck_module(m, x, hx, lens)
 
 
 @pytest.mark.parametrize("cls", [rnnlab.LSTM, rnnlab.GRU, rnnlab.RNN])
 def test_torch_func_and_double_backward_see_the_same_masks(cls):
     m = make(cls, {"recurrent_dropout": 0.3, "zoneout": 0.3})
-    x, hx, lens = inputs(m)
-    params = dict(m.named_parameters())
-
-    def loss(params):
-        torch.manual_seed(5)
-        out, finals = torch.func.functional_call(m, params, (x.detach(), hx), {"lengths": lens})
-        return loss_of(out, finals)
-
-    g_func = torch.func.grad(loss)(params)
-    g_hand = torch.autograd.grad(loss(params), list(params.values()))
-    torch.manual_seed(5)
-    out, finals = m(x, hx, lengths=lens)
-    g_graph = torch.autograd.grad(loss_of(out, finals), list(params.values()), create_graph=True)
-    for a, b, c in zip(g_func.values(), g_hand, g_graph):
-        torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-11)
-        torch.testing.assert_close(c, b, rtol=1e-9, atol=1e-11)
-    assert g_graph[0].requires_grad  # a gradient penalty can be differentiated
+    naive.assert_func_and_double_backward(m, *inputs(m))
 
 
 @pytest.mark.parametrize("cls", [rnnlab.LSTM, rnnlab.GRU, rnnlab.RNN])

@@ -281,18 +281,18 @@ class _Recurrence(torch.autograd.Function):
             tape.back = tape.dG = tape.fused = None
             return (None, None, None, None, dx, *carry, *param_grads)
 
-        dG = tape.dG
+        dG, dU = tape.dG, cell.input_grad(tape)  # δa, and δ(x W_ihᵀ)
         G, H = dG.shape[0], dG.shape[3]
-        dG_rows = dG.view(G, T * B, H)
+        dU_rows = dU.reshape(G, T * B, H)
         dx = None
-        if ctx.needs_input_grad[4]:  # Σ_g δa_g W_ih,g
+        if ctx.needs_input_grad[4]:  # Σ_g δu_g W_ih,g
             W_g = params["weight_ih"].view(G, H, -1)
-            dx = kernels.mm(dG_rows[0], W_g[0])
+            dx = kernels.mm(dU_rows[0], W_g[0])
             for g in range(1, G):
-                kernels.mm(dG_rows[g], W_g[g], out=dx, beta=1.0)
+                kernels.mm(dU_rows[g], W_g[g], out=dx, beta=1.0)
             dx = dx.view_as(x)
         db = dG.sum((1, 2)).flatten()  # ∂L/∂(any bias folded into the input projection)
-        grads = {"weight_ih": weight_grad(dG, x), "bias_ih": db}
+        grads = {"weight_ih": weight_grad(dU, x), "bias_ih": db}
         grads.update(cell.recurrent_grads(tape, db))
         param_grads = [
             grads.get(name) if params[name] is not None else None for name in cell.param_names

@@ -29,8 +29,17 @@ from torch.nn.utils.rnn import PackedSequence, pad_packed_sequence
 
 from . import _checks as ck
 from . import options as opt
-from .cells import NONLINEARITIES, SQUASHERS, GRUMath, LSTM1997Math, LSTMMath, RNNMath
+from .cells import (
+    NONLINEARITIES,
+    SQUASHERS,
+    GRUMath,
+    LayerNormLSTMMath,
+    LSTM1997Math,
+    LSTMMath,
+    RNNMath,
+)
 from .cells.base import CellMath
+from .cells.lstm_variants import VARIANT_GATES, LSTMVariantMath, check_variant, peephole_gates
 from .engine import run_layer, sort_lengths
 
 
@@ -200,8 +209,11 @@ class _RecurrentBase(nn.Module):
     def reset_parameters(self) -> None:
         """Uniform in ±1/√hidden_size, every parameter, in registration order (as torch.nn)."""
         bound = 1.0 / math.sqrt(self.hidden_size) if self.hidden_size > 0 else 0.0
-        for p in self.parameters():
-            nn.init.uniform_(p, -bound, bound)
+        for name, p in self.named_parameters():
+            if "_ln_" in name:  # a layer norm's γ starts at 1, its β at 0
+                nn.init.constant_(p, 1.0 if name.startswith("weight") else 0.0)
+            else:
+                nn.init.uniform_(p, -bound, bound)
         self._init_forget_gates()
 
     def _init_forget_gates(self) -> None:
@@ -209,9 +221,10 @@ class _RecurrentBase(nn.Module):
         fb, chrono = getattr(self, "forget_bias", None), getattr(self, "chrono_init", None)
         if fb is None and chrono is None:
             return
+        gates = VARIANT_GATES.get(getattr(self, "variant", None), ("i", "f", "g", "o"))
         for b_ih, b_hh in self._bias_pairs():
             opt.init_forget_gate(b_ih, b_hh, self.hidden_size, forget_bias=fb,
-                                 chrono_init=chrono)
+                                 chrono_init=chrono, gates=gates)
 
     def _bias_pairs(self) -> list[tuple[Tensor, Tensor]]:
         return [(getattr(self, n["bias_ih"]), getattr(self, n["bias_hh"])) for n in self._names]
@@ -433,9 +446,17 @@ class LSTM(_RecurrentBase):
       peephole   Gers-style peepholes: i and f see c_{t-1}, o sees c_t, through diagonal weights
                  ``weight_peephole_l{k}{suffix}`` of shape (3·hidden_size,), order (i, f, o).
       truncated  the 1997 truncated gradient: error is carried back in time only through c.
+      variant    one of Greff et al.'s (2017) variants: "NIG", "NFG", "NOG", "NIAF", "NOAF",
+                 "CIFG" ("NP" is peephole=False); fewer gate blocks where a gate is gone
+                 (rnnlab.cells.lstm_variants says which, and the equations).
+      layer_norm Ba et al. (2016): LN of W_ih x_t and of W_hh h_{t-1} over the gate vector, and
+                 of c_t where it enters h_t = o tanh(LN(c_t)); parameters
+                 ``weight_ln_ih``/``bias_ln_ih``, ``weight_ln_hh``/``bias_ln_hh`` (4·hidden_size)
+                 and ``weight_ln_c``/``bias_ln_c`` (hidden_size) per layer-direction (suffix
+                 ``_l{k}{suffix}``), γ starting at 1, β at 0 (rnnlab.cells.lstm_ln).
       recurrent_dropout, zoneout (one probability, or (z_h, z_c)), forget_bias, chrono_init:
                  see `rnnlab.options`.
-    The equations are in rnnlab.cells.lstm.
+    The equations are in rnnlab.cells.lstm (and lstm_ln).
     """
 
     _gates = 4
@@ -445,9 +466,10 @@ class LSTM(_RecurrentBase):
                  batch_first: bool = False, dropout: float = 0.0, bidirectional: bool = False,
                  proj_size: int = 0, device=None, dtype=None, *, peephole: bool = False,
                  truncated: bool = False, recurrent_dropout: float = 0.0, zoneout=0.0,
-                 forget_bias: float | None = None, chrono_init: float | None = None) -> None:
-        self.peephole = ck.check_bool("peephole", peephole)
-        self.truncated = ck.check_bool("truncated", truncated)
+                 forget_bias: float | None = None, chrono_init: float | None = None,
+                 layer_norm: bool = False, variant: str | None = None) -> None:
+        _set_lstm_options(self, peephole, truncated, layer_norm, variant, forget_bias,
+                          chrono_init)
         self._set_regularisers(recurrent_dropout, zoneout)
         self.forget_bias, self.chrono_init = opt.check_forget_init(forget_bias, chrono_init,
                                                                    bias)
@@ -455,13 +477,52 @@ class LSTM(_RecurrentBase):
                          bidirectional, proj_size, device, dtype)
 
     def _extra_shapes(self):
-        return {"weight_peephole": (3 * self.hidden_size,)} if self.peephole else {}
+        return _lstm_shapes(self)
 
     def _make_cell(self):
-        return LSTMMath(peephole=self.peephole, truncated=self.truncated)
+        return _lstm_math(self)
 
     def _extra_repr_options(self):
         return "".join(f", {k}=True" for k in ("peephole", "truncated") if getattr(self, k))
+
+
+def _set_lstm_options(module, peephole, truncated, layer_norm, variant, forget_bias,
+                      chrono_init) -> None:
+    """Check and keep an LSTM's (or LSTMCell's) cell options; a variant sets the number of
+    gate blocks (`rnnlab.cells.lstm_variants`)."""
+    module.peephole = ck.check_bool("peephole", peephole)
+    module.truncated = ck.check_bool("truncated", truncated)
+    module.layer_norm = ck.check_bool("layer_norm", layer_norm)
+    module.variant = check_variant(variant)
+    if module.layer_norm and module.truncated:
+        raise ValueError("layer_norm and truncated cannot be combined: the 1997 truncated "
+                         "gradient is defined for the plain cell")
+    if module.variant and (module.layer_norm or module.truncated):
+        raise ValueError(f"variant={module.variant!r} combines with peephole, proj_size and "
+                         f"the regularisers, not with layer_norm or truncated")
+    if module.variant == "NFG" and (forget_bias is not None or chrono_init is not None):
+        raise ValueError("variant='NFG' has no forget gate: forget_bias and chrono_init do "
+                         "not apply")
+    if module.variant:
+        module._gates = len(VARIANT_GATES[module.variant])
+
+
+def _lstm_shapes(module) -> dict[str, tuple[int, ...]]:
+    """The LSTM's parameters beyond torch.nn's: peepholes, the layer norms' γ and β."""
+    H = module.hidden_size
+    shapes = {"weight_peephole": (len(peephole_gates(module.variant)) * H,)} \
+        if module.peephole else {}
+    if module.layer_norm:
+        shapes |= {"weight_ln_ih": (4 * H,), "bias_ln_ih": (4 * H,), "weight_ln_hh": (4 * H,),
+                   "bias_ln_hh": (4 * H,), "weight_ln_c": (H,), "bias_ln_c": (H,)}
+    return shapes
+
+
+def _lstm_math(module) -> LSTMMath:
+    if module.variant:
+        return LSTMVariantMath(module.variant, peephole=module.peephole)
+    cls = LayerNormLSTMMath if module.layer_norm else LSTMMath
+    return cls(peephole=module.peephole, truncated=module.truncated)
 
 
 class GRU(_RecurrentBase):
@@ -648,19 +709,20 @@ class LSTMCell(_CellBase):
     def __init__(self, input_size: int, hidden_size: int, bias: bool = True, device=None,
                  dtype=None, *, peephole: bool = False, truncated: bool = False,
                  recurrent_dropout: float = 0.0, zoneout=0.0, forget_bias: float | None = None,
-                 chrono_init: float | None = None) -> None:
-        self.peephole = ck.check_bool("peephole", peephole)
-        self.truncated = ck.check_bool("truncated", truncated)
+                 chrono_init: float | None = None, layer_norm: bool = False,
+                 variant: str | None = None) -> None:
+        _set_lstm_options(self, peephole, truncated, layer_norm, variant, forget_bias,
+                          chrono_init)
         self._set_regularisers(recurrent_dropout, zoneout)
         self.forget_bias, self.chrono_init = opt.check_forget_init(forget_bias, chrono_init,
                                                                    bias)
         super().__init__(input_size, hidden_size, bias, device, dtype)
 
     def _extra_shapes(self):
-        return {"weight_peephole": (3 * self.hidden_size,)} if self.peephole else {}
+        return _lstm_shapes(self)
 
     def _make_cell(self):
-        return LSTMMath(peephole=self.peephole, truncated=self.truncated)
+        return _lstm_math(self)
 
 
 class GRUCell(_CellBase):

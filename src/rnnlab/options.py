@@ -145,9 +145,14 @@ def check_forget_init(forget_bias, chrono_init, bias: bool) -> tuple[float | Non
 
 @torch.no_grad()
 def init_forget_gate(b_ih: Tensor, b_hh: Tensor, hidden: int, *, forget_bias=None,
-                     chrono_init=None) -> None:
-    """Overwrite the i and f slices of an LSTM's biases (gate order i, f, g, o)."""
-    i, f = slice(0, hidden), slice(hidden, 2 * hidden)
+                     chrono_init=None, gates: tuple[str, ...] = ("i", "f", "g", "o")) -> None:
+    """Overwrite the i and f slices of an LSTM's biases (its gate blocks ``gates``; a variant
+    without an input gate gets the forget gate's only)."""
+    def block(gate):
+        k = gates.index(gate)
+        return slice(k * hidden, (k + 1) * hidden)
+
+    f = block("f")
     if forget_bias is not None:
         b_ih[f] = forget_bias
         b_hh[f] = 0.0
@@ -155,14 +160,17 @@ def init_forget_gate(b_ih: Tensor, b_hh: Tensor, hidden: int, *, forget_bias=Non
         # b_f = log u, u ~ U[1, T_max − 1]: forget timescales up to T_max steps
         u = torch.empty(hidden, dtype=torch.float64).uniform_(1.0, chrono_init - 1.0)
         b_ih[f] = u.log().to(b_ih.dtype)
-        b_ih[i] = -b_ih[f]
         b_hh[f] = 0.0
-        b_hh[i] = 0.0
+        if "i" in gates:  # the input gate opens as the forget gate closes
+            b_ih[block("i")] = -b_ih[f]
+            b_hh[block("i")] = 0.0
 
 
 def repr_options(module) -> str:
     """The set options, for extra_repr."""
-    s = ""
+    s = ", layer_norm=True" if getattr(module, "layer_norm", False) else ""
+    if getattr(module, "variant", None):
+        s += f", variant={module.variant!r}"
     if getattr(module, "recurrent_dropout", 0):
         s += f", recurrent_dropout={module.recurrent_dropout}"
     if any(getattr(module, "_zone", ())):

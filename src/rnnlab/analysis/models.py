@@ -13,6 +13,7 @@ import torch
 from torch import Tensor, nn
 
 from .. import layers
+from ..cells.lstm_variants import VARIANT_GATES
 from ..engine import trajectory
 from ..options import sample_masks
 from .jacobians import (
@@ -26,6 +27,12 @@ from .linear import spectrum
 
 GATES = {"RNN": ("h",), "LSTM": ("i", "f", "g", "o"), "GRU": ("r", "z", "n"),
          "LSTM1997": ("all",)}  # the 1997 cell's W_rec maps all sources to all units
+
+
+def gate_names(model: nn.Module) -> tuple[str, ...]:
+    """The gate blocks of the model's recurrent matrices (an LSTM variant's own, if any)."""
+    variant = getattr(model, "variant", None)
+    return VARIANT_GATES[variant] if variant else GATES[_family(model)]
 
 
 def as_rnnlab(module: nn.Module) -> layers._RecurrentBase:
@@ -59,7 +66,7 @@ def recurrent_spectra(module: nn.Module) -> list[dict]:
         if "weight_hh" not in names:
             continue  # a 1997 LSTM without recurrence
         W = getattr(model, names["weight_hh"]).detach()
-        gates = GATES[_family(model)]
+        gates = gate_names(model)
         for gate, block in zip(gates, W.chunk(len(gates))):
             if block.shape[0] != block.shape[1]:
                 continue  # a projected LSTM's blocks are not square
@@ -167,7 +174,7 @@ def gate_saturation(module: nn.Module, x: Tensor, layer: int = 0,
     """Fraction of gate activations within ``margin`` of their bounds (σ: 0 or 1; tanh
     candidates: ±1), gate by gate, for one layer-direction."""
     tr, model = _pick(module, x, layer)
-    names = GATES[_family(model)]
+    names = gate_names(model)
     if _family(model) == "RNN":
         return {}
     out = {}

@@ -4,9 +4,10 @@ from .base import CellMath, Tape
 from .gru import GRUMath
 from .lstm import LSTMMath
 from .lstm1997 import SQUASHERS, LSTM1997Math
+from .lstm_ln import LayerNormLSTMMath
 from .rnn import NONLINEARITIES, RNNMath
 
 __all__ = [
-    "CellMath", "Tape", "RNNMath", "LSTMMath", "GRUMath", "LSTM1997Math", "NONLINEARITIES",
-    "SQUASHERS",
+    "CellMath", "Tape", "RNNMath", "LSTMMath", "LayerNormLSTMMath", "GRUMath", "LSTM1997Math",
+    "NONLINEARITIES", "SQUASHERS",
 ]

@@ -200,6 +200,11 @@ class CellMath:
         """Name -> gradient, from what a fused backward kernel summed (tape.fused)."""
         return dict(tape.fused)
 
+    def input_grad(self, tape: Tape) -> Tensor:
+        """∂L/∂(x W_ihᵀ), gate-major (G, T, B, H), for ∂L/∂W_ih and ∂L/∂x: δa itself, unless
+        the cell transforms the product before its steps (a layer norm)."""
+        return tape.dG
+
     def recurrent_grads(self, tape: Tape, db: Tensor) -> dict:
         """Gradients of every parameter except weight_ih / bias_ih (the engine's); ``db`` is
         ∂L/∂b_ih, which equals ∂L/∂b_hh wherever b_hh was folded into the input bias."""

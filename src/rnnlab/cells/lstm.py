@@ -55,6 +55,7 @@ class LSTMMath(CellMath):
         "weight_ih", "weight_hh", "bias_ih", "bias_hh", "weight_hr", "weight_peephole",
     )
     state_names = ("h", "c")
+    layer_norm = False  # `rnnlab.cells.lstm_ln` normalises the products and c
 
     def __init__(self, *, peephole: bool = False, truncated: bool = False):
         self.peephole = peephole
@@ -90,15 +91,37 @@ class LSTMMath(CellMath):
             ex.update(p_if=p[:2].unsqueeze(1), p_i=p[0], p_f=p[1], p_o=p[2])
         return tape
 
-    def step(self, tape, t):
-        ex = tape.extra
-        a, h_prev, c_prev, c = ex["a"][t], ex["h_prev"][t], ex["c_prev"][t], ex["c"][t]
-        i, f, g, o, i_f = ex["i"][t], ex["f"][t], ex["g"][t], ex["o"][t], ex["i_f"][t]
+    @staticmethod
+    def recurrent_product(ex: dict, t: int) -> torch.Tensor:
+        """W_hh (h_{t−1} ⊙ drop), token-major (n, G·H): one product, into the scratch."""
+        h_prev = ex["h_prev"][t]
         n = h_prev.shape[0]
         if "drop" in ex:
             h_prev = torch.mul(h_prev, ex["drop"][t], out=ex["hd"][:n])
-        hw = torch.mm(h_prev, ex["W_hh_t"], out=ex["hw"][:n])  # W_hh h_{t-1}: one product
-        a.add_(hw.view(n, 4, -1).transpose(0, 1))  # ... into the four gate blocks
+        return torch.mm(h_prev, ex["W_hh_t"], out=ex["hw"][:n])
+
+    @staticmethod
+    def output_grad(ex: dict, params: dict, dh: torch.Tensor, t: int) -> torch.Tensor:
+        """δm_t from δh_t: undoes h_t = W_hr m_t (keeping δh_t for ∂L/∂W_hr), or δh_t itself."""
+        if "m" not in ex:
+            return dh
+        ex["dh"][t].copy_(dh)
+        return dh @ params["weight_hr"]
+
+    def add_recurrent(self, ex: dict, t: int) -> None:
+        """a_t += W_hh h_{t-1}: one product, into the four gate blocks."""
+        hw = self.recurrent_product(ex, t)
+        ex["a"][t].add_(hw.view(hw.shape[0], 4, -1).transpose(0, 1))
+
+    def squash_cell(self, ex: dict, t: int) -> torch.Tensor:
+        """tanh(c_t), kept in tanh_c (what m_t = o_t ⊙ tanh(c_t) reads)."""
+        return torch.tanh(ex["c"][t], out=ex["tanh_c"][t])
+
+    def step(self, tape, t):
+        ex = tape.extra
+        c_prev, c = ex["c_prev"][t], ex["c"][t]
+        i, f, g, o, i_f = ex["i"][t], ex["f"][t], ex["g"][t], ex["o"][t], ex["i_f"][t]
+        self.add_recurrent(ex, t)
         if self.peephole:
             i_f.addcmul_(c_prev, ex["p_if"])
         i_f.sigmoid_()
@@ -108,7 +131,7 @@ class LSTMMath(CellMath):
         if self.peephole:
             o.addcmul_(c, ex["p_o"])
         o.sigmoid_()
-        tc = torch.tanh(c, out=ex["tanh_c"][t])
+        tc = self.squash_cell(ex, t)
         if "m" in ex:
             torch.mm(torch.mul(o, tc, out=ex["m"][t]), ex["W_hr_t"], out=ex["h"][t])
         else:
@@ -137,13 +160,9 @@ class LSTMMath(CellMath):
             bk["dh"] = st(dh)  # δh_t, read by ∂L/∂W_hr
 
     def step_back(self, tape, t, carry):
-        ex, p = tape.back, tape.params
+        ex = tape.back
         dh, dc = carry
-        if "m" in ex:
-            ex["dh"][t].copy_(dh)
-            dm = dh @ p["weight_hr"]  # undoes h_t = W_hr m_t
-        else:
-            dm = dh
+        dm = self.output_grad(ex, tape.params, dh, t)  # undoes h_t = W_hr m_t
         dA_o = ex["dA_o"][t]
         torch.mul(dm, ex["dm_dao"][t], out=dA_o)  # undoes m_t = o_t tanh c_t (o side)
         dc.addcmul_(dm, ex["dm_dc"][t])  # ... and the tanh(c_t) side
@@ -184,7 +203,7 @@ class LSTMMath(CellMath):
         ex, p = tape.extra, tape.params
         torch.ops.rnnlab.lstm_forward(
             tape.xw, *tape.states, ex["tanh_c_buf"], ex.get("m_buf", EMPTY), *self._weights(p),
-            kernel_sizes(tape), self.masks.kernel_args(tape), threads)
+            kernel_sizes(tape), self.masks.kernel_args(tape), self._norm_args(tape), threads)
 
     def kernel_backward(self, tape, d_out, d_finals, threads, fuse=None):
         ex, p = tape.extra, tape.params
@@ -193,7 +212,7 @@ class LSTMMath(CellMath):
         if grads is None:  # δa for the products after the loop
             tape.dG = grad_buffer(tape.xw, tape.padded)
             dh_buf = grad_buffer(tape.states[0][1:], tape.padded) if "m_buf" in ex else EMPTY
-            tape.back = {"dh_buf": dh_buf}
+            tape.back = {"dh_buf": dh_buf, **self._kernel_back_buffers(tape)}
             extra = [EMPTY] * 8
         else:  # the weight gradients themselves, summed in the loop
             if self.peephole:
@@ -207,7 +226,8 @@ class LSTMMath(CellMath):
             tape.dG = None
         torch.ops.rnnlab.lstm_backward(
             tape.xw, *tape.states, ex["tanh_c_buf"], ex.get("m_buf", EMPTY), *self._weights(p),
-            kernel_sizes(tape), self.masks.kernel_args(tape), self.truncated, d_out, *d_finals,
+            kernel_sizes(tape), self.masks.kernel_args(tape), self._norm_args(tape),
+            self.truncated, d_out, *d_finals,
             tape.dG if grads is None else dG, dh_buf, *carry, *extra, threads)
         return carry
 
@@ -218,6 +238,18 @@ class LSTMMath(CellMath):
         grads["bias_hh"] = grads["bias_ih"].clone()  # b_hh sits beside b_ih in every gate
         return grads
 
+    def _norm_args(self, tape) -> list:
+        """The kernels' layer-norm tensors (`rnnlab.cells.lstm_ln`); none for this cell."""
+        return []
+
+    def _recurrent_delta(self, tape):
+        """δ of the recurrent product W_hh h_{t−1}, gate-major: δa itself here."""
+        return tape.dG
+
+    def _kernel_back_buffers(self, tape) -> dict:
+        """Buffers the backward kernel fills beyond δa, for `recurrent_grads` (tape.back)."""
+        return {}
+
     def _weights(self, p):
         peephole = p["weight_peephole"] if self.peephole else None
         return p["weight_hh"].contiguous(), kernel_arg(p["weight_hr"]), kernel_arg(peephole)
@@ -225,7 +257,8 @@ class LSTMMath(CellMath):
     def recurrent_grads(self, tape, db):
         Hs, Cs = tape.states
         ex, dG = tape.back, tape.dG
-        grads = {"weight_hh": weight_grad(dG, self.dropped(Hs[:-1])), "bias_hh": db}
+        grads = {"weight_hh": weight_grad(self._recurrent_delta(tape), self.dropped(Hs[:-1])),
+                 "bias_hh": db}
         if tape.params["weight_hr"] is not None:
             grads["weight_hr"] = weight_grad(ex["dh_buf"].unsqueeze(0), tape.extra["m_buf"])
         if self.peephole:

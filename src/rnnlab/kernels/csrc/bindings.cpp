@@ -10,6 +10,7 @@
 #include <sys/mman.h>
 
 #include <algorithm>
+#include <array>
 #include <cstdint>
 #include <limits>
 #include <tuple>
@@ -183,33 +184,63 @@ Masks<T> masks_of(const std::vector<Tensor>& masks, const Tensor& xw,
   return mk;
 }
 
+// norm = [γ_x, β, γ_h (4H each), γ_c, β_c (H each), n_x (4, T, B, H), r_x (T, B[, 1]),
+// n_h (4, T, B, H), r_h (T, B[, 1]), n_c (T, B, H), r_c (T, B[, 1]), then for the backward
+// pass dV, dU (4, T, B, H each) and sums (10H)] (cells/lstm_ln.py), or none: the plain cell
+template <typename T>
+LSTMNorm<T> norm_of(const std::vector<Tensor>& norm, const Tensor& xw, bool backward) {
+  LSTMNorm<T> ln;
+  if (norm.empty()) return ln;
+  const std::size_t n = backward ? 14 : 11;
+  TORCH_CHECK(norm.size() == n, "rnnlab kernels: norm must be ", n, " tensors or none");
+  const i64 TT = xw.size(1), B = xw.size(2), H = xw.size(3), N = TT * B * H;
+  const std::array<i64, 14> sizes{4 * H, 4 * H, 4 * H, H, H, 4 * N, TT * B, 4 * N, TT * B,
+                                  N, TT * B, 4 * N, 4 * N, 10 * H};
+  for (std::size_t k = 0; k < n; ++k) {
+    check(norm[k], xw, "norm");
+    TORCH_CHECK(norm[k].numel() == sizes[k], "rnnlab kernels: norm[", k, "] has ",
+                norm[k].numel(), " entries, expected ", sizes[k]);
+  }
+  ln.g_x = ptr<T>(norm[0]), ln.beta = ptr<T>(norm[1]), ln.g_h = ptr<T>(norm[2]);
+  ln.g_c = ptr<T>(norm[3]), ln.b_c = ptr<T>(norm[4]);
+  ln.n_x = ptr<T>(norm[5]), ln.r_x = ptr<T>(norm[6]);
+  ln.n_h = ptr<T>(norm[7]), ln.r_h = ptr<T>(norm[8]);
+  ln.n_c = ptr<T>(norm[9]), ln.r_c = ptr<T>(norm[10]);
+  if (backward) ln.dV = ptr<T>(norm[11]), ln.dU = ptr<T>(norm[12]), ln.sums = ptr<T>(norm[13]);
+  return ln;
+}
+
 template <typename T>
 LSTMTape<T> lstm_tape(const Tensor& xw, const Tensor& Hs, const Tensor& Cs,
                       const Tensor& tanh_c, const Tensor& m, const Tensor& W_hh,
                       const Tensor& W_hr, const Tensor& peep, const Tensor& batch_sizes,
-                      const std::vector<Tensor>& masks) {
+                      const std::vector<Tensor>& masks, const std::vector<Tensor>& norm,
+                      bool backward) {
   return LSTMTape<T>{xw.size(1), xw.size(2), xw.size(3), Hs.size(2), ptr<T>(xw), ptr<T>(Hs),
                      ptr<T>(Cs), ptr<T>(tanh_c), opt<T>(m), ptr<T>(W_hh), opt<T>(W_hr),
                      opt<T>(peep), sizes_ptr(batch_sizes),
-                     masks_of<T>(masks, xw, {Hs.size(2), Cs.size(2)})};
+                     masks_of<T>(masks, xw, {Hs.size(2), Cs.size(2)}),
+                     norm_of<T>(norm, xw, backward)};
 }
 
 void lstm_forward_op(Tensor xw, Tensor Hs, Tensor Cs, Tensor tanh_c, Tensor m,
                      const Tensor& W_hh, const Tensor& W_hr, const Tensor& peep,
-                     const Tensor& batch_sizes, std::vector<Tensor> masks, int64_t threads) {
+                     const Tensor& batch_sizes, std::vector<Tensor> masks,
+                     std::vector<Tensor> norm, int64_t threads) {
   check_all({{&xw, "xw"}, {&Hs, "Hs"}, {&Cs, "Cs"}, {&tanh_c, "tanh_c"}, {&m, "m"},
              {&W_hh, "W_hh"}, {&W_hr, "W_hr"}, {&peep, "peep"}}, xw);
   AT_DISPATCH_FLOATING_TYPES(xw.scalar_type(), "lstm_forward", [&] {
-    lstm_forward(
-        lstm_tape<scalar_t>(xw, Hs, Cs, tanh_c, m, W_hh, W_hr, peep, batch_sizes, masks),
-        int(threads));
+    lstm_forward(lstm_tape<scalar_t>(xw, Hs, Cs, tanh_c, m, W_hh, W_hr, peep, batch_sizes,
+                                     masks, norm, false),
+                 int(threads));
   });
 }
 
 void lstm_backward_op(const Tensor& xw, const Tensor& Hs, const Tensor& Cs,
                       const Tensor& tanh_c, const Tensor& m, const Tensor& W_hh,
                       const Tensor& W_hr, const Tensor& peep, const Tensor& batch_sizes,
-                      std::vector<Tensor> masks, bool truncated, const Tensor& d_out, const Tensor& d_h, const Tensor& d_c,
+                      std::vector<Tensor> masks, std::vector<Tensor> norm, bool truncated,
+                      const Tensor& d_out, const Tensor& d_h, const Tensor& d_c,
                       Tensor dG, Tensor dh_buf, Tensor dh0, Tensor dc0, const Tensor& x,
                       const Tensor& W_ih, Tensor dx, Tensor dW_ih, Tensor db, Tensor dW_hh,
                       Tensor d_peep, Tensor d_W_hr, int64_t threads) {
@@ -223,7 +254,8 @@ void lstm_backward_op(const Tensor& xw, const Tensor& Hs, const Tensor& Cs,
     const bool on = dW_ih.numel() > 0;
     const Fused<T> fused{on ? W_ih.size(0) : 0, on ? W_ih.size(1) : 0, Hs.size(2), opt<T>(x),
                          opt<T>(W_ih), opt<T>(dx), opt<T>(dW_ih), opt<T>(db), opt<T>(dW_hh)};
-    lstm_backward(lstm_tape<T>(xw, Hs, Cs, tanh_c, m, W_hh, W_hr, peep, batch_sizes, masks),
+    lstm_backward(lstm_tape<T>(xw, Hs, Cs, tanh_c, m, W_hh, W_hr, peep, batch_sizes, masks,
+                               norm, true),
                   truncated, ptr<T>(d_out), ptr<T>(d_h), ptr<T>(d_c), opt<T>(dG),
                   opt<T>(dh_buf), ptr<T>(dh0), ptr<T>(dc0), int(threads),
                   on ? &fused : nullptr, opt<T>(d_peep), opt<T>(d_W_hr));
@@ -438,10 +470,11 @@ TORCH_LIBRARY(rnnlab, m) {
         &rnnlab::online1997_op);
   m.def("lstm_forward(Tensor(a!) xw, Tensor(b!) Hs, Tensor(c!) Cs, Tensor(d!) tanh_c, "
         "Tensor(e!) m, Tensor W_hh, Tensor W_hr, Tensor peep, Tensor batch_sizes, "
-        "Tensor[] masks, int threads) -> ()",
+        "Tensor[] masks, Tensor[] norm, int threads) -> ()",
         &rnnlab::lstm_forward_op);
   m.def("lstm_backward(Tensor xw, Tensor Hs, Tensor Cs, Tensor tanh_c, Tensor m, Tensor W_hh, "
-        "Tensor W_hr, Tensor peep, Tensor batch_sizes, Tensor[] masks, bool truncated, "
+        "Tensor W_hr, Tensor peep, Tensor batch_sizes, Tensor[] masks, Tensor[] norm, "
+        "bool truncated, "
         "Tensor d_out, "
         "Tensor d_h, Tensor d_c, Tensor(a!) dG, Tensor(b!) dh_buf, Tensor(c!) dh0, "
         "Tensor(d!) dc0, Tensor x, Tensor W_ih, Tensor(e!) dx, Tensor(f!) dW_ih, "

@@ -1,6 +1,7 @@
 // LSTM with forget gate (optional peepholes, projection, the 1997 truncation): the loops of
 // rnnlab/cells/lstm.py, whose docstring states the equations. Gate order i, f, g, o.
 #include "lstm.h"
+#include "lstm_norm.h"
 
 #include <optional>
 
@@ -17,6 +18,7 @@ void lstm_forward(const LSTMTape<T>& tp, int threads) {
   W_hh_t.pack(true, P, G, tp.W_hh, P);
   if (tp.m) W_hr_t.pack(true, H, P, tp.W_hr, H);
   const Zone<T>&zh = tp.mk.zone[0], &zc = tp.mk.zone[1];
+  const LSTMNorm<T>& ln = tp.ln;
   for_rows(B, threads, 4, [&](Rows rows) {
     std::vector<T> hw(rows.count(B) * G);  // W_hh h_{t-1}, token-major: one product's layout
     std::vector<T> hd(tp.mk.drop ? rows.count(B) * P : 0);  // h_{t−1} ⊙ drop
@@ -29,6 +31,10 @@ void lstm_forward(const LSTMTape<T>& tp, int threads) {
       gemm<T>(false, n, h_in, ld, W_hh_t, T(0), hw.data(), G);
       for (i64 r = 0; r < n; ++r) {
         const i64 b = rows.row(r);
+        if (ln.on()) {
+          normalise_input(ln, tp.xw, t, b, TT, B, H);
+          normalise_product(ln, hw.data() + r * G, t, b, TT, B, H);
+        }
         const T* __restrict a = hw.data() + r * G;
         T* __restrict i = tp.xw + ((0 * TT + t) * B + b) * H;
         T* __restrict f = tp.xw + ((1 * TT + t) * B + b) * H;
@@ -50,6 +56,8 @@ void lstm_forward(const LSTMTape<T>& tp, int threads) {
           i[j] = i_, f[j] = f_, g[j] = g_, o[j] = o_, c[j] = c_, tc[j] = tc_;
           m[j] = o_ * tc_;  // m = o tanh(c) (= h without W_hr)
         }
+        if (ln.on())  // h = o tanh(γ_c n^c + β_c): tanh(y) in place of the tanh(c) above
+          normalise_cell(ln, c, o, tc, m, t * B + b, H);
         if (zc.on()) zc.mix(t, b, c_prev, c);  // zoneout: c̃ computed above, c mixed
         if (zh.on() && !tp.m) zh.mix(t, b, tp.Hs + (t * B + b) * P, m);
       }
@@ -81,6 +89,8 @@ void lstm_backward(const LSTMTape<T>& tp, bool truncated, const T* d_out, const 
   if (!truncated) W_hh.pack(false, G, P, tp.W_hh, P);
   if (tp.m) W_hr.pack(false, P, H, tp.W_hr, H);
   const Zone<T>&zh = tp.mk.zone[0], &zc = tp.mk.zone[1];
+  const LSTMNorm<T>& ln = tp.ln;
+  const T via_tanh_c = ln.on() ? T(0) : T(1);  // with LN, δc's tanh term comes from y's
   for_rows(B, threads, 4, [&](Rows rows) {
     const i64 n0 = rows.count(B), b0 = rows.first, s = rows.stride;
     // the carry: ∂L/∂h, ∂L/∂c at the step being undone
@@ -91,6 +101,8 @@ void lstm_backward(const LSTMTape<T>& tp, bool truncated, const T* d_out, const 
     std::optional<FusedSum<T>> sums;
     if (fused) sums.emplace(*fused);
     std::vector<T> peep(fused && tp.peep ? 3 * H : 0, T(0)), hrT(fused && tp.m ? H * P : 0);
+    // layer norms: a row's scratch, and this thread's sums of ∂L/∂γ_x, γ_h, γ_c, β_c
+    std::vector<T> du(ln.on() ? G : 0), lsum(ln.on() ? 10 * H : 0, T(0));
     if (!bs)
       for (i64 r = 0; r < n0; ++r) {
         std::copy(d_h + rows.row(r) * P, d_h + (rows.row(r) + 1) * P, dh.data() + r * P);
@@ -144,10 +156,12 @@ void lstm_backward(const LSTMTape<T>& tp, bool truncated, const T* d_out, const 
         const T* __restrict dmr = dmp + r * H;
         T* __restrict dcr = dc.data() + r * H;
         T* __restrict ar = dA.data() + r * G;
+        if (ln.on())  // undoes m = o tanh(y), y = LN(c): δc += the part through y
+          cell_norm_back(ln, dmr, o, tc, dcr, lsum.data() + 8 * H, du.data(), t * B + b, H);
 #pragma omp simd
         for (i64 j = 0; j < H; ++j) {
           const T a_o = dmr[j] * ((o[j] - o[j] * o[j]) * tc[j]);  // undoes m = o tanh(c): o
-          T d = dcr[j] + dmr[j] * ((T(1) - tc[j] * tc[j]) * o[j]);  // ... and tanh(c)
+          T d = dcr[j] + via_tanh_c * (dmr[j] * ((T(1) - tc[j] * tc[j]) * o[j]));  // tanh(c)
           d += a_o * p_o[j];                                         // undoes o's peephole
           const T a_i = ((i[j] - i[j] * i[j]) * g[j]) * d;  // undoes c = f c_{t-1} + i g
           const T a_f = ((f[j] - f[j] * f[j]) * c_prev[j]) * d;
@@ -164,7 +178,10 @@ void lstm_backward(const LSTMTape<T>& tp, bool truncated, const T* d_out, const 
         if (!fused) {  // δa for the products after the loop, gate-major
           for (int q = 0; q < 4; ++q)
             std::copy(ar + q * H, ar + (q + 1) * H, dG + ((q * TT + t) * B + b) * H);
-        } else if (tp.peep) {  // ∂L/∂p: i, f peep at c_{t−1}, o at c̃_t
+        }
+        if (ln.on())  // undoes a = γ_x n^x + γ_h n^h + β: δu for W_ih, δv in place of δa
+          gate_norm_back(ln, ar, lsum.data(), du.data(), t, b, TT, B, H);
+        else if (fused && tp.peep) {  // ∂L/∂p: i, f peep at c_{t−1}, o at c̃_t
           const T* __restrict c = zc.on() ? zc.cand_at(t, b) : tp.Cs + ((t + 1) * B + b) * H;
 #pragma omp simd
           for (i64 j = 0; j < H; ++j) {
@@ -191,6 +208,10 @@ void lstm_backward(const LSTMTape<T>& tp, bool truncated, const T* d_out, const 
     for (i64 r = 0; r < n0; ++r) {
       std::copy(dh.data() + r * P, dh.data() + (r + 1) * P, dh0 + rows.row(r) * P);
       std::copy(dc.data() + r * H, dc.data() + (r + 1) * H, dc0 + rows.row(r) * H);
+    }
+    if (ln.on()) {
+#pragma omp critical(rnnlab_lstm_norm_sums)
+      for (i64 k = 0; k < 10 * H; ++k) ln.sums[k] += lsum[k];
     }
     if (fused) {
       sums->merge();
