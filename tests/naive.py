@@ -71,13 +71,19 @@ def lstm_step(p, x, state, peephole=False, truncated=False, drop=None, layer_nor
 
 def lstm_variant_step(p, x, state, variant, peephole=False, drop=None):
     """Greff et al.'s (2017) variants, from their definitions: a missing gate is its constant
-    (i = 1, f = 1, o = 1; CIFG i = 1 − f), NIAF/NOAF replace tanh by the identity."""
-    h, c = state
+    (i = 1, f = 1, o = 1; CIFG i = 1 − f), NIAF/NOAF replace tanh by the identity; FGR's
+    state is (h, c, q), q the previous step's [i; f; o], which every gate sees through W_gr."""
+    h, c = state[:2]
     H = c.shape[-1]
     names = {"NIG": "fgo", "NFG": "igo", "NOG": "ifg", "CIFG": "fgo"}.get(variant, "ifgo")
     a = _lin(p["weight_ih"], x, p.get("bias_ih")) + _lin(p["weight_hh"], _drop(h, drop),
                                                           p.get("bias_hh"))
     pre = dict(zip(names, a.split(H, dim=-1)))
+    if variant == "FGR":
+        W_i, W_f, W_o = p["weight_gr"].split(H)  # rows of the i, f and o gates
+        pre["i"] = pre["i"] + _lin(W_i, state[2])
+        pre["f"] = pre["f"] + _lin(W_f, state[2])
+        pre["o"] = pre["o"] + _lin(W_o, state[2])
     peeps = dict(zip([g for g in "ifo" if g in names], p["weight_peephole"].split(H))) \
         if peephole else {}
     one = torch.ones_like(c)
@@ -90,6 +96,8 @@ def lstm_variant_step(p, x, state, variant, peephole=False, drop=None):
     o = torch.sigmoid(pre["o"] + peeps.get("o", 0) * c_new) if "o" in pre else one
     m = o * (c_new if variant == "NOAF" else torch.tanh(c_new))
     h_new = m @ p["weight_hr"].t() if p.get("weight_hr") is not None else m
+    if variant == "FGR":
+        return h_new, c_new, torch.cat((i, f, o), dim=-1)
     return h_new, c_new
 
 
@@ -164,7 +172,7 @@ def _masked_step(step, p, x, state, masks, t, b):
 
 MATH_NAMES = ("weight_ih", "weight_hh", "bias_ih", "bias_hh", "weight_hr", "weight_peephole",
               "weight_ln_ih", "bias_ln_ih", "weight_ln_hh", "bias_ln_hh", "weight_ln_c",
-              "bias_ln_c")
+              "bias_ln_c", "weight_gr")
 
 
 def module_params(module, num_layers, bidirectional) -> list[dict[str, Tensor]]:

@@ -15,7 +15,7 @@ from rnnlab import options as opt
 pytestmark = pytest.mark.usefixtures("engine_path")
 
 leaves, loss_of = naive.leaves, naive.loss_of
-VARIANTS = ["NIG", "NFG", "NOG", "NIAF", "NOAF", "CIFG"]
+VARIANTS = ["NIG", "NFG", "NOG", "NIAF", "NOAF", "CIFG", "FGR"]
 EXTRAS = [
     ("plain", {}),
     ("peephole-proj", {"peephole": True, "proj_size": 2}),
@@ -41,9 +41,10 @@ def test_matches_naive_oracle(variant, name, options):
     masks = opt.sample_masks(4, x.shape[0], x.shape[1], m._state_sizes(),
                              drop=m.recurrent_dropout, zone=m._zone, training=True, like=x)
     step = functools.partial(naive.lstm_variant_step, variant=variant, peephole=m.peephole)
-    ref_out, ref_finals = naive.run(step, naive.module_params(m, 2, True), x, hx, lens, 2, True,
-                                    masks=masks)
-    naive.assert_matches(out, finals, ref_out, ref_finals, leaves(x, hx, m))
+    inits = hx + ((torch.zeros(4, 3, 12, dtype=torch.float64),) if variant == "FGR" else ())
+    ref_out, ref_finals = naive.run(step, naive.module_params(m, 2, True), x, inits, lens, 2,
+                                    True, masks=masks)
+    naive.assert_matches(out, finals, ref_out, ref_finals[:2], leaves(x, hx, m))
 
 
 @pytest.mark.parametrize("variant", VARIANTS)
@@ -52,13 +53,13 @@ def test_gradcheck(variant):
     assert naive.gradcheck_module(m, *inputs(m, T=4))
 
 
-@pytest.mark.parametrize("variant", ["CIFG", "NOAF"])
+@pytest.mark.parametrize("variant", ["CIFG", "NOAF", "FGR"])
 def test_torch_func_and_double_backward(variant):
     m = make(variant, {"peephole": True, "zoneout": 0.3})
     naive.assert_func_and_double_backward(m, *inputs(m))
 
 
-@pytest.mark.parametrize("variant", VARIANTS)
+@pytest.mark.parametrize("variant", [v for v in VARIANTS if v != "FGR"])
 def test_lstm_cell_is_one_step_of_the_oracle(variant):
     cell = rnnlab.LSTMCell(3, 4, dtype=torch.float64, variant=variant, peephole=True)
     x = torch.randn(2, 3, dtype=torch.float64)
@@ -72,7 +73,7 @@ def test_lstm_cell_is_one_step_of_the_oracle(variant):
 
 def test_parameter_shapes_follow_the_gates_that_exist():
     for variant, gates, peeps in [("NIG", 3, 2), ("NFG", 3, 2), ("NOG", 3, 2), ("CIFG", 3, 2),
-                                  ("NIAF", 4, 3), ("NOAF", 4, 3)]:
+                                  ("NIAF", 4, 3), ("NOAF", 4, 3), ("FGR", 4, 3)]:
         m = rnnlab.LSTM(2, 5, variant=variant, peephole=True, proj_size=3)
         assert m.weight_ih_l0.shape == (gates * 5, 2)
         assert m.weight_hh_l0.shape == (gates * 5, 3)
@@ -80,6 +81,8 @@ def test_parameter_shapes_follow_the_gates_that_exist():
         assert m.weight_peephole_l0.shape == (peeps * 5,)
         assert f"variant={variant!r}" in repr(m)
     assert rnnlab.LSTM(2, 5, variant="cifg").variant == "CIFG"
+    assert rnnlab.LSTM(2, 5, variant="FGR").weight_gr_l0.shape == (15, 15)  # rows, columns i, f, o
+    assert not hasattr(rnnlab.LSTM(2, 5, variant="NIG"), "weight_gr_l0")
 
 
 def test_forget_bias_finds_the_forget_gate():
@@ -113,16 +116,38 @@ def test_bad_values_are_clear_errors(kwargs, message):
         rnnlab.LSTM(2, 3, **kwargs)
 
 
-def test_analysis_step_jacobian_is_autograds():
+def test_fgr_needs_the_layer_module():
+    with pytest.raises(ValueError, match="use rnnlab.LSTM"):
+        rnnlab.LSTMCell(2, 3, variant="FGR")
+
+
+def test_fgr_gates_see_the_previous_gates():
+    """W_gr = 0 is the plain cell (same weights); W_gr ≠ 0 changes the output from step 2 on."""
+    torch.manual_seed(0)
+    fgr = rnnlab.LSTM(3, 4, dtype=torch.float64, variant="FGR")
+    plain = rnnlab.LSTM(3, 4, dtype=torch.float64)
+    plain.load_state_dict({k: v for k, v in fgr.state_dict().items() if "weight_gr" not in k})
+    x = torch.randn(5, 2, 3, dtype=torch.float64)
+    with torch.no_grad():
+        fgr.weight_gr_l0.zero_()
+        torch.testing.assert_close(fgr(x)[0], plain(x)[0], rtol=0, atol=1e-15)
+        fgr.weight_gr_l0.normal_()
+        out = fgr(x)[0]
+    torch.testing.assert_close(out[0], plain(x)[0][0], rtol=0, atol=1e-15)
+    assert not torch.allclose(out[1:], plain(x)[0][1:])
+
+
+@pytest.mark.parametrize("variant,size", [("CIFG", 8), ("FGR", 20)])  # FGR: h, c and q
+def test_analysis_step_jacobian_is_autograds(variant, size):
     from rnnlab.analysis import jacobians
     from rnnlab.analysis.models import layer_trajectories
 
-    m = rnnlab.LSTM(3, 4, dtype=torch.float64, variant="CIFG").eval()
+    m = rnnlab.LSTM(3, 4, dtype=torch.float64, variant=variant).eval()
     x = torch.randn(4, 2, 3, dtype=torch.float64)
     (tr,) = layer_trajectories(m, x)
     torch.testing.assert_close(tr["tape"].states[0][1:], m(x)[0])
     J = jacobians.jacobian_sequence(tr["cell"], tr["params"], tr["tape"], x)
-    assert J.shape == (4, 2, 8, 8) and torch.isfinite(J).all()
+    assert J.shape == (4, 2, size, size) and torch.isfinite(J).all()
 
 
 def test_analysis_names_the_gates_that_exist():

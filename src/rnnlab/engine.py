@@ -29,6 +29,7 @@ loop over each sequence reversed within its own length (`reverse_within_lengths`
 from __future__ import annotations
 
 import dataclasses
+import itertools
 
 import torch
 import torch.nn.functional as F
@@ -202,9 +203,9 @@ def autograd_layer(cell: CellMath, x: Tensor, inits: tuple[Tensor, ...], params:
     zone = cell.masks.zone
     for t in range(x.shape[0]):
         new = cell.autograd_step(xw[t], states, params)
-        if zone:  # zoneout: s_t = z s_{t−1} + (1 − z) s̃_t
+        if zone:  # zoneout: s_t = z s_{t−1} + (1 − z) s̃_t (states past the zoned ones as is)
             new = tuple(n if z is None else torch.lerp(n, s, z[t if z.shape[0] > 1 else 0])
-                        for n, s, z in zip(new, states, zone))
+                        for n, s, z in itertools.zip_longest(new, states, zone[:len(new)]))
         if lengths is not None:
             running = (lengths.to(x.device) > t).unsqueeze(1)  # (B, 1)
             new = tuple(torch.where(running, n, s) for n, s in zip(new, states))

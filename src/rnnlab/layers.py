@@ -306,7 +306,7 @@ class _RecurrentBase(nn.Module):
             finals = tuple(s.squeeze(1) for s in finals)
         else:
             output = out.transpose(0, 1) if self.batch_first else out
-        return output, (finals if self._has_cell_state else finals[0])
+        return output, (tuple(finals[:2]) if self._has_cell_state else finals[0])
 
     def _check_input(self, x: Tensor, amp: torch.dtype | None) -> None:
         """The (T, B, I) input against the weights (as autocast casts them): dtype, device,
@@ -358,8 +358,12 @@ class _RecurrentBase(nn.Module):
         return out
 
     def _state_sizes(self) -> tuple[int, ...]:
+        """Sizes of the states the engine carries: h (and c), and for the FGR variant the
+        gates' activations q, which the module keeps to itself (zero at the start)."""
         out = self.proj_size or self.hidden_size
-        return (out, self.hidden_size) if self._has_cell_state else (out,)
+        if not self._has_cell_state:
+            return (out,)
+        return (out, self.hidden_size) + ((3 * self.hidden_size,) if _fgr(self) else ())
 
     def _initial_states(self, hx, B, batched, x, amp=None) -> tuple[Tensor, ...]:
         LD = self.num_layers * (2 if self.bidirectional else 1)
@@ -391,6 +395,8 @@ class _RecurrentBase(nn.Module):
                 raise ck.TensorError(f"Expected {which} size {want}, got {list(s.shape)}: "
                                      f"{name} must have shape {want}")
             states.append(s if batched else s.unsqueeze(1))
+        for size in sizes[len(states):]:  # states the module keeps to itself start at zero
+            states.append(x.new_zeros(LD, B, size))
         return tuple(states)
 
     @staticmethod
@@ -447,7 +453,8 @@ class LSTM(_RecurrentBase):
                  ``weight_peephole_l{k}{suffix}`` of shape (3·hidden_size,), order (i, f, o).
       truncated  the 1997 truncated gradient: error is carried back in time only through c.
       variant    one of Greff et al.'s (2017) variants: "NIG", "NFG", "NOG", "NIAF", "NOAF",
-                 "CIFG" ("NP" is peephole=False); fewer gate blocks where a gate is gone
+                 "CIFG", "FGR" ("NP" is peephole=False); fewer gate blocks where a gate is
+                 gone, ``weight_gr_l{k}{suffix}`` (3·hidden_size)² for FGR
                  (rnnlab.cells.lstm_variants says which, and the equations).
       layer_norm Ba et al. (2016): LN of W_ih x_t and of W_hh h_{t-1} over the gate vector, and
                  of c_t where it enters h_t = o tanh(LN(c_t)); parameters
@@ -512,10 +519,16 @@ def _lstm_shapes(module) -> dict[str, tuple[int, ...]]:
     H = module.hidden_size
     shapes = {"weight_peephole": (len(peephole_gates(module.variant)) * H,)} \
         if module.peephole else {}
+    if _fgr(module):
+        shapes["weight_gr"] = (3 * H, 3 * H)
     if module.layer_norm:
         shapes |= {"weight_ln_ih": (4 * H,), "bias_ln_ih": (4 * H,), "weight_ln_hh": (4 * H,),
                    "bias_ln_hh": (4 * H,), "weight_ln_c": (H,), "bias_ln_c": (H,)}
     return shapes
+
+
+def _fgr(module) -> bool:
+    return getattr(module, "variant", None) == "FGR"
 
 
 def _lstm_math(module) -> LSTMMath:
@@ -713,6 +726,9 @@ class LSTMCell(_CellBase):
                  variant: str | None = None) -> None:
         _set_lstm_options(self, peephole, truncated, layer_norm, variant, forget_bias,
                           chrono_init)
+        if self.variant == "FGR":
+            raise ValueError("variant='FGR' carries the gates' activations from step to step, "
+                             "which a cell's (h, c) cannot hold: use rnnlab.LSTM")
         self._set_regularisers(recurrent_dropout, zoneout)
         self.forget_bias, self.chrono_init = opt.check_forget_init(forget_bias, chrono_init,
                                                                    bias)

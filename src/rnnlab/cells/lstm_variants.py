@@ -8,6 +8,8 @@ taken away or changed.
     NIAF  no input activation    g_t = a_g          (identity for the candidate's tanh)
     NOAF  no output activation   m_t = o_t ⊙ c_t    (identity for tanh(c_t))
     CIFG  coupled gates          i_t = 1 − f_t      (one gate decides what to forget and write)
+    FGR   full gate recurrence   [a_i; a_f; a_o] += W_gr q_{t-1},  q_t = [i_t; f_t; o_t]
+                                 (every gate sees every gate's previous activation)
 
 Everything else is `rnnlab.cells.lstm`'s step:
 
@@ -19,7 +21,10 @@ g = tanh(a_g) (a_g for NIAF), s = tanh (identity for NOAF).
 Parameters follow torch's naming with the gates that exist, in torch's order (i, f, g, o) with
 the missing one left out: NIG and CIFG have gate blocks (f, g, o), NFG (i, g, o), NOG (i, f, g),
 so ``weight_ih`` is (3·H, I), ``weight_hh`` (3·H, P), the biases (3·H,); the others keep four.
-``weight_peephole`` has one H-block per sigmoid gate that exists, in the order (i, f, o).
+``weight_peephole`` has one H-block per sigmoid gate that exists, in the order (i, f, o). FGR
+adds ``weight_gr`` (3·H, 3·H), rows and columns in the order (i, f, o), and carries q_t as a
+third state the engine keeps beside h and c (zero at each sequence's start; the modules return
+h and c only, so a single-step LSTMCell cannot carry it and refuses FGR).
 
 Backward (δm_t from δh_t as in the plain cell; a gate that does not exist has no δa and its
 constant in place of its value):
@@ -30,6 +35,9 @@ constant in place of its value):
     δa_i = δi ⊙ i(1 − i),  δa_f = δf ⊙ f(1 − f),  δa_g = δg ⊙ g'(a_g)
     δc_{t-1} = δc_t ⊙ f + p_i ⊙ δa_i + p_f ⊙ δa_f,    δh_{t-1} = W_hhᵀ δa
 
+FGR: δq_t (carried in from step t+1) adds to δi, δf and δo before their σ', and
+δq_{t-1} = W_grᵀ [δa_i; δa_f; δa_o].
+
 The compiled kernel covers the plain cell only: a variant runs the engine's reference path
 (Python steps over torch ops, the same hand-written backward).
 """
@@ -38,13 +46,14 @@ from __future__ import annotations
 
 import torch
 
-from .base import grad_buffer, weight_grad
+from .base import grad_buffer, state_buffer, weight_grad
 from .lstm import LSTMMath
 
 #: variant -> its gate blocks, in torch's order with the missing gate left out
 VARIANT_GATES = {
     "NIG": ("f", "g", "o"), "NFG": ("i", "g", "o"), "NOG": ("i", "f", "g"),
     "NIAF": ("i", "f", "g", "o"), "NOAF": ("i", "f", "g", "o"), "CIFG": ("f", "g", "o"),
+    "FGR": ("i", "f", "g", "o"),
 }
 
 
@@ -66,6 +75,7 @@ def peephole_gates(variant: str | None) -> tuple[str, ...]:
 
 
 class LSTMVariantMath(LSTMMath):
+    param_names = LSTMMath.param_names + ("weight_gr",)
     fusable = False
     kernel_forward = None  # the reference path (see the module docstring)
     kernel_backward = None
@@ -75,10 +85,18 @@ class LSTMVariantMath(LSTMMath):
         self.variant = variant
         self.gates = VARIANT_GATES[variant]
         self.n_gates = len(self.gates)
+        if variant == "FGR":  # q_t = [i_t; f_t; o_t], the gates' activations, is state
+            self.state_names = ("h", "c", "q")
+
+    def allocate(self, xw, inits, params, batch_sizes):
+        tape = super().allocate(xw, inits[:2], params, batch_sizes)
+        if len(inits) > 2:
+            tape.states += (state_buffer(inits[2], xw.shape[1], tape.padded),)
+        return tape
 
     def begin(self, xw, inits, params, batch_sizes):
         tape = self.allocate(xw, inits, params, batch_sizes)
-        (Hs, Cs), H = tape.states, xw.shape[3]
+        (Hs, Cs), H = tape.states[:2], xw.shape[3]
         ex, st = tape.extra, tape.steps
         ex.update({name: st(xw[k]) for k, name in enumerate(self.gates)})
         ex.update(a=st(xw, 1), h_prev=st(Hs[:-1]), h=st(Hs[1:]), c_prev=st(Cs[:-1]),
@@ -91,6 +109,10 @@ class LSTMVariantMath(LSTMMath):
         if self.peephole:
             p = params["weight_peephole"].view(-1, H)
             ex.update({f"p_{g}": p[k] for k, g in enumerate(peephole_gates(self.variant))})
+        if self.variant == "FGR":
+            Q = tape.states[2]
+            ex.update(q_prev=st(Q[:-1]), q=st(Q[1:]), W_gr_t=params["weight_gr"].t(),
+                      a_ifo=[st(xw[k], 0) for k in (0, 1, 3)])
         return tape
 
     def step(self, tape, t):
@@ -98,6 +120,10 @@ class LSTMVariantMath(LSTMMath):
         a, c_prev, c = ex["a"][t], ex["c_prev"][t], ex["c"][t]
         hw = self.recurrent_product(ex, t)
         a.add_(hw.view(hw.shape[0], self.n_gates, -1).transpose(0, 1))
+        if v == "FGR":  # [a_i; a_f; a_o] += W_gr q_{t-1}
+            gq = (ex["q_prev"][t] @ ex["W_gr_t"]).chunk(3, dim=1)
+            for a_k, add in zip(ex["a_ifo"], gq):
+                a_k[t].add_(add)
         for name in ("i", "f"):
             if name in self.gates:
                 if self.peephole:
@@ -134,6 +160,8 @@ class LSTMVariantMath(LSTMMath):
             m.copy_(s)
         if "m" in ex:
             torch.mm(m, ex["W_hr_t"], out=ex["h"][t])
+        if v == "FGR":
+            torch.cat((ex["i"][t], ex["f"][t], ex["o"][t]), dim=1, out=ex["q"][t])
 
     def begin_backward(self, tape):
         bk = tape.back = dict(tape.extra)
@@ -146,13 +174,14 @@ class LSTMVariantMath(LSTMMath):
 
     def step_back(self, tape, t, carry):
         ex, p, v = tape.back, tape.params, self.variant
-        dh, dc = carry
+        dh, dc = carry[:2]
+        dq = carry[2].chunk(3, dim=1) if v == "FGR" else (0, 0, 0)  # δq_t: δi, δf, δo
         dm = self.output_grad(ex, p, dh, t)
         s = ex["s"][t]
         ds = 1 if v == "NOAF" else 1 - s * s  # s'(c_t)
         if "o" in self.gates:
             o = ex["o"][t]
-            torch.mul(dm * s, o - o * o, out=ex["dA_o"][t])
+            torch.mul(dm * s + dq[2], o - o * o, out=ex["dA_o"][t])
             dc.add_(dm * o * ds)
             if self.peephole:
                 dc.addcmul_(ex["dA_o"][t], ex["p_o"])
@@ -161,8 +190,8 @@ class LSTMVariantMath(LSTMMath):
         c_prev, g = ex["c_prev"][t], ex["g"][t]
         f = ex["f"][t] if "f" in self.gates else None
         i = 1 - f if v == "CIFG" else (ex["i"][t] if "i" in self.gates else None)
-        d_i = dc * g  # ∂L/∂i
-        d_f = dc * c_prev  # ∂L/∂f
+        d_i = dc * g + dq[0]  # ∂L/∂i
+        d_f = dc * c_prev + dq[1]  # ∂L/∂f
         if v == "CIFG":
             d_f = d_f - d_i  # i = 1 − f
         dA_g = ex["dA_g"][t]
@@ -187,14 +216,19 @@ class LSTMVariantMath(LSTMMath):
         torch.mm(da, p["weight_hh"], out=dh)
         if "drop" in ex:
             dh.mul_(ex["drop"][t])
+        if v == "FGR":  # δq_{t-1} = W_grᵀ [δa_i; δa_f; δa_o]
+            dA = ex["dA"][t]
+            torch.mm(torch.cat((dA[0], dA[1], dA[3]), dim=1), p["weight_gr"], out=carry[2])
 
     def recurrent_grads(self, tape, db):
-        Hs, Cs = tape.states
+        Hs, Cs = tape.states[:2]
         dG = tape.dG
         grads = {"weight_hh": weight_grad(dG, self.dropped(Hs[:-1])), "bias_hh": db}
         if tape.params["weight_hr"] is not None:
             grads["weight_hr"] = weight_grad(tape.back["dh_buf"].unsqueeze(0),
                                              tape.extra["m_buf"])
+        if self.variant == "FGR":  # Σ_t [δa_i; δa_f; δa_o]_t q_{t-1}ᵀ
+            grads["weight_gr"] = weight_grad(dG[[0, 1, 3]], tape.states[2][:-1])
         if self.peephole:  # i and f peep at c_{t−1}, o at c̃_t
             seen = {"i": Cs[:-1], "f": Cs[:-1], "o": tape.candidate(1)}
             grads["weight_peephole"] = torch.cat([
@@ -203,10 +237,13 @@ class LSTMVariantMath(LSTMMath):
         return grads
 
     def autograd_step(self, a, states, params):
-        h, c = states
+        h, c = states[:2]
         v = self.variant
         a = a + self.dropped(h) @ params["weight_hh"].t()
         pre = dict(zip(self.gates, a.chunk(self.n_gates, dim=-1)))
+        if v == "FGR":  # every gate sees every gate's previous activation
+            for name, add in zip("ifo", (states[2] @ params["weight_gr"].t()).chunk(3, -1)):
+                pre[name] = pre[name] + add
         peep = {}
         if self.peephole:
             H = c.shape[-1]
@@ -224,4 +261,7 @@ class LSTMVariantMath(LSTMMath):
         else:
             m = s
         W_hr = params["weight_hr"]
-        return (m if W_hr is None else m @ W_hr.t()), c_new
+        h_new = m if W_hr is None else m @ W_hr.t()
+        if v == "FGR":
+            return h_new, c_new, torch.cat((act["i"], act["f"], o), dim=-1)
+        return h_new, c_new
