@@ -124,6 +124,19 @@ def test_a_torn_last_log_line_is_dropped_and_a_bad_line_elsewhere_names_the_file
         run.metrics()
 
 
+def test_only_the_writing_rank_tidies_the_folder_on_resume(tmp_path):
+    """Under torchrun every rank reads the checkpoint, but only rank 0 may remove temporary
+    files: another rank doing so removed rank 0's half-written metrics file (a flaky resume)."""
+    run = RunDir(tmp_path)
+    (tmp_path / "metrics.jsonl").write_text('{"step": 1}\n')
+    tmp = tmp_path / ".metrics.jsonl.abc.tmp"
+    tmp.write_text("being written")
+    assert run.resume_point(tidy=False) is None  # no checkpoint yet: starts over...
+    assert tmp.exists() and (tmp_path / "metrics.jsonl").exists()  # ...touching nothing
+    assert run.resume_point() is None
+    assert not tmp.exists() and not (tmp_path / "metrics.jsonl").exists()
+
+
 def test_resume_before_the_first_checkpoint_starts_over(tmp_path):
     from rnnlab.training import make_config, train
 

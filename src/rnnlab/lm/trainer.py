@@ -237,7 +237,7 @@ def _train(cfg, out, resume, echo, progress, ranks) -> dict:
     step, chunk, elapsed, state = 0, 0, 0.0, None
     loss_sum, loss_n = 0.0, 0  # the training loss since the last log line
     best = {"val_nats": None, "step": None}  # the best validation so far
-    saved = run.resume_point() if resume else None
+    saved = run.resume_point(tidy=main) if resume else None
     if resume and saved is None and writer is not None:  # killed before its first checkpoint
         _truncate_samples(run.path / SAMPLES, 0)
     if saved is not None:

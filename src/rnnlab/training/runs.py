@@ -184,16 +184,20 @@ class RunDir:
     def load(self) -> tuple[dict[str, Tensor], dict]:
         return load_checkpoint(self.path / CHECKPOINT)
 
-    def resume_point(self) -> tuple[dict[str, Tensor], dict] | None:
+    def resume_point(self, tidy: bool = True) -> tuple[dict[str, Tensor], dict] | None:
         """The checkpoint a resumed run continues from, or None when the run was killed before
         its first one: it then starts over, so its log is emptied. Temporary files that a
         killed write left behind are removed (the files they were meant to replace are whole:
-        see `atomic_write`)."""
-        for tmp in self.path.glob(".*.tmp"):
-            tmp.unlink(missing_ok=True)
+        see `atomic_write`). ``tidy=False`` only reads: the ranks of a job under torchrun
+        other than the one that writes the folder, which would otherwise remove that
+        rank's temporary files while it writes them."""
+        if tidy:
+            for tmp in self.path.glob(".*.tmp"):
+                tmp.unlink(missing_ok=True)
         if (self.path / CHECKPOINT).exists():
             return self.load()
-        (self.path / METRICS).unlink(missing_ok=True)
+        if tidy:
+            (self.path / METRICS).unlink(missing_ok=True)
         return None
 
     def write_result(self, result: dict) -> None:
