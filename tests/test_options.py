@@ -78,10 +78,9 @@ EXACT = [c for c in MASKED if not c[2].get("truncated")]
 
 
 @pytest.mark.parametrize("name,cls,options", EXACT, ids=[c[0] for c in EXACT])
-@pytest.mark.parametrize("training", [True, False], ids=["train", "eval"])
-def test_gradcheck(name, cls, options, training):
+def test_gradcheck(name, cls, options):
+    # in training, where the masks are drawn (evaluation's deterministic mix: the oracle test)
     m = make(cls, {**options, "recurrent_dropout": 0.3, "zoneout": 0.4}, H=3)
-    m.train(training)
     x, hx, lens = inputs(m, T=4)
     assert naive.gradcheck_module(m, x, hx, lens)
 
