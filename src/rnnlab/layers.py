@@ -475,11 +475,10 @@ class LSTM(_RecurrentBase):
                  truncated: bool = False, recurrent_dropout: float = 0.0, zoneout=0.0,
                  forget_bias: float | None = None, chrono_init: float | None = None,
                  layer_norm: bool = False, variant: str | None = None) -> None:
-        _set_lstm_options(self, peephole, truncated, layer_norm, variant, forget_bias,
-                          chrono_init)
-        self._set_regularisers(recurrent_dropout, zoneout)
-        self.forget_bias, self.chrono_init = opt.check_forget_init(forget_bias, chrono_init,
-                                                                   bias)
+        _set_lstm_options(self, bias, peephole=peephole, truncated=truncated,
+                          layer_norm=layer_norm, variant=variant, forget_bias=forget_bias,
+                          chrono_init=chrono_init, recurrent_dropout=recurrent_dropout,
+                          zoneout=zoneout)
         super().__init__(input_size, hidden_size, num_layers, bias, batch_first, dropout,
                          bidirectional, proj_size, device, dtype)
 
@@ -493,10 +492,10 @@ class LSTM(_RecurrentBase):
         return "".join(f", {k}=True" for k in ("peephole", "truncated") if getattr(self, k))
 
 
-def _set_lstm_options(module, peephole, truncated, layer_norm, variant, forget_bias,
-                      chrono_init) -> None:
-    """Check and keep an LSTM's (or LSTMCell's) cell options; a variant sets the number of
-    gate blocks (`rnnlab.cells.lstm_variants`)."""
+def _set_lstm_options(module, bias, *, peephole, truncated, layer_norm, variant, forget_bias,
+                      chrono_init, recurrent_dropout, zoneout) -> None:
+    """Check and keep an LSTM's (or LSTMCell's) keyword-only options (before Module init); a
+    variant sets the number of gate blocks (`rnnlab.cells.lstm_variants`)."""
     module.peephole = ck.check_bool("peephole", peephole)
     module.truncated = ck.check_bool("truncated", truncated)
     module.layer_norm = ck.check_bool("layer_norm", layer_norm)
@@ -512,6 +511,9 @@ def _set_lstm_options(module, peephole, truncated, layer_norm, variant, forget_b
                          "not apply")
     if module.variant:
         module._gates = len(VARIANT_GATES[module.variant])
+    module._set_regularisers(recurrent_dropout, zoneout)
+    module.forget_bias, module.chrono_init = opt.check_forget_init(forget_bias, chrono_init,
+                                                                   bias)
 
 
 def _lstm_shapes(module) -> dict[str, tuple[int, ...]]:
@@ -724,14 +726,13 @@ class LSTMCell(_CellBase):
                  recurrent_dropout: float = 0.0, zoneout=0.0, forget_bias: float | None = None,
                  chrono_init: float | None = None, layer_norm: bool = False,
                  variant: str | None = None) -> None:
-        _set_lstm_options(self, peephole, truncated, layer_norm, variant, forget_bias,
-                          chrono_init)
+        _set_lstm_options(self, bias, peephole=peephole, truncated=truncated,
+                          layer_norm=layer_norm, variant=variant, forget_bias=forget_bias,
+                          chrono_init=chrono_init, recurrent_dropout=recurrent_dropout,
+                          zoneout=zoneout)
         if self.variant == "FGR":
             raise ValueError("variant='FGR' carries the gates' activations from step to step, "
                              "which a cell's (h, c) cannot hold: use rnnlab.LSTM")
-        self._set_regularisers(recurrent_dropout, zoneout)
-        self.forget_bias, self.chrono_init = opt.check_forget_init(forget_bias, chrono_init,
-                                                                   bias)
         super().__init__(input_size, hidden_size, bias, device, dtype)
 
     def _extra_shapes(self):

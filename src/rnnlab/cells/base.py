@@ -126,10 +126,8 @@ class CellMath:
     param_names: tuple[str, ...] = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
     #: names of the state tensors; the first is the output h
     state_names: tuple[str, ...] = ("h",)
-    #: recurrent dropout and zoneout (`Masks`) of this layer-direction; cells that take them
-    #: set ``takes_masks``
+    #: recurrent dropout and zoneout (`Masks`) of this layer-direction
     masks: Masks = NO_MASKS
-    takes_masks = False
 
     def dropped(self, h: Tensor) -> Tensor:
         """h as the recurrent product sees it: h ⊙ drop (rows [:n] of the mask for n rows;
@@ -137,13 +135,24 @@ class CellMath:
         d = self.masks.drop
         return h if d is None else h * d[: h.shape[-2]]
 
-    def drop_steps(self, tape: Tape) -> list[Tensor] | None:
-        """The dropout mask's rows [:n_t] for each step (None without recurrent dropout)."""
+    def drop_views(self, tape: Tape) -> dict:
+        """For the Python steps: the dropout mask's rows [:n_t] per step ("drop") and a scratch
+        for h_{t−1} ⊙ drop ("hd"); nothing without recurrent dropout."""
         d = self.masks.drop
         if d is None:
-            return None
+            return {}
         T = tape.xw.shape[1]
-        return [d] * T if tape.batch_sizes is None else [d[:n] for n in tape.batch_sizes]
+        rows = [d] * T if tape.batch_sizes is None else [d[:n] for n in tape.batch_sizes]
+        return {"drop": rows, "hd": torch.empty_like(tape.states[0][0])}
+
+    @staticmethod
+    def product_input(ex: dict, t: int) -> Tensor:
+        """h_{t−1} as step t's recurrent product sees it: h_{t−1} ⊙ drop (in the scratch of
+        `drop_views`), or h_{t−1} itself."""
+        h_prev = ex["h_prev"][t]
+        if "drop" not in ex:
+            return h_prev
+        return torch.mul(h_prev, ex["drop"][t], out=ex["hd"][: h_prev.shape[0]])
 
     def with_masks(self, masks: Masks) -> CellMath:
         """This cell with the masks of one layer-direction (a shallow copy)."""

@@ -19,6 +19,11 @@ Backward, δh_t = ∂L/∂h_t (output error + error carried from t+1); a_* are p
     reset_after=False:  δ(r⊙h) = W_hnᵀ δa_n
                         δa_r = δ(r⊙h) ⊙ h_{t-1} ⊙ r_t(1 − r_t)
                         δh_{t-1} = z_t ⊙ δh_t + r_t ⊙ δ(r⊙h) + W_h{r,z}ᵀ [δa_r, δa_z]
+
+Recurrent dropout (`rnnlab.cells.base.Masks`): the products see ĥ = h_{t-1} ⊙ drop in place
+of h_{t-1} (r_t ⊙ ĥ for reset_after=False), the interpolation z_t ⊙ h_{t-1} the state itself;
+so every term of δh_{t-1} that came back through a product is multiplied by drop, and
+∂L/∂W_hh reads ĥ. Zoneout is the engine's (`Masks`), around this step.
 """
 
 from __future__ import annotations
@@ -42,7 +47,6 @@ from .base import (
 
 class GRUMath(CellMath):
     n_gates = 3
-    takes_masks = True
 
     def __init__(self, *, reset_after: bool = True):
         self.reset_after = reset_after
@@ -81,16 +85,13 @@ class GRUMath(CellMath):
         else:
             ex.update(rh=st(ex["rh_buf"]), W_hrz_g=gate_major(W[: 2 * H], 2),
                       W_hn_t=W[2 * H :].t())
-        if self.masks.drop is not None:  # h_{t−1} ⊙ drop, the recurrent products' input
-            ex.update(drop=self.drop_steps(tape), hd=torch.empty_like(Hs[0]))
+        ex.update(self.drop_views(tape))  # h_{t−1} ⊙ drop, the recurrent products' input
         return tape
 
     def step(self, tape, t):
         ex = tape.extra
         h_prev, r, z, n = ex["h_prev"][t], ex["r"][t], ex["z"][t], ex["n"][t]
-        hd = h_prev  # what the products see
-        if "drop" in ex:
-            hd = torch.mul(h_prev, ex["drop"][t], out=ex["hd"][: h_prev.shape[0]])
+        hd = self.product_input(ex, t)  # what the products see
         h3 = hd.expand(3, *hd.shape)
         if self.reset_after:
             hw = ex["hw"][t]

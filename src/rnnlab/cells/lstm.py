@@ -24,6 +24,10 @@ Backward, δh_t = ∂L/∂h_t and δc_t = ∂L/∂c_t as carried in from step t+
     δc_{t-1} = δc_t ⊙ f_t + p_i ⊙ δa_i + p_f ⊙ δa_f     the constant error carousel (f_t = 1)
     δh_{t-1} = W_hhᵀ δa                                 undoes the recurrent product
 
+Recurrent dropout (`rnnlab.cells.base.Masks`): h_{t-1} ⊙ drop in place of h_{t-1} in the
+recurrent product, so δh_{t-1} = (W_hhᵀ δa) ⊙ drop and ∂L/∂W_hh reads h_{t-1} ⊙ drop. With
+zoneout (the engine's, around this step) o peeps at the cell's own c̃_t, which ∂L/∂p_o reads.
+
 ``truncated=True`` is Hochreiter & Schmidhuber's (1997) rule: error that reaches a gate's or
 the candidate's net input is not sent back in time, so δh_{t-1} = 0 from this step and the
 peephole terms are dropped; error flows back only along c (the carousel). The forward pass is
@@ -50,12 +54,10 @@ from .base import (
 
 class LSTMMath(CellMath):
     n_gates = 4
-    takes_masks = True
     param_names = (
         "weight_ih", "weight_hh", "bias_ih", "bias_hh", "weight_hr", "weight_peephole",
     )
     state_names = ("h", "c")
-    layer_norm = False  # `rnnlab.cells.lstm_ln` normalises the products and c
 
     def __init__(self, *, peephole: bool = False, truncated: bool = False):
         self.peephole = peephole
@@ -84,21 +86,16 @@ class LSTMMath(CellMath):
         )
         if "m_buf" in ex:
             ex.update(m=st(ex["m_buf"]), W_hr_t=params["weight_hr"].t())
-        if self.masks.drop is not None:  # h_{t−1} ⊙ drop, the recurrent product's input
-            ex.update(drop=self.drop_steps(tape), hd=torch.empty_like(Hs[0]))
+        ex.update(self.drop_views(tape))  # h_{t−1} ⊙ drop, the recurrent product's input
         if self.peephole:
             p = params["weight_peephole"].view(3, H)
             ex.update(p_if=p[:2].unsqueeze(1), p_i=p[0], p_f=p[1], p_o=p[2])
         return tape
 
-    @staticmethod
-    def recurrent_product(ex: dict, t: int) -> torch.Tensor:
+    def recurrent_product(self, ex: dict, t: int) -> torch.Tensor:
         """W_hh (h_{t−1} ⊙ drop), token-major (n, G·H): one product, into the scratch."""
-        h_prev = ex["h_prev"][t]
-        n = h_prev.shape[0]
-        if "drop" in ex:
-            h_prev = torch.mul(h_prev, ex["drop"][t], out=ex["hd"][:n])
-        return torch.mm(h_prev, ex["W_hh_t"], out=ex["hw"][:n])
+        h_in = self.product_input(ex, t)
+        return torch.mm(h_in, ex["W_hh_t"], out=ex["hw"][: h_in.shape[0]])
 
     @staticmethod
     def output_grad(ex: dict, params: dict, dh: torch.Tensor, t: int) -> torch.Tensor:

@@ -59,7 +59,6 @@ def norm_back(dn: torch.Tensor, n: torch.Tensor, r: torch.Tensor, dims) -> torch
 
 
 class LayerNormLSTMMath(LSTMMath):
-    layer_norm = True
     fusable = False  # the fused weight-gradient sums read δa; W_hh's gradient needs δv
     param_names = LSTMMath.param_names + LN_PARAMS
 

@@ -104,8 +104,7 @@ class LSTMVariantMath(LSTMMath):
                   hw=xw.new_empty(xw.shape[2], self.n_gates * H))
         if "m_buf" in ex:
             ex.update(m=st(ex["m_buf"]), W_hr_t=params["weight_hr"].t())
-        if self.masks.drop is not None:
-            ex.update(drop=self.drop_steps(tape), hd=torch.empty_like(Hs[0]))
+        ex.update(self.drop_views(tape))
         if self.peephole:
             p = params["weight_peephole"].view(-1, H)
             ex.update({f"p_{g}": p[k] for k, g in enumerate(peephole_gates(self.variant))})

@@ -12,6 +12,10 @@ Backward, with δh_t = ∂L/∂h_t (error from the output at t plus the error ca
     δh_{t-1}  = W_hhᵀ δa_t               (carried to step t − 1)
     ∂L/∂W_hh  = Σ_t δa_t h_{t-1}ᵀ,   ∂L/∂b_hh = Σ_t δa_t     (after the loop)
 
+Recurrent dropout (`rnnlab.cells.base.Masks`): h_{t-1} ⊙ drop in place of h_{t-1} in the
+product, so δh_{t-1} = (W_hhᵀ δa_t) ⊙ drop and ∂L/∂W_hh reads h_{t-1} ⊙ drop. With zoneout,
+φ' is read off the cell's own h̃_t (the engine mixes h_t after the step).
+
 sigmoid and linear are not in torch.nn.RNN; they are here because the stability analysis of
 the lecture studies exactly these recursions (h(t) = σ(w h(t-1) + c x(t)), h(t) = W h(t-1) + C x).
 """
@@ -42,7 +46,6 @@ _ACT = {"tanh": torch.tanh, "relu": torch.relu, "sigmoid": torch.sigmoid, "linea
 
 class RNNMath(CellMath):
     n_gates = 1
-    takes_masks = True
 
     def __init__(self, nonlinearity: str = "tanh"):
         if nonlinearity not in NONLINEARITIES:
@@ -70,16 +73,13 @@ class RNNMath(CellMath):
             a=tape.steps(xw[0]), h_prev=tape.steps(Hs[:-1]), h=tape.steps(Hs[1:]),
             W_hh_t=params["weight_hh"].t(),
         )
-        if self.masks.drop is not None:  # h_{t−1} ⊙ drop, the recurrent product's input
-            tape.extra.update(drop=self.drop_steps(tape), hd=torch.empty_like(Hs[0]))
+        tape.extra.update(self.drop_views(tape))  # h_{t−1} ⊙ drop, the product's input
         return tape
 
     def step(self, tape, t):
         ex = tape.extra
-        h, h_prev = ex["h"][t], ex["h_prev"][t]
-        if "drop" in ex:
-            h_prev = torch.mul(h_prev, ex["drop"][t], out=ex["hd"][: h_prev.shape[0]])
-        torch.addmm(ex["a"][t], h_prev, ex["W_hh_t"], out=h)  # a_t = xw_t + W_hh h_{t-1}
+        h = ex["h"][t]  # a_t = xw_t + W_hh h_{t-1}:
+        torch.addmm(ex["a"][t], self.product_input(ex, t), ex["W_hh_t"], out=h)
         self._act(h)  # h_t = φ(a_t)
 
     def begin_backward(self, tape):

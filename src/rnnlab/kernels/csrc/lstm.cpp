@@ -197,7 +197,7 @@ void lstm_backward(const LSTMTape<T>& tp, bool truncated, const T* d_out, const 
                   fused->dx ? fused->dx + (t * B + b0) * fused->I : nullptr, s * fused->I);
       if (truncated)  // the 1997 truncation: no error into h_{t-1} through the gates
         std::fill(dh.begin(), dh.begin() + n * P, T(0));
-      else  // undoes a += W_hh h_{t-1}: δh_{t-1} = W_hhᵀ δa
+      else  // undoes a += W_hh h_{t-1}: δh_{t-1} = W_hhᵀ δa (W_hhᵀ δv with layer norms)
         gemm<T>(false, n, dA.data(), G, W_hh, T(0), dh.data(), P);
       if (!truncated || zh.on())  // (× drop; + what zoneout kept)
         finish_carry(truncated ? Masks<T>{} : tp.mk, rows, n, P, dh.data(),
