@@ -8,9 +8,9 @@ of interleaved repetitions in one process. Per option and regime:
     plain      rnnlab.LSTM / GRU without the option (the compiled kernels)
     option     the same module with it (layer_norm, recurrent_dropout 0.25, zoneout 0.1)
     loop       what a torch user writes today: a Python loop over torch.nn.LSTMCell / GRUCell
-               with the same regulariser, or for layer_norm the LSTM cell written out with
-               three torch.nn.LayerNorm modules per step (as PyTorch's own fastrnns
-               LayerNormLSTMCell); autograd for the gradient
+               with the same regulariser, or for layer_norm the cell written out with
+               torch.nn.LayerNorm modules per step (three for the LSTM, as PyTorch's own
+               fastrnns LayerNormLSTMCell; two for the GRU); autograd for the gradient
     torch.nn   torch.nn.LSTM / GRU without it (it has no such option)
 
 and the ratios option / plain (the option's cost), option / loop and option / torch.nn.
@@ -88,6 +88,27 @@ def layer_norm_loop(I, H, x):
     return run
 
 
+def layer_norm_gru_loop(I, H, x):
+    """The layer-normalised GRU (haste's form) as users write it: weights, two nn.LayerNorm
+    over the 3H products, a loop over time."""
+    gru = torch.nn.GRUCell(I, H)  # for its weights and biases
+    norms = [torch.nn.LayerNorm(3 * H), torch.nn.LayerNorm(3 * H)]
+
+    def run():
+        T, B, _ = x.shape
+        h = x.new_zeros(B, H)
+        outs = []
+        for t in range(T):
+            a_r, a_z, a_n = (norms[0](x[t] @ gru.weight_ih.t()) + gru.bias_ih).chunk(3, 1)
+            w_r, w_z, w_n = (norms[1](h @ gru.weight_hh.t()) + gru.bias_hh).chunk(3, 1)
+            r, z = torch.sigmoid(a_r + w_r), torch.sigmoid(a_z + w_z)
+            n = torch.tanh(a_n + r * w_n)
+            h = torch.lerp(n, h, z)
+            outs.append(h)
+        torch.stack(outs).sum().backward()
+    return run
+
+
 def rows(name, B, I, H, T, reps):
     x = torch.randn(T, B, I, requires_grad=True)
     out = []
@@ -96,11 +117,11 @@ def rows(name, B, I, H, T, reps):
             ("GRU", rnnlab.GRU, torch.nn.GRUCell, torch.nn.GRU)):
         plain, theirs = ours_cls(I, H), torch_cls(I, H)
         for option, p in OPTIONS:
-            if option == "layer_norm" and kind != "LSTM":
-                continue  # (the GRU form is not written yet)
             ours = ours_cls(I, H, **{option: p})
-            loop = layer_norm_loop(I, H, x) if option == "layer_norm" else \
-                cell_loop(cell_cls(I, H), x, option, p)
+            if option == "layer_norm":
+                loop = (layer_norm_loop if kind == "LSTM" else layer_norm_gru_loop)(I, H, x)
+            else:
+                loop = cell_loop(cell_cls(I, H), x, option, p)
             a, b, c, d = medians([step(plain, x), step(ours, x), loop, step(theirs, x)], reps)
             out.append((name, kind, f"{option}={p}", a, b, c, d))
             name = ""

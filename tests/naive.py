@@ -101,11 +101,21 @@ def lstm_variant_step(p, x, state, variant, peephole=False, drop=None):
     return h_new, c_new
 
 
-def gru_step(p, x, state, reset_after=True, drop=None):
+def gru_step(p, x, state, reset_after=True, drop=None, layer_norm=False):
     (h_self,) = state
     h = _drop(h_self, drop)  # what the products see; the interpolation sees h_self
     H = h.shape[-1]
     W_hh, b_hh = p["weight_hh"], p.get("bias_hh")
+    if layer_norm:  # Ba et al., torch's form: each product normalised over 3H, then the biases
+        xi = _ln(_lin(p["weight_ih"], x), p["weight_ln_ih"], p["bias_ln_ih"])
+        hh = _ln(_lin(W_hh, h), p["weight_ln_hh"], p["bias_ln_hh"])
+        if p.get("bias_ih") is not None:
+            xi, hh = xi + p["bias_ih"], hh + b_hh
+        x_r, x_z, x_n = xi.split(H, dim=-1)
+        h_r, h_z, h_n = hh.split(H, dim=-1)
+        r, z = torch.sigmoid(x_r + h_r), torch.sigmoid(x_z + h_z)
+        n = torch.tanh(x_n + r * h_n)
+        return ((1 - z) * n + z * h_self,)
     xi = _lin(p["weight_ih"], x, p.get("bias_ih"))
     x_r, x_z, x_n = xi.split(H, dim=-1)
     W_hr, W_hz, W_hn = W_hh.split(H)

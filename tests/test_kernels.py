@@ -137,6 +137,7 @@ ENGINE = [  # every cell option the engine has, as modules (2 layers, both direc
     ("gru-reset-before", rnnlab.GRU, {"reset_after": False}),
     ("gru-nobias", rnnlab.GRU, {"bias": False}),
     ("gru-reset-before-nobias", rnnlab.GRU, {"reset_after": False, "bias": False}),
+    ("gru-layer-norm", rnnlab.GRU, {"layer_norm": True}),
 ]
 LSTM1997_OPTIONS = [
     ("paper", dict(num_blocks=2, block_size=2)),
@@ -258,6 +259,7 @@ MASKED = [  # recurrent dropout and zoneout (rnnlab.options) in every cell's ker
     ("gru", rnnlab.GRU, {"zoneout": 0.3, "recurrent_dropout": 0.4}),
     ("gru-reset-before", rnnlab.GRU,
      {"reset_after": False, "zoneout": 0.3, "recurrent_dropout": 0.4}),
+    ("gru-layer-norm", rnnlab.GRU, {"layer_norm": True, "zoneout": 0.3, "recurrent_dropout": 0.4}),
 ]
 
 

@@ -33,6 +33,7 @@ from .cells import (
     NONLINEARITIES,
     SQUASHERS,
     GRUMath,
+    LayerNormGRUMath,
     LayerNormLSTMMath,
     LSTM1997Math,
     LSTMMath,
@@ -543,10 +544,16 @@ def _lstm_math(module) -> LSTMMath:
 class GRU(_RecurrentBase):
     """GRU, gate order (r, z, n); drop-in for torch.nn.GRU.
 
-    Keyword-only ``reset_after``: True (default) is torch's form,
-    n = tanh(W_in x + b_in + r ⊙ (W_hn h + b_hn)); False is Cho et al.'s (2014),
-    n = tanh(W_in x + b_in + W_hn (r ⊙ h) + b_hn). Same parameters in both. Keyword-only
-    ``recurrent_dropout`` and ``zoneout``: see `rnnlab.options`.
+    Keyword-only options:
+      reset_after  True (default) is torch's form, n = tanh(W_in x + b_in + r ⊙ (W_hn h + b_hn));
+                   False is Cho et al.'s (2014), n = tanh(W_in x + b_in + W_hn (r ⊙ h) + b_hn).
+                   Same parameters in both.
+      layer_norm   Ba et al. (2016), torch's form: LN of W_ih x_t and of W_hh h_{t-1}, each over
+                   its 3·hidden_size gate vector, before the biases; parameters
+                   ``weight_ln_ih``/``bias_ln_ih``, ``weight_ln_hh``/``bias_ln_hh``
+                   (3·hidden_size) per layer-direction (suffix ``_l{k}{suffix}``), γ starting
+                   at 1, β at 0 (rnnlab.cells.gru_ln).
+      recurrent_dropout, zoneout: see `rnnlab.options`.
     """
 
     _gates = 3
@@ -554,18 +561,43 @@ class GRU(_RecurrentBase):
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, bias: bool = True,
                  batch_first: bool = False, dropout: float = 0.0, bidirectional: bool = False,
                  device=None, dtype=None, *, reset_after: bool = True, proj_size=None,
-                 recurrent_dropout: float = 0.0, zoneout: float = 0.0) -> None:
+                 recurrent_dropout: float = 0.0, zoneout: float = 0.0,
+                 layer_norm: bool = False) -> None:
         _refuse_proj_size(proj_size)
-        self.reset_after = ck.check_bool("reset_after", reset_after)
-        self._set_regularisers(recurrent_dropout, zoneout)
+        _set_gru_options(self, reset_after, layer_norm, recurrent_dropout, zoneout)
         super().__init__(input_size, hidden_size, num_layers, bias, batch_first, dropout,
                          bidirectional, 0, device, dtype)
 
+    def _extra_shapes(self):
+        return _gru_shapes(self)
+
     def _make_cell(self):
-        return GRUMath(reset_after=self.reset_after)
+        return _gru_math(self)
 
     def _extra_repr_options(self):
         return "" if self.reset_after else ", reset_after=False"
+
+
+def _set_gru_options(module, reset_after, layer_norm, recurrent_dropout, zoneout) -> None:
+    """Check and keep a GRU's (or GRUCell's) keyword-only options (before Module init)."""
+    module.reset_after = ck.check_bool("reset_after", reset_after)
+    module.layer_norm = ck.check_bool("layer_norm", layer_norm)
+    if module.layer_norm and not module.reset_after:
+        raise ValueError("layer_norm needs reset_after=True: the layer norm normalises "
+                         "W_hh h_{t-1} before the reset gate, which reset_after=False moves "
+                         "inside the product")
+    module._set_regularisers(recurrent_dropout, zoneout)
+
+
+def _gru_shapes(module) -> dict[str, tuple[int, ...]]:
+    G = 3 * module.hidden_size
+    if not module.layer_norm:
+        return {}
+    return {"weight_ln_ih": (G,), "bias_ln_ih": (G,), "weight_ln_hh": (G,), "bias_ln_hh": (G,)}
+
+
+def _gru_math(module) -> GRUMath:
+    return LayerNormGRUMath() if module.layer_norm else GRUMath(reset_after=module.reset_after)
 
 
 # -- single steps ---------------------------------------------------------------------------
@@ -744,19 +776,23 @@ class LSTMCell(_CellBase):
 
 class GRUCell(_CellBase):
     """One GRU step; drop-in for torch.nn.GRUCell, with keyword-only ``reset_after``,
-    ``recurrent_dropout`` (see `reset_dropout_mask`) and ``zoneout``."""
+    ``layer_norm`` (parameters ``weight_ln_ih``, ``bias_ln_ih``, ``weight_ln_hh``,
+    ``bias_ln_hh``, (3·hidden_size,)), ``recurrent_dropout`` (see `reset_dropout_mask`) and
+    ``zoneout``: as `GRU`'s."""
 
     _gates = 3
 
     def __init__(self, input_size: int, hidden_size: int, bias: bool = True, device=None,
                  dtype=None, *, reset_after: bool = True, recurrent_dropout: float = 0.0,
-                 zoneout: float = 0.0) -> None:
-        self.reset_after = ck.check_bool("reset_after", reset_after)
-        self._set_regularisers(recurrent_dropout, zoneout)
+                 zoneout: float = 0.0, layer_norm: bool = False) -> None:
+        _set_gru_options(self, reset_after, layer_norm, recurrent_dropout, zoneout)
         super().__init__(input_size, hidden_size, bias, device, dtype)
 
+    def _extra_shapes(self):
+        return _gru_shapes(self)
+
     def _make_cell(self):
-        return GRUMath(reset_after=self.reset_after)
+        return _gru_math(self)
 
 
 # -- the 1997 LSTM --------------------------------------------------------------------------

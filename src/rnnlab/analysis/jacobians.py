@@ -40,11 +40,11 @@ def _rows(v: Tensor, W: Tensor) -> Tensor:
 
 def step_jacobian(cell, params: dict, tape: Tape, t: int, x: Tensor | None = None) -> Tensor:
     """J_t = ∂s_t/∂s_{t-1} for every sequence of the batch: (B, S, S), the states concatenated
-    in the cell's order. Written out for RNN, LSTM (the plain cell, no projection) and GRU; for
-    other cells (the 1997 LSTM, projected, layer-normalised or variant LSTMs) it is taken by
-    autograd
-    through one engine step, which needs the layer's input x (T, B, I)."""
-    if not isinstance(cell, (RNNMath, GRUMath)) and not (
+    in the cell's order. Written out for RNN, LSTM (the plain cell, no projection) and GRU (the
+    plain cell); for other cells (the 1997 LSTM, projected, layer-normalised or variant LSTMs,
+    the layer-normalised GRU) it is taken by autograd through one engine step, which needs the
+    layer's input x (T, B, I)."""
+    if not isinstance(cell, RNNMath) and type(cell) is not GRUMath and not (
             type(cell) is LSTMMath and params.get("weight_hr") is None):
         return _autograd_step_jacobian(cell, params, tape, t, x)
     J = _cell_jacobian(cell, params, tape, t)

@@ -92,20 +92,28 @@ class GRUMath(CellMath):
         ex = tape.extra
         h_prev, r, z, n = ex["h_prev"][t], ex["r"][t], ex["z"][t], ex["n"][t]
         hd = self.product_input(ex, t)  # what the products see
-        h3 = hd.expand(3, *hd.shape)
         if self.reset_after:
-            hw = ex["hw"][t]
-            if ex["b_hh"] is None:
-                torch.bmm(h3, ex["W_hh_g"], out=hw)
-            else:
-                torch.baddbmm(ex["b_hh"], h3, ex["W_hh_g"], out=hw)  # W_hk h_{t-1} + b_hk
+            self.recurrent_side(ex, t, hd)
             ex["rz"][t].add_(ex["hw_rz"][t]).sigmoid_()
             n.addcmul_(r, ex["hw_n"][t]).tanh_()  # n = tanh(a_n + r (W_hn h + b_hn))
         else:
-            ex["rz"][t].baddbmm_(h3[:2], ex["W_hrz_g"]).sigmoid_()
+            ex["rz"][t].baddbmm_(hd.expand(2, *hd.shape), ex["W_hrz_g"]).sigmoid_()
             rh = torch.mul(r, hd, out=ex["rh"][t])
             n.addmm_(rh, ex["W_hn_t"]).tanh_()  # n = tanh(a_n + W_hn (r h))
         torch.lerp(n, h_prev, z, out=ex["h"][t])  # h_t = (1 − z) n + z h_{t-1}
+
+    def recurrent_side(self, ex: dict, t: int, hd: torch.Tensor) -> None:
+        """reset_after: the recurrent side of the gates, W_hh (h_{t−1} ⊙ drop) + b_hh, into
+        hw[t] (gate-major (3, n, H)), kept for the backward pass."""
+        h3 = hd.expand(3, *hd.shape)
+        if ex["b_hh"] is None:
+            torch.bmm(h3, ex["W_hh_g"], out=ex["hw"][t])
+        else:
+            torch.baddbmm(ex["b_hh"], h3, ex["W_hh_g"], out=ex["hw"][t])
+
+    def recurrent_back(self, ex: dict, t: int, dhw: torch.Tensor) -> torch.Tensor:
+        """reset_after: δh_{t−1}'s part through the recurrent side, W_hhᵀ δ(W_hh h + b_hh)."""
+        return torch.bmm(dhw, ex["W_hh_gt"]).sum(0)
 
     def begin_backward(self, tape):
         bk = tape.back = dict(tape.extra)  # forward views + what only backward needs
@@ -141,7 +149,7 @@ class GRUMath(CellMath):
             dhw = ex["dhw"][t]
             torch.mul(ex["dh_da"][t], dh, out=ex["dA"][t])  # undoes the gates (input side)
             torch.mul(ex["dh_dhw"][t], dh, out=dhw)  # ... and their recurrent side
-            rec = torch.bmm(dhw, ex["W_hh_gt"]).sum(0)  # undoes W_hh h_{t-1}
+            rec = self.recurrent_back(ex, t, dhw)  # undoes W_hh h_{t-1}
             if "drop" in ex:
                 rec.mul_(ex["drop"][t])
             dh.mul_(ex["z"][t]).add_(rec)  # + z δh through h_t = ... + z h_{t-1}
@@ -175,21 +183,33 @@ class GRUMath(CellMath):
         ex, p = tape.extra, tape.params
         torch.ops.rnnlab.gru_forward(
             tape.xw, tape.states[0], ex.get("hw_buf", EMPTY), ex.get("rh_buf", EMPTY),
-            p["weight_hh"].contiguous(), kernel_arg(p["bias_hh"] if self.reset_after else None),
-            kernel_sizes(tape), self.masks.kernel_args(tape), threads)
+            p["weight_hh"].contiguous(), self._recurrent_bias(p), kernel_sizes(tape),
+            self.masks.kernel_args(tape), self._norm_args(tape), threads)
 
     def kernel_backward(self, tape, d_out, d_finals, threads):
         ex, p = tape.extra, tape.params
         tape.dG = grad_buffer(tape.xw, tape.padded)
         dhw = grad_buffer(tape.xw, tape.padded) if self.reset_after else EMPTY
-        tape.back = {"dhw_buf": dhw, "rh_buf": ex.get("rh_buf")}
+        tape.back = {"dhw_buf": dhw, "rh_buf": ex.get("rh_buf"), **self._kernel_back_buffers(tape)}
         dh0 = torch.empty_like(d_finals[0])
         torch.ops.rnnlab.gru_backward(
             tape.xw, tape.states[0], ex.get("hw_buf", EMPTY), ex.get("rh_buf", EMPTY),
-            p["weight_hh"].contiguous(), kernel_arg(p["bias_hh"] if self.reset_after else None),
-            kernel_sizes(tape), self.masks.kernel_args(tape), d_out, d_finals[0], tape.dG, dhw,
-            dh0, threads)
+            p["weight_hh"].contiguous(), self._recurrent_bias(p), kernel_sizes(tape),
+            self.masks.kernel_args(tape), self._norm_args(tape), d_out, d_finals[0], tape.dG,
+            dhw, dh0, threads)
         return [dh0]
+
+    def _recurrent_bias(self, p) -> torch.Tensor:
+        """The kernels' b_hh: the constant of the recurrent side (reset_after; else folded)."""
+        return kernel_arg(p["bias_hh"] if self.reset_after else None)
+
+    def _norm_args(self, tape) -> list:
+        """The kernels' layer-norm tensors (`rnnlab.cells.gru_ln`); none for this cell."""
+        return []
+
+    def _kernel_back_buffers(self, tape) -> dict:
+        """Buffers the backward kernel fills beyond δa and δ(W_hh h + b_hh) (tape.back)."""
+        return {}
 
     def recurrent_grads(self, tape, db):
         h_prev = self.dropped(tape.states[0][:-1])  # as the products saw it

@@ -36,26 +36,20 @@ import torch.nn.functional as F
 
 from .. import kernels
 from .base import grad_buffer
+from .layer_norm import (
+    EPS,
+    gate_norm_buffers,
+    input_norm_back,
+    norm_back,
+    normalise_input,
+    normalise_product,
+    normalise_rows,
+)
 from .lstm import LSTMMath
-
-#: as torch.nn.LayerNorm
-EPS = 1e-5
 
 #: the normalisations' parameters, in registration order after the LSTM's own
 LN_PARAMS = ("weight_ln_ih", "bias_ln_ih", "weight_ln_hh", "bias_ln_hh", "weight_ln_c",
              "bias_ln_c")
-
-
-def normalise_rows(v: torch.Tensor, dims, n_out: torch.Tensor, r_out: torch.Tensor) -> None:
-    """n = (v − μ) r, r = 1/√(var + ε), the moments over ``dims`` (a row's entries)."""
-    var, mu = torch.var_mean(v, dims, correction=0, keepdim=True)
-    torch.rsqrt(var.add_(EPS), out=r_out)
-    torch.mul(v - mu, r_out, out=n_out)
-
-
-def norm_back(dn: torch.Tensor, n: torch.Tensor, r: torch.Tensor, dims) -> torch.Tensor:
-    """δv from δn for n = (v − μ) r: r (δn − mean δn − n mean(δn n)), means over ``dims``."""
-    return r * (dn - dn.mean(dims, keepdim=True) - n * (dn * n).mean(dims, keepdim=True))
 
 
 class LayerNormLSTMMath(LSTMMath):
@@ -77,14 +71,10 @@ class LayerNormLSTMMath(LSTMMath):
         """The plain cell's buffers (tanh_c_buf holds tanh(y)) and the normalisations' n, r;
         xw holds u = W_ih x on entry (the kernel normalises it row by row as it goes)."""
         tape = super().allocate(xw, inits, params, batch_sizes)
-        G, T, B, H = xw.shape
+        _, T, B, H = xw.shape
         padded = tape.padded
         ex = tape.extra
-        # zero-filled when padded: the weight gradients read every row
-        ex["n_x_buf"] = kernels.buffer((G, T, B, H), xw, zero=padded)
-        ex["r_x_buf"] = kernels.buffer((T, B, 1), xw, zero=padded)
-        ex["n_h_buf"] = kernels.buffer((G, T, B, H), xw, zero=padded)
-        ex["r_h_buf"] = kernels.buffer((T, B, 1), xw, zero=padded)
+        ex.update(gate_norm_buffers(xw, padded))  # zero-filled when padded: read by ∂L/∂γ
         ex["n_c_buf"] = kernels.buffer((T, B, H), xw, zero=padded)
         ex["r_c_buf"] = kernels.buffer((T, B, 1), xw, zero=padded)
         return tape
@@ -93,9 +83,7 @@ class LayerNormLSTMMath(LSTMMath):
         tape = super().begin(xw, inits, params, batch_sizes)
         ex, st, H = tape.extra, tape.steps, xw.shape[3]
         # the input side for every step at once; xw then holds γ_x n^x + β
-        normalise_rows(xw, (0, 3), ex["n_x_buf"], ex["r_x_buf"].unsqueeze(0))
-        torch.addcmul(self._beta(params).view(4, 1, 1, H), ex["n_x_buf"],
-                      params["weight_ln_ih"].view(4, 1, 1, H), out=xw)
+        normalise_input(xw, ex, params["weight_ln_ih"], self._beta(params))
         ex.update(n_h=st(ex["n_h_buf"], 1), r_h=st(ex["r_h_buf"]), n_c=st(ex["n_c_buf"]),
                   r_c=st(ex["r_c_buf"]), g_h=params["weight_ln_hh"].view(4, 1, H),
                   g_c=params["weight_ln_c"], b_c=params["bias_ln_c"])
@@ -105,7 +93,7 @@ class LayerNormLSTMMath(LSTMMath):
         """a_t += γ_h n^h_t, n^h_t = the normalised W_hh h_{t-1}."""
         hw = self.recurrent_product(ex, t)  # v_t
         n_h = ex["n_h"][t]  # (4, n, H)
-        self._norm_product(hw, n_h, ex["r_h"][t])
+        normalise_product(hw, n_h, ex["r_h"][t])
         ex["a"][t].addcmul_(n_h, ex["g_h"])
 
     def squash_cell(self, ex, t):
@@ -113,14 +101,6 @@ class LayerNormLSTMMath(LSTMMath):
         n_c = ex["n_c"][t]
         normalise_rows(ex["c"][t], 1, n_c, ex["r_c"][t])
         return torch.tanh(torch.addcmul(ex["b_c"], n_c, ex["g_c"]), out=ex["tanh_c"][t])
-
-    @staticmethod
-    def _norm_product(hw, n_h, r):
-        """n^h (gate-major (4, n, H)) and r^h (n, 1) of the token-major product hw (n, 4H)."""
-        n = hw.shape[0]
-        var, mu = torch.var_mean(hw, 1, correction=0, keepdim=True)
-        torch.rsqrt(var.add_(EPS), out=r)
-        n_h.copy_(hw.sub_(mu).mul_(r).view(n, 4, -1).transpose(0, 1))
 
     def begin_backward(self, tape):
         super().begin_backward(tape)  # dm_dc there is ∂m/∂y: tanh_c holds tanh(y)
@@ -161,11 +141,7 @@ class LayerNormLSTMMath(LSTMMath):
     def input_grad(self, tape):
         """δu = ∂L/∂(W_ih x) from δa, through the input side's normalisation (the kernel
         computes it in its loop)."""
-        if tape.compiled:
-            return tape.back["dU_buf"]
-        ex, G = tape.extra, tape.xw.shape[0]
-        g_x = tape.params["weight_ln_ih"].view(G, 1, 1, -1)
-        return norm_back(tape.dG * g_x, ex["n_x_buf"], ex["r_x_buf"].unsqueeze(0), (0, 3))
+        return input_norm_back(tape, tape.params["weight_ln_ih"])
 
     def recurrent_grads(self, tape, db):
         grads = super().recurrent_grads(tape, db)  # W_hh's from δv (`_recurrent_delta`)

@@ -184,29 +184,36 @@ Masks<T> masks_of(const std::vector<Tensor>& masks, const Tensor& xw,
   return mk;
 }
 
-// norm = [γ_x, β, γ_h (4H each), γ_c, β_c (H each), n_x (4, T, B, H), r_x (T, B[, 1]),
-// n_h (4, T, B, H), r_h (T, B[, 1]), n_c (T, B, H), r_c (T, B[, 1]), then for the backward
-// pass dV, dU (4, T, B, H each) and sums (10H)] (cells/lstm_ln.py), or none: the plain cell
+// norm = [γ_x, β, γ_h (nG·H each), (LSTM: γ_c, β_c (H each)), n_x (nG, T, B, H), r_x
+// (T, B[, 1]), n_h (nG, T, B, H), r_h (T, B[, 1]), (LSTM: n_c (T, B, H), r_c (T, B[, 1])), then
+// for the backward pass dV, dU (nG, T, B, H each) and sums (2nG·H, LSTM + 2H)] (cells/lstm_ln.py,
+// gru_ln.py), or none: the plain cell. nG is xw's gate count; `cell`: c_t's norm too (LSTM).
 template <typename T>
-LSTMNorm<T> norm_of(const std::vector<Tensor>& norm, const Tensor& xw, bool backward) {
-  LSTMNorm<T> ln;
+LayerNorms<T> norm_of(const std::vector<Tensor>& norm, const Tensor& xw, bool backward,
+                      bool cell) {
+  LayerNorms<T> ln;
   if (norm.empty()) return ln;
-  const std::size_t n = backward ? 14 : 11;
-  TORCH_CHECK(norm.size() == n, "rnnlab kernels: norm must be ", n, " tensors or none");
-  const i64 TT = xw.size(1), B = xw.size(2), H = xw.size(3), N = TT * B * H;
-  const std::array<i64, 14> sizes{4 * H, 4 * H, 4 * H, H, H, 4 * N, TT * B, 4 * N, TT * B,
-                                  N, TT * B, 4 * N, 4 * N, 10 * H};
-  for (std::size_t k = 0; k < n; ++k) {
+  const i64 nG = xw.size(0), TT = xw.size(1), B = xw.size(2), H = xw.size(3);
+  const i64 N = TT * B * H, GH = nG * H;
+  std::vector<i64> sizes{GH, GH, GH};
+  if (cell) sizes.insert(sizes.end(), {H, H});
+  sizes.insert(sizes.end(), {nG * N, TT * B, nG * N, TT * B});
+  if (cell) sizes.insert(sizes.end(), {N, TT * B});
+  if (backward) sizes.insert(sizes.end(), {nG * N, nG * N, 2 * GH + (cell ? 2 * H : 0)});
+  TORCH_CHECK(norm.size() == sizes.size(), "rnnlab kernels: norm must be ", sizes.size(),
+              " tensors or none");
+  for (std::size_t k = 0; k < sizes.size(); ++k) {
     check(norm[k], xw, "norm");
     TORCH_CHECK(norm[k].numel() == sizes[k], "rnnlab kernels: norm[", k, "] has ",
                 norm[k].numel(), " entries, expected ", sizes[k]);
   }
-  ln.g_x = ptr<T>(norm[0]), ln.beta = ptr<T>(norm[1]), ln.g_h = ptr<T>(norm[2]);
-  ln.g_c = ptr<T>(norm[3]), ln.b_c = ptr<T>(norm[4]);
-  ln.n_x = ptr<T>(norm[5]), ln.r_x = ptr<T>(norm[6]);
-  ln.n_h = ptr<T>(norm[7]), ln.r_h = ptr<T>(norm[8]);
-  ln.n_c = ptr<T>(norm[9]), ln.r_c = ptr<T>(norm[10]);
-  if (backward) ln.dV = ptr<T>(norm[11]), ln.dU = ptr<T>(norm[12]), ln.sums = ptr<T>(norm[13]);
+  std::size_t k = 0;
+  auto next = [&] { return ptr<T>(norm[k++]); };
+  ln.g_x = next(), ln.beta = next(), ln.g_h = next();
+  if (cell) ln.g_c = next(), ln.b_c = next();
+  ln.n_x = next(), ln.r_x = next(), ln.n_h = next(), ln.r_h = next();
+  if (cell) ln.n_c = next(), ln.r_c = next();
+  if (backward) ln.dV = next(), ln.dU = next(), ln.sums = next();
   return ln;
 }
 
@@ -220,7 +227,7 @@ LSTMTape<T> lstm_tape(const Tensor& xw, const Tensor& Hs, const Tensor& Cs,
                      ptr<T>(Cs), ptr<T>(tanh_c), opt<T>(m), ptr<T>(W_hh), opt<T>(W_hr),
                      opt<T>(peep), sizes_ptr(batch_sizes),
                      masks_of<T>(masks, xw, {Hs.size(2), Cs.size(2)}),
-                     norm_of<T>(norm, xw, backward)};
+                     norm_of<T>(norm, xw, backward, true)};
 }
 
 void lstm_forward_op(Tensor xw, Tensor Hs, Tensor Cs, Tensor tanh_c, Tensor m,
@@ -293,33 +300,36 @@ void rnn_backward_op(const Tensor& xw, const Tensor& Hs, const Tensor& W_hh,
 template <typename T>
 GRUTape<T> gru_tape(const Tensor& xw, const Tensor& Hs, const Tensor& hw, const Tensor& rh,
                     const Tensor& W_hh, const Tensor& b_hh, const Tensor& batch_sizes,
-                    const std::vector<Tensor>& masks) {
+                    const std::vector<Tensor>& masks, const std::vector<Tensor>& norm,
+                    bool backward) {
+  TORCH_CHECK(norm.empty() || hw.numel() > 0,
+              "rnnlab kernels: the GRU's layer norms need the reset_after form");
   return GRUTape<T>{xw.size(1), xw.size(2), xw.size(3), ptr<T>(xw), ptr<T>(Hs), opt<T>(hw),
                     opt<T>(rh), ptr<T>(W_hh), opt<T>(b_hh), sizes_ptr(batch_sizes),
-                    masks_of<T>(masks, xw, {Hs.size(2)})};
+                    masks_of<T>(masks, xw, {Hs.size(2)}), norm_of<T>(norm, xw, backward, false)};
 }
 
 void gru_forward_op(Tensor xw, Tensor Hs, Tensor hw, Tensor rh, const Tensor& W_hh,
                     const Tensor& b_hh, const Tensor& batch_sizes, std::vector<Tensor> masks,
-                    int64_t threads) {
+                    std::vector<Tensor> norm, int64_t threads) {
   check_all({{&xw, "xw"}, {&Hs, "Hs"}, {&hw, "hw"}, {&rh, "rh"}, {&W_hh, "W_hh"},
              {&b_hh, "b_hh"}}, xw);
   AT_DISPATCH_FLOATING_TYPES(xw.scalar_type(), "gru_forward", [&] {
-    gru_forward(gru_tape<scalar_t>(xw, Hs, hw, rh, W_hh, b_hh, batch_sizes, masks),
+    gru_forward(gru_tape<scalar_t>(xw, Hs, hw, rh, W_hh, b_hh, batch_sizes, masks, norm, false),
                 int(threads));
   });
 }
 
 void gru_backward_op(const Tensor& xw, const Tensor& Hs, const Tensor& hw, const Tensor& rh,
                      const Tensor& W_hh, const Tensor& b_hh, const Tensor& batch_sizes,
-                     std::vector<Tensor> masks, const Tensor& d_out, const Tensor& d_h,
-                     Tensor dG, Tensor dhw,
+                     std::vector<Tensor> masks, std::vector<Tensor> norm,
+                     const Tensor& d_out, const Tensor& d_h, Tensor dG, Tensor dhw,
                      Tensor dh0, int64_t threads) {
   check_all({{&xw, "xw"}, {&Hs, "Hs"}, {&hw, "hw"}, {&rh, "rh"}, {&W_hh, "W_hh"},
              {&b_hh, "b_hh"}, {&d_out, "d_out"}, {&d_h, "d_h"}, {&dG, "dG"}, {&dhw, "dhw"},
              {&dh0, "dh0"}}, xw);
   AT_DISPATCH_FLOATING_TYPES(xw.scalar_type(), "gru_backward", [&] {
-    gru_backward(gru_tape<scalar_t>(xw, Hs, hw, rh, W_hh, b_hh, batch_sizes, masks),
+    gru_backward(gru_tape<scalar_t>(xw, Hs, hw, rh, W_hh, b_hh, batch_sizes, masks, norm, true),
                  ptr<scalar_t>(d_out), ptr<scalar_t>(d_h), ptr<scalar_t>(dG),
                  opt<scalar_t>(dhw), ptr<scalar_t>(dh0), int(threads));
   });
@@ -496,10 +506,11 @@ TORCH_LIBRARY(rnnlab, m) {
         "Tensor d_out, Tensor d_h, Tensor(a!) dG, Tensor(b!) dh0, int threads) -> ()",
         &rnnlab::rnn_backward_op);
   m.def("gru_forward(Tensor(a!) xw, Tensor(b!) Hs, Tensor(c!) hw, Tensor(d!) rh, Tensor W_hh, "
-        "Tensor b_hh, Tensor batch_sizes, Tensor[] masks, int threads) -> ()",
+        "Tensor b_hh, Tensor batch_sizes, Tensor[] masks, Tensor[] norm, int threads) -> ()",
         &rnnlab::gru_forward_op);
   m.def("gru_backward(Tensor xw, Tensor Hs, Tensor hw, Tensor rh, Tensor W_hh, Tensor b_hh, "
-        "Tensor batch_sizes, Tensor[] masks, Tensor d_out, Tensor d_h, Tensor(a!) dG, "
+        "Tensor batch_sizes, Tensor[] masks, Tensor[] norm, Tensor d_out, Tensor d_h, "
+        "Tensor(a!) dG, "
         "Tensor(b!) dhw, "
         "Tensor(c!) dh0, int threads) -> ()",
         &rnnlab::gru_backward_op);

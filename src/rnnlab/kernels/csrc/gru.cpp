@@ -1,5 +1,5 @@
 // GRU, gate order r, z, n, in both forms: the loops of rnnlab/cells/gru.py, whose docstring
-// states the equations.
+// states the equations; with layer norms (reset_after), cells/gru_ln.py's.
 #include "gru.h"
 
 namespace rnnlab {
@@ -18,6 +18,7 @@ void gru_forward(const GRUTape<T>& tp, int threads) {
     W_n_t.pack(true, H, H, tp.W_hh + 2 * H * H, H);
   }
   const Zone<T>& zh = tp.mk.zone[0];
+  const LayerNorms<T>& ln = tp.ln;
   for_rows(B, threads, 4, [&](Rows rows) {
     const i64 n0 = rows.count(B);
     std::vector<T> prod(n0 * 3 * H), rh(after ? 0 : n0 * H);
@@ -31,6 +32,10 @@ void gru_forward(const GRUTape<T>& tp, int threads) {
       gemm<T>(false, n, h_in, ld, W_t, T(0), prod.data(), G);
       for (i64 r = 0; r < n; ++r) {
         const i64 b = rows.row(r);
+        if (ln.on()) {  // the input side normalised, and the product: γ_h n^h in its place
+          normalise_input(ln, 3, tp.xw, t, b, TT, B, H);
+          normalise_product(ln, 3, prod.data() + r * G, t, b, TT, B, H);
+        }
         const T* __restrict a = prod.data() + r * G;
         T* __restrict xr = tp.xw + ((0 * TT + t) * B + b) * H;
         T* __restrict xz = tp.xw + ((1 * TT + t) * B + b) * H;
@@ -101,9 +106,12 @@ void gru_backward(const GRUTape<T>& tp, const T* d_out, const T* d_h, T* dG, T* 
   }
   const Zone<T>& zh = tp.mk.zone[0];
   const std::vector<T> ones(tp.mk.drop ? 0 : H, T(1));  // the dropout mask, when there is none
+  const LayerNorms<T>& ln = tp.ln;
   for_rows(B, threads, 4, [&](Rows rows) {
     const i64 n0 = rows.count(B);
     std::vector<T> dh(n0 * H, T(0)), prod(n0 * 3 * H), rec(n0 * H), drh(after ? 0 : n0 * H);
+    // layer norms: a row's scratch, and this thread's sums of ∂L/∂γ_x, ∂L/∂γ_h
+    std::vector<T> du(ln.on() ? 3 * H : 0), lsum(ln.on() ? 6 * H : 0, T(0));
     std::vector<T> kept(zh.on() ? n0 * H : 0);  // zoneout: z δh_t, straight to h_{t−1}
     if (!bs)
       for (i64 r = 0; r < n0; ++r)
@@ -161,6 +169,8 @@ void gru_backward(const GRUTape<T>& tp, const T* d_out, const T* d_h, T* dG, T* 
             dan[j] = an * dhr[j];
             wn[j] = p[2 * H + j] = an * rr[j] * dhr[j];  // W_hn h sits inside r ⊙ (·)
           }
+          if (ln.on())  // undoes both normalisations: δu for W_ih, δv in place of δw
+            gate_norm_back(ln, 3, dG, p, lsum.data(), du.data(), t, b, TT, B, H);
         } else {
           const T* __restrict dr = drh.data() + r * H;
           const T* __restrict dm = tp.mk.drop ? tp.mk.drop + b * H : ones.data();
@@ -173,7 +183,8 @@ void gru_backward(const GRUTape<T>& tp, const T* d_out, const T* d_h, T* dG, T* 
           }
         }
       }
-      // undoes the recurrent products: W_hhᵀ [δ…] (reset_after) or W_{r,z}ᵀ [δa_r, δa_z]
+      // undoes the recurrent products: W_hhᵀ [δ…] (reset_after; δv with layer norms) or
+      // W_{r,z}ᵀ [δa_r, δa_z]
       if (after)
         gemm<T>(false, n, prod.data(), 3 * H, W, T(0), rec.data(), H);
       else
@@ -203,6 +214,10 @@ void gru_backward(const GRUTape<T>& tp, const T* d_out, const T* d_h, T* dG, T* 
     }
     for (i64 r = 0; r < n0; ++r)
       std::copy(dh.data() + r * H, dh.data() + (r + 1) * H, dh0 + rows.row(r) * H);
+    if (ln.on()) {
+#pragma omp critical(rnnlab_gru_norm_sums)
+      for (i64 k = 0; k < 6 * H; ++k) ln.sums[k] += lsum[k];
+    }
   });
 }
 

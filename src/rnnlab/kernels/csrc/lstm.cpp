@@ -18,7 +18,7 @@ void lstm_forward(const LSTMTape<T>& tp, int threads) {
   W_hh_t.pack(true, P, G, tp.W_hh, P);
   if (tp.m) W_hr_t.pack(true, H, P, tp.W_hr, H);
   const Zone<T>&zh = tp.mk.zone[0], &zc = tp.mk.zone[1];
-  const LSTMNorm<T>& ln = tp.ln;
+  const LayerNorms<T>& ln = tp.ln;
   for_rows(B, threads, 4, [&](Rows rows) {
     std::vector<T> hw(rows.count(B) * G);  // W_hh h_{t-1}, token-major: one product's layout
     std::vector<T> hd(tp.mk.drop ? rows.count(B) * P : 0);  // h_{t−1} ⊙ drop
@@ -32,8 +32,8 @@ void lstm_forward(const LSTMTape<T>& tp, int threads) {
       for (i64 r = 0; r < n; ++r) {
         const i64 b = rows.row(r);
         if (ln.on()) {
-          normalise_input(ln, tp.xw, t, b, TT, B, H);
-          normalise_product(ln, hw.data() + r * G, t, b, TT, B, H);
+          normalise_input(ln, 4, tp.xw, t, b, TT, B, H);
+          normalise_product(ln, 4, hw.data() + r * G, t, b, TT, B, H);
         }
         const T* __restrict a = hw.data() + r * G;
         T* __restrict i = tp.xw + ((0 * TT + t) * B + b) * H;
@@ -89,7 +89,7 @@ void lstm_backward(const LSTMTape<T>& tp, bool truncated, const T* d_out, const 
   if (!truncated) W_hh.pack(false, G, P, tp.W_hh, P);
   if (tp.m) W_hr.pack(false, P, H, tp.W_hr, H);
   const Zone<T>&zh = tp.mk.zone[0], &zc = tp.mk.zone[1];
-  const LSTMNorm<T>& ln = tp.ln;
+  const LayerNorms<T>& ln = tp.ln;
   const T via_tanh_c = ln.on() ? T(0) : T(1);  // with LN, δc's tanh term comes from y's
   for_rows(B, threads, 4, [&](Rows rows) {
     const i64 n0 = rows.count(B), b0 = rows.first, s = rows.stride;
@@ -180,7 +180,7 @@ void lstm_backward(const LSTMTape<T>& tp, bool truncated, const T* d_out, const 
             std::copy(ar + q * H, ar + (q + 1) * H, dG + ((q * TT + t) * B + b) * H);
         }
         if (ln.on())  // undoes a = γ_x n^x + γ_h n^h + β: δu for W_ih, δv in place of δa
-          gate_norm_back(ln, ar, lsum.data(), du.data(), t, b, TT, B, H);
+          gate_norm_back(ln, 4, dG, ar, lsum.data(), du.data(), t, b, TT, B, H);
         else if (fused && tp.peep) {  // ∂L/∂p: i, f peep at c_{t−1}, o at c̃_t
           const T* __restrict c = zc.on() ? zc.cand_at(t, b) : tp.Cs + ((t + 1) * B + b) * H;
 #pragma omp simd

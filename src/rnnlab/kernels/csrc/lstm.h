@@ -1,27 +1,8 @@
 #pragma once
 
-#include "engine.h"
+#include "layer_norm.h"
 
 namespace rnnlab {
-
-template <typename T>
-struct LSTMNorm {  // cells/lstm_ln.py's layer norms; all null for the plain cell
-  const T* g_x = nullptr;   // (4H) γ_x, of u = W_ih x_t's normalisation (xw holds u on entry)
-  const T* beta = nullptr;  // (4H) β_x + β_h + b_ih + b_hh, added after both
-  const T* g_h = nullptr;   // (4H) γ_h, of v = W_hh h_{t−1}'s
-  const T* g_c = nullptr;   // (H) γ_c, β_c, of c_t's
-  const T* b_c = nullptr;
-  T* n_x = nullptr;  // (4, T, B, H) n^x, gate-major
-  T* r_x = nullptr;  // (T, B) its 1/√(var + ε)
-  T* n_h = nullptr;  // (4, T, B, H) n^h
-  T* r_h = nullptr;  // (T, B)
-  T* n_c = nullptr;  // (T, B, H) n^c
-  T* r_c = nullptr;  // (T, B)
-  T* dV = nullptr;   // backward: (4, T, B, H) δv_t, gate-major, for ∂L/∂W_hh
-  T* dU = nullptr;   // backward: (4, T, B, H) δu_t, for ∂L/∂W_ih and ∂L/∂x
-  T* sums = nullptr; // backward: (10H) ∂L/∂γ_x, ∂L/∂γ_h, ∂L/∂γ_c, ∂L/∂β_c, summed in the loop
-  bool on() const { return g_h != nullptr; }
-};
 
 template <typename T>
 struct LSTMTape {  // the buffers of cells/lstm.py's tape
@@ -36,7 +17,7 @@ struct LSTMTape {  // the buffers of cells/lstm.py's tape
   const T* peep;           // (3H) p_i, p_f, p_o, or null
   const i64* batch_sizes;  // (T) or null
   Masks<T> mk;             // recurrent dropout, zoneout on h and c
-  LSTMNorm<T> ln;          // layer norms (cells/lstm_ln.py), or none
+  LayerNorms<T> ln;        // layer norms (cells/lstm_ln.py), or none
 };
 
 template <typename T>
