@@ -14,6 +14,8 @@ of interleaved repetitions in one process. Per option and regime:
     torch.nn   torch.nn.LSTM / GRU without it (it has no such option)
 
 and the ratios option / plain (the option's cost), option / loop and option / torch.nn.
+Then Greff et al.'s LSTM variants at the char-LM regime: compiled, on the reference path
+(RNNLAB_KERNELS=0), and their ratios to the plain compiled LSTM and to torch.nn.LSTM.
 """
 
 from __future__ import annotations
@@ -23,8 +25,9 @@ import argparse
 import torch
 
 import rnnlab
-from benchmarks.engine import medians
+from benchmarks.engine import medians, on_path
 from rnnlab import kernels
+from rnnlab.cells.lstm_variants import VARIANT_GATES
 
 REGIMES = [  # name, batch, input, hidden, T
     ("char-LM", 64, 64, 256, 100),
@@ -128,6 +131,15 @@ def rows(name, B, I, H, T, reps):
     return out
 
 
+def variant_rows(B, I, H, T, reps):
+    x = torch.randn(T, B, I, requires_grad=True)
+    plain, theirs = step(rnnlab.LSTM(I, H), x), step(torch.nn.LSTM(I, H), x)
+    for variant in VARIANT_GATES:
+        ours = step(rnnlab.LSTM(I, H, variant=variant), x)
+        a, b, c, d = medians([plain, ours, on_path(ours, compiled=False), theirs], reps)
+        yield variant, a, b, c, d
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--reps", type=int, default=7)
@@ -148,6 +160,17 @@ def main() -> None:
                   f"{c * 1e3:8.1f} {d * 1e3:11.1f} {b / a:12.2f} {b / c:11.2f} {b / d:15.2f}")
     print("\nplain and torch.nn: without the option; loop: torch.nn's cell in a Python loop "
           "with it (regimes: batch, input, hidden, T = 64, 64, 256, 100 and 32, 64, 512, 50)")
+    name, B, I, H, T = REGIMES[0]
+    head = (f"\n{'variant':8} {'plain ms':>9} {'compiled ms':>11} {'reference ms':>12} "
+            f"{'torch.nn ms':>11} {'compiled/plain':>14} {'compiled/torch.nn':>17} "
+            f"{'speed-up':>8}")
+    print(head)
+    print("-" * len(head))
+    for variant, a, b, c, d in variant_rows(B, I, H, T, args.reps):
+        print(f"{variant:8} {a * 1e3:9.1f} {b * 1e3:11.1f} {c * 1e3:12.1f} {d * 1e3:11.1f} "
+              f"{b / a:14.2f} {b / d:17.2f} {c / b:7.2f}×")
+    print(f"\n({name} regime; plain: rnnlab.LSTM without a variant, compiled; speed-up: "
+          f"reference / compiled)")
 
 
 if __name__ == "__main__":

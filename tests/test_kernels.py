@@ -285,6 +285,25 @@ def test_masked_compiled_equals_reference(monkeypatch, name, cls, options, dtype
         _assert_same(*runs, _float64_run(m, x, lengths, options))
 
 
+@needs_kernels
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32], ids=["f64", "f32"])
+@pytest.mark.parametrize("variant", ["NIG", "NFG", "NOG", "NIAF", "NOAF", "CIFG", "FGR"])
+def test_variants_compiled_equal_reference(monkeypatch, variant, dtype):
+    """Greff et al.'s variants in the templated LSTM loops: with peepholes and a projection,
+    and with the regularisers (one seed for both paths' masks), full and padded batches."""
+    x = torch.randn(9, 5, 4, dtype=dtype, generator=torch.Generator().manual_seed(1))
+    for options in ({"peephole": True, "proj_size": 3},
+                    {"peephole": True, "zoneout": (0.3, 0.5), "recurrent_dropout": 0.4}):
+        m = _engine_module(rnnlab.LSTM, {"variant": variant, **options}, dtype)
+        for lengths in (None, torch.tensor([9, 4, 7, 1, 9])):
+            runs = []
+            for switch in ("1", "0"):
+                monkeypatch.setenv("RNNLAB_KERNELS", switch)
+                torch.manual_seed(3)
+                runs.append(_run_module(m, x, lengths))
+            _assert_same(*runs)
+
+
 def _both_runs(monkeypatch, m, x, lengths):
     runs = []
     for switch in ("1", "0"):

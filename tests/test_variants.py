@@ -12,8 +12,8 @@ import torch
 import rnnlab
 from rnnlab import options as opt
 
-# (no engine_path fixture: the variants have no compiled kernel, so both of its settings would
-# run the same reference path twice; give the module the fixture when a kernel comes)
+# The oracle test runs on both engine paths (the compiled kernel and the reference path); the
+# others on the default one (compiled where it builds): test_kernels holds the two paths equal.
 
 leaves, loss_of = naive.leaves, naive.loss_of
 VARIANTS = ["NIG", "NFG", "NOG", "NIAF", "NOAF", "CIFG", "FGR"]
@@ -31,6 +31,7 @@ def make(variant, options, H=4):
 inputs = naive.module_inputs
 
 
+@pytest.mark.usefixtures("engine_path")
 @pytest.mark.parametrize("variant", VARIANTS)
 @pytest.mark.parametrize("name,options", EXTRAS, ids=[e[0] for e in EXTRAS])
 def test_matches_naive_oracle(variant, name, options):

@@ -199,12 +199,16 @@ class LSTMMath(CellMath):
     def kernel_forward(self, tape, threads):
         ex, p = tape.extra, tape.params
         torch.ops.rnnlab.lstm_forward(
-            tape.xw, *tape.states, ex["tanh_c_buf"], ex.get("m_buf", EMPTY), *self._weights(p),
-            kernel_sizes(tape), self.masks.kernel_args(tape), self._norm_args(tape), threads)
+            tape.xw, *tape.states[:2], ex["tanh_c_buf"], ex.get("m_buf", EMPTY),
+            *self._weights(p), kernel_sizes(tape), self.masks.kernel_args(tape),
+            self._norm_args(tape), *self._variant_args(tape), threads)
 
     def kernel_backward(self, tape, d_out, d_finals, threads, fuse=None):
         ex, p = tape.extra, tape.params
         carry = [torch.empty_like(d) for d in d_finals]
+        variant, fgr = self._variant_args(tape)
+        if fgr:  # FGR's third state, q: its final gradient in, its initial one out
+            fgr += [d_finals[2].contiguous(), carry[2]]
         grads = fused_buffers(tape, fuse, p["weight_hh"])
         if grads is None:  # δa for the products after the loop
             tape.dG = grad_buffer(tape.xw, tape.padded)
@@ -222,10 +226,10 @@ class LSTMMath(CellMath):
                      grads.get("weight_hr", EMPTY)]
             tape.dG = None
         torch.ops.rnnlab.lstm_backward(
-            tape.xw, *tape.states, ex["tanh_c_buf"], ex.get("m_buf", EMPTY), *self._weights(p),
-            kernel_sizes(tape), self.masks.kernel_args(tape), self._norm_args(tape),
-            self.truncated, d_out, *d_finals,
-            tape.dG if grads is None else dG, dh_buf, *carry, *extra, threads)
+            tape.xw, *tape.states[:2], ex["tanh_c_buf"], ex.get("m_buf", EMPTY),
+            *self._weights(p), kernel_sizes(tape), self.masks.kernel_args(tape),
+            self._norm_args(tape), variant, fgr, self.truncated, d_out, *d_finals[:2],
+            tape.dG if grads is None else dG, dh_buf, *carry[:2], *extra, threads)
         return carry
 
     fusable = True
@@ -234,6 +238,11 @@ class LSTMMath(CellMath):
         grads = dict(tape.fused)
         grads["bias_hh"] = grads["bias_ih"].clone()  # b_hh sits beside b_ih in every gate
         return grads
+
+    def _variant_args(self, tape) -> tuple[int, list]:
+        """The kernels' variant number and FGR tensors (`rnnlab.cells.lstm_variants`): the
+        plain cell, none."""
+        return 0, []
 
     def _norm_args(self, tape) -> list:
         """The kernels' layer-norm tensors (`rnnlab.cells.lstm_ln`); none for this cell."""

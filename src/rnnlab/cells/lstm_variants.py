@@ -38,8 +38,8 @@ constant in place of its value):
 FGR: δq_t (carried in from step t+1) adds to δi, δf and δo before their σ', and
 δq_{t-1} = W_grᵀ [δa_i; δa_f; δa_o].
 
-The compiled kernel covers the plain cell only: a variant runs the engine's reference path
-(Python steps over torch ops, the same hand-written backward).
+The compiled kernel (lstm.cpp) runs every variant, its loops templated on the variant; the
+weight gradients are products after the loop, as for the layer norms.
 """
 
 from __future__ import annotations
@@ -55,6 +55,8 @@ VARIANT_GATES = {
     "NIAF": ("i", "f", "g", "o"), "NOAF": ("i", "f", "g", "o"), "CIFG": ("f", "g", "o"),
     "FGR": ("i", "f", "g", "o"),
 }
+#: the kernels' number of each variant (LSTMVariant in kernels/csrc/lstm.h; 0 the plain cell)
+KERNEL_VARIANT = {name: k + 1 for k, name in enumerate(VARIANT_GATES)}
 
 
 def check_variant(variant) -> str | None:
@@ -76,9 +78,7 @@ def peephole_gates(variant: str | None) -> tuple[str, ...]:
 
 class LSTMVariantMath(LSTMMath):
     param_names = LSTMMath.param_names + ("weight_gr",)
-    fusable = False
-    kernel_forward = None  # the reference path (see the module docstring)
-    kernel_backward = None
+    fusable = False  # the weight gradients: products after the loop
 
     def __init__(self, variant: str, *, peephole: bool = False):
         super().__init__(peephole=peephole, truncated=False)
@@ -218,6 +218,12 @@ class LSTMVariantMath(LSTMMath):
         if v == "FGR":  # δq_{t-1} = W_grᵀ [δa_i; δa_f; δa_o]
             dA = ex["dA"][t]
             torch.mm(torch.cat((dA[0], dA[1], dA[3]), dim=1), p["weight_gr"], out=carry[2])
+
+    def _variant_args(self, tape):
+        fgr = []
+        if self.variant == "FGR":
+            fgr = [tape.params["weight_gr"].contiguous(), tape.states[2]]
+        return KERNEL_VARIANT[self.variant], fgr
 
     def recurrent_grads(self, tape, db):
         Hs, Cs = tape.states[:2]

@@ -217,28 +217,49 @@ LayerNorms<T> norm_of(const std::vector<Tensor>& norm, const Tensor& xw, bool ba
   return ln;
 }
 
+// variant: an LSTMVariant (cells/lstm_variants.py); fgr = [W_gr (3H, 3H), Qs (T + 1, B, 3H),
+// then for the backward pass d_q, dq0 (B, 3H)] for FGR, else none
 template <typename T>
 LSTMTape<T> lstm_tape(const Tensor& xw, const Tensor& Hs, const Tensor& Cs,
                       const Tensor& tanh_c, const Tensor& m, const Tensor& W_hh,
                       const Tensor& W_hr, const Tensor& peep, const Tensor& batch_sizes,
                       const std::vector<Tensor>& masks, const std::vector<Tensor>& norm,
-                      bool backward) {
-  return LSTMTape<T>{xw.size(1), xw.size(2), xw.size(3), Hs.size(2), ptr<T>(xw), ptr<T>(Hs),
-                     ptr<T>(Cs), ptr<T>(tanh_c), opt<T>(m), ptr<T>(W_hh), opt<T>(W_hr),
-                     opt<T>(peep), sizes_ptr(batch_sizes),
-                     masks_of<T>(masks, xw, {Hs.size(2), Cs.size(2)}),
-                     norm_of<T>(norm, xw, backward, true)};
+                      int64_t variant, const std::vector<Tensor>& fgr, bool backward) {
+  TORCH_CHECK(variant >= VANILLA && variant <= FGR, "rnnlab kernels: no LSTM variant ",
+              variant);
+  const i64 gates = variant == NIG || variant == NFG || variant == NOG || variant == CIFG ? 3 : 4;
+  TORCH_CHECK(xw.size(0) == gates, "rnnlab kernels: variant ", variant, " has ", gates,
+              " gate blocks, xw ", xw.size(0));
+  TORCH_CHECK(variant == VANILLA || norm.empty(), "rnnlab kernels: variants have no layer norm");
+  const i64 B = xw.size(2), Q = 3 * xw.size(3);
+  const std::size_t n_fgr = variant == FGR ? (backward ? 4 : 2) : 0;
+  TORCH_CHECK(fgr.size() == n_fgr, "rnnlab kernels: fgr must be ", n_fgr, " tensors");
+  const std::array<i64, 4> fgr_sizes{Q * Q, (xw.size(1) + 1) * B * Q, B * Q, B * Q};
+  for (std::size_t k = 0; k < n_fgr; ++k) {
+    check(fgr[k], xw, "fgr");
+    TORCH_CHECK(fgr[k].numel() == fgr_sizes[k], "rnnlab kernels: fgr[", k, "] has ",
+                fgr[k].numel(), " entries, expected ", fgr_sizes[k]);
+  }
+  LSTMTape<T> tp{xw.size(1), xw.size(2), xw.size(3), Hs.size(2), ptr<T>(xw), ptr<T>(Hs),
+                 ptr<T>(Cs), ptr<T>(tanh_c), opt<T>(m), ptr<T>(W_hh), opt<T>(W_hr),
+                 opt<T>(peep), sizes_ptr(batch_sizes),
+                 masks_of<T>(masks, xw, {Hs.size(2), Cs.size(2)}),
+                 norm_of<T>(norm, xw, backward, true)};
+  tp.variant = int(variant);
+  if (n_fgr) tp.W_gr = ptr<T>(fgr[0]), tp.Qs = ptr<T>(fgr[1]);
+  return tp;
 }
 
 void lstm_forward_op(Tensor xw, Tensor Hs, Tensor Cs, Tensor tanh_c, Tensor m,
                      const Tensor& W_hh, const Tensor& W_hr, const Tensor& peep,
                      const Tensor& batch_sizes, std::vector<Tensor> masks,
-                     std::vector<Tensor> norm, int64_t threads) {
+                     std::vector<Tensor> norm, int64_t variant, std::vector<Tensor> fgr,
+                     int64_t threads) {
   check_all({{&xw, "xw"}, {&Hs, "Hs"}, {&Cs, "Cs"}, {&tanh_c, "tanh_c"}, {&m, "m"},
              {&W_hh, "W_hh"}, {&W_hr, "W_hr"}, {&peep, "peep"}}, xw);
   AT_DISPATCH_FLOATING_TYPES(xw.scalar_type(), "lstm_forward", [&] {
     lstm_forward(lstm_tape<scalar_t>(xw, Hs, Cs, tanh_c, m, W_hh, W_hr, peep, batch_sizes,
-                                     masks, norm, false),
+                                     masks, norm, variant, fgr, false),
                  int(threads));
   });
 }
@@ -246,7 +267,8 @@ void lstm_forward_op(Tensor xw, Tensor Hs, Tensor Cs, Tensor tanh_c, Tensor m,
 void lstm_backward_op(const Tensor& xw, const Tensor& Hs, const Tensor& Cs,
                       const Tensor& tanh_c, const Tensor& m, const Tensor& W_hh,
                       const Tensor& W_hr, const Tensor& peep, const Tensor& batch_sizes,
-                      std::vector<Tensor> masks, std::vector<Tensor> norm, bool truncated,
+                      std::vector<Tensor> masks, std::vector<Tensor> norm,
+                      int64_t variant, std::vector<Tensor> fgr, bool truncated,
                       const Tensor& d_out, const Tensor& d_h, const Tensor& d_c,
                       Tensor dG, Tensor dh_buf, Tensor dh0, Tensor dc0, const Tensor& x,
                       const Tensor& W_ih, Tensor dx, Tensor dW_ih, Tensor db, Tensor dW_hh,
@@ -261,11 +283,13 @@ void lstm_backward_op(const Tensor& xw, const Tensor& Hs, const Tensor& Cs,
     const bool on = dW_ih.numel() > 0;
     const Fused<T> fused{on ? W_ih.size(0) : 0, on ? W_ih.size(1) : 0, Hs.size(2), opt<T>(x),
                          opt<T>(W_ih), opt<T>(dx), opt<T>(dW_ih), opt<T>(db), opt<T>(dW_hh)};
+    const bool q = variant == FGR;
     lstm_backward(lstm_tape<T>(xw, Hs, Cs, tanh_c, m, W_hh, W_hr, peep, batch_sizes, masks,
-                               norm, true),
+                               norm, variant, fgr, true),
                   truncated, ptr<T>(d_out), ptr<T>(d_h), ptr<T>(d_c), opt<T>(dG),
                   opt<T>(dh_buf), ptr<T>(dh0), ptr<T>(dc0), int(threads),
-                  on ? &fused : nullptr, opt<T>(d_peep), opt<T>(d_W_hr));
+                  on ? &fused : nullptr, opt<T>(d_peep), opt<T>(d_W_hr),
+                  q ? ptr<T>(fgr[2]) : nullptr, q ? ptr<T>(fgr[3]) : nullptr);
   });
 }
 
@@ -480,11 +504,11 @@ TORCH_LIBRARY(rnnlab, m) {
         &rnnlab::online1997_op);
   m.def("lstm_forward(Tensor(a!) xw, Tensor(b!) Hs, Tensor(c!) Cs, Tensor(d!) tanh_c, "
         "Tensor(e!) m, Tensor W_hh, Tensor W_hr, Tensor peep, Tensor batch_sizes, "
-        "Tensor[] masks, Tensor[] norm, int threads) -> ()",
+        "Tensor[] masks, Tensor[] norm, int variant, Tensor[] fgr, int threads) -> ()",
         &rnnlab::lstm_forward_op);
   m.def("lstm_backward(Tensor xw, Tensor Hs, Tensor Cs, Tensor tanh_c, Tensor m, Tensor W_hh, "
         "Tensor W_hr, Tensor peep, Tensor batch_sizes, Tensor[] masks, Tensor[] norm, "
-        "bool truncated, "
+        "int variant, Tensor[] fgr, bool truncated, "
         "Tensor d_out, "
         "Tensor d_h, Tensor d_c, Tensor(a!) dG, Tensor(b!) dh_buf, Tensor(c!) dh0, "
         "Tensor(d!) dc0, Tensor x, Tensor W_ih, Tensor(e!) dx, Tensor(f!) dW_ih, "
