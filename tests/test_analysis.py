@@ -195,7 +195,9 @@ def test_sigmoid_gradients_vanish_through_depth():
 @pytest.mark.parametrize("ref", [
     torch.nn.LSTM(3, 5, num_layers=2, proj_size=2), torch.nn.GRU(3, 4, bidirectional=True),
     torch.nn.RNN(3, 4, bias=False), rnnlab.LSTM(3, 4, peephole=True),
-], ids=["lstm-proj", "gru-bidir", "rnn-nobias", "rnnlab-peephole"])
+    rnnlab.LSTM(3, 4, num_layers=2, bidirectional=True, layer_norm=True),
+    rnnlab.GRU(3, 4, num_layers=2, layer_norm=True), rnnlab.LSTM(3, 4, variant="FGR"),
+], ids=["lstm-proj", "gru-bidir", "rnn-nobias", "rnnlab-peephole", "lstm-ln", "gru-ln", "fgr"])
 def test_architecture_is_read_off_a_state_dict(ref):
     from rnnlab.analysis.report import infer_module
 

@@ -3,12 +3,14 @@
 A model is a run folder of `rnnlab train` (minibatch runs of rnn, lstm, gru or lstm1997; the
 inputs are then the run's task) or a state_dict file of torch.nn.RNN/LSTM/GRU or rnnlab's
 (safetensors, or a torch file read with weights_only=True: nothing in it is executed); the
-architecture is read off the parameter names and shapes.
+architecture is read off the parameter names and shapes, layer norms and FGR's gate recurrence
+included (a three-gate LSTM variant's file reads as a GRU: analyse its run folder).
 """
 
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import matplotlib
@@ -43,11 +45,16 @@ def infer_module(state: dict[str, Tensor], nonlinearity: str = "tanh") -> layers
     cls = {1: layers.RNN, 3: layers.GRU, 4: layers.LSTM}.get(gates)
     if cls is None or W_hh.shape[0] % H:
         raise ValueError(f"cannot tell the cell from weight_hh_l0 of shape {tuple(W_hh.shape)}")
-    num_layers = 1 + max(int(k.split("_l")[1].split("_")[0]) for k in state if "_l" in k)
+    layer_of = (re.search(r"_l(\d+)(_reverse)?$", k) for k in state)
+    num_layers = 1 + max(int(m.group(1)) for m in layer_of if m)
     kw = dict(num_layers=num_layers, bias="bias_ih_l0" in state,
               bidirectional="weight_ih_l0_reverse" in state, dtype=W_ih.dtype)
     if cls is layers.RNN:
         kw["nonlinearity"] = nonlinearity
+    if "weight_ln_hh_l0" in state:  # the layer norms' γ and β: LSTM and GRU alike
+        kw["layer_norm"] = True
+    if "weight_gr_l0" in state:  # Greff et al.'s FGR (the three-gate variants read as GRUs)
+        cls, kw["variant"] = layers.LSTM, "FGR"
     if cls is layers.LSTM:
         kw["proj_size"] = proj
         kw["peephole"] = "weight_peephole_l0" in state
