@@ -2,11 +2,11 @@
 PY     := .venv/bin/python
 STAMP  := .venv/.installed
 
-.PHONY: demo test bench lint clean browser
+.PHONY: demo test bench lint clean browser docs
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv .venv
-	$(PY) -m pip install --quiet -e ".[dev,cluster]"
+	$(PY) -m pip install --quiet -e ".[dev,cluster,docs]"
 	touch $(STAMP)
 
 demo: $(STAMP)
@@ -14,6 +14,7 @@ demo: $(STAMP)
 
 test: $(STAMP) browser
 	$(PY) -m ruff check src tests benchmarks
+	NO_MKDOCS_2_WARNING=1 $(PY) -m mkdocs build --strict --quiet --site-dir site
 	RNNLAB_REQUIRE_KERNELS=1 RNNLAB_REQUIRE_BROWSER=1 $(PY) -m pytest
 
 # the report tests render pages in a real headless browser: Debian's chromium
@@ -33,8 +34,13 @@ bench: $(STAMP)
 	$(PY) -m benchmarks.wishlist
 	$(PY) -m benchmarks.scaling
 
+# the documentation site: guides, results, the API reference from the docstrings (site/)
+docs: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 $(PY) -m mkdocs build --strict --site-dir site
+	@echo "open site/index.html"
+
 lint: $(STAMP)
 	$(PY) -m ruff check src tests benchmarks
 
 clean:
-	rm -rf .venv build src/*.egg-info .pytest_cache .ruff_cache
+	rm -rf .venv build site src/*.egg-info .pytest_cache .ruff_cache

@@ -3,11 +3,9 @@ HTML (sections, size, nothing fetched) and in a real headless browser (Debian's 
 which `make test` installs when missing): a screenshot that is not blank, and a DOM that
 holds the expected sections."""
 
-import os
 import re
-import shutil
-import subprocess
 
+import browser
 import pytest
 import torch
 
@@ -82,32 +80,17 @@ def test_lm_cells_asked_for_are_shown(folders, tmp_path):
     assert "follows inside quotes" in page or "follows bracket depth" in page
 
 
-def _chromium():
-    exe = shutil.which("chromium") or shutil.which("chromium-browser")
-    if exe is None:
-        if os.environ.get("RNNLAB_REQUIRE_BROWSER") == "1":
-            pytest.fail("chromium is not installed (make test installs it)")
-        pytest.skip("chromium is not installed here (make test installs it)")
-    return exe
-
-
-def _browser(exe, *args, timeout=90):
-    return subprocess.run([exe, "--headless", "--no-sandbox", "--disable-gpu",
-                           "--hide-scrollbars", "--no-first-run", *args],
-                          capture_output=True, text=True, timeout=timeout)
-
-
 @pytest.mark.parametrize("what", list(SECTIONS))
 def test_each_report_in_a_real_browser(folders, what, tmp_path):
-    exe = _chromium()
+    exe = browser.chromium()
     page = render(folders[what])
     url = page.resolve().as_uri()
-    dom = _browser(exe, "--dump-dom", url).stdout
+    dom = browser.run(exe, "--dump-dom", url).stdout
     for key in SECTIONS[what]:
         assert f'id="{key}"' in dom, key
     assert dom.count("<img") >= 1
     shot = tmp_path / "shot.png"
-    _browser(exe, f"--screenshot={shot}", "--window-size=1200,1600", url)
+    browser.run(exe, f"--screenshot={shot}", "--window-size=1200,1600", url)
     import matplotlib.image
 
     pixels = torch.from_numpy(matplotlib.image.imread(str(shot)))[..., :3]

@@ -50,7 +50,7 @@ class Masks:
 
         s_t = z_t ⊙ s_{t−1} + (1 − z_t) ⊙ s̃_t,     s̃_t the cell's own new state,
 
-    the cell computing s̃_t from the zoned s_{t−1}. In training z_t is (T, B, size), 1 where a
+    the cell computing `s̃_t` from the zoned `s_{t−1}`. In training z_t is (T, B, size), 1 where a
     unit keeps its value; in evaluation (1, 1, size) filled with the probability z.
     """
 
