@@ -2,7 +2,7 @@
 PY     := .venv/bin/python
 STAMP  := .venv/.installed
 
-.PHONY: demo test bench lint clean browser docs
+.PHONY: demo test bench lint clean browser docs tutorials
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv .venv
@@ -38,6 +38,10 @@ bench: $(STAMP)
 docs: $(STAMP)
 	NO_MKDOCS_2_WARNING=1 $(PY) -m mkdocs build --strict --site-dir site
 	@echo "open site/index.html"
+
+# run the four tutorials top to bottom and save them with their outputs (what the site shows)
+tutorials: $(STAMP)
+	cd docs/tutorials && ../../.venv/bin/jupyter-execute --inplace --timeout=600 *.ipynb
 
 lint: $(STAMP)
 	$(PY) -m ruff check src tests benchmarks

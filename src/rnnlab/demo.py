@@ -83,9 +83,9 @@ def verdict(rows: list[dict], budget: int) -> str:
 
 
 def plot(rows: list[dict], path: Path, T: int) -> Path:
-    import matplotlib
+    from ._plotting import headless
 
-    matplotlib.use("Agg")
+    headless()
     import matplotlib.pyplot as plt
 
     from .training import RunDir

@@ -13,9 +13,9 @@ import json
 import re
 from pathlib import Path
 
-import matplotlib
+from .._plotting import headless
 
-matplotlib.use("Agg")
+headless()
 import matplotlib.pyplot as plt  # noqa: E402
 import torch  # noqa: E402
 from torch import Tensor  # noqa: E402

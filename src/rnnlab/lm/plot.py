@@ -16,9 +16,9 @@ def label(run: str | Path) -> str:
 
 def plot_curves(runs: list[str | Path], out: str | Path) -> Path:
     """Write a PNG with two panels (val bpc vs minutes, vs characters) for the runs."""
-    import matplotlib
+    from .._plotting import headless
 
-    matplotlib.use("Agg")
+    headless()
     import matplotlib.pyplot as plt
 
     from .trainer import curve

@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import matplotlib
+from .._plotting import headless
 
-matplotlib.use("Agg")
+headless()
 import matplotlib.pyplot as plt  # noqa: E402
 
 from .page import Page, key_values  # noqa: E402

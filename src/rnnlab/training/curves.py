@@ -52,9 +52,9 @@ def plot(out: Path, rows: list[dict], path: Path, columns: int = 4) -> Path:
 def plot_panels(panels: list[tuple[str, list[Curve], float | None]], path: Path,
                 columns: int = 4) -> Path:
     """A panel per (title, curves, paper's mean or None) into ``path`` (PNG)."""
-    import matplotlib
+    from .._plotting import headless
 
-    matplotlib.use("Agg")
+    headless()
     import matplotlib.pyplot as plt
 
     n = len(panels)
