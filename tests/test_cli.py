@@ -82,3 +82,35 @@ def test_tables_fit_80_columns_and_never_wrap_a_name(command, monkeypatch, capsy
     names = {"tasks": TASKS, "reproduce": EXPERIMENTS, "corpus": CORPORA}[command[0]]
     firsts = {line.split()[0] for line in lines if line and not line.startswith(" ")}
     assert set(names) <= firsts  # each name whole, at the start of its row
+
+
+def _commands(group, prefix=()):
+    """(path, click command) of every command, sub-commands included."""
+    for name, cmd in group.commands.items():
+        if hasattr(cmd, "commands"):  # a group (lm, corpus)
+            yield from _commands(cmd, (*prefix, name))
+        else:
+            yield (*prefix, name), cmd
+
+
+def test_help_reads_as_sentences_at_80_columns():
+    """No line break inside a sentence: every command's and option's help is one flowed text
+    per paragraph (the terminal wraps it), and a help that a docstring once broke mid-sentence
+    renders whole at 80 columns."""
+    import typer
+    from typer.testing import CliRunner
+
+    from rnnlab import cli
+
+    root = typer.main.get_command(cli.app)
+    found = list(_commands(root))
+    assert len(found) >= 15
+    for path, cmd in found:
+        texts = [cmd.help or ""] + [getattr(p, "help", None) or "" for p in cmd.params]
+        for text in texts:
+            assert "\n" not in text.replace("\n\n", ""), (path, text)
+    out = CliRunner().invoke(cli.app, ["--help"], env={"COLUMNS": "80"}, terminal_width=80)
+    assert out.exit_code == 0
+    lines = out.output.splitlines()
+    assert max(len(line) for line in lines) <= 80
+    assert any("a task (minibatch protocol); write sweep.json" in line for line in lines)

@@ -6,6 +6,7 @@ and exit with status 2; Ctrl-C during training writes a checkpoint and exits wit
 
 from __future__ import annotations
 
+import inspect
 import sys
 import time
 from pathlib import Path
@@ -559,6 +560,27 @@ def version() -> None:
     from . import __version__
 
     typer.echo(f"rnnlab {__version__} (torch {torch.__version__})")
+
+
+def flowed(text: str | None) -> str | None:
+    """A help text as sentences: a docstring's line breaks inside a paragraph become spaces (the
+    terminal then wraps it at its width), blank lines stay paragraph breaks."""
+    if not text:
+        return text
+    paragraphs = (" ".join(p.split()) for p in inspect.cleandoc(text).split("\n\n"))
+    return "\n\n".join(p for p in paragraphs if p)
+
+
+def _flow_help(typer_app: typer.Typer) -> None:
+    """Every command's help (its docstring unless given), and every group's, as `flowed`."""
+    for info in typer_app.registered_commands:
+        info.help = flowed(info.help or (info.callback.__doc__ if info.callback else None))
+    for group in typer_app.registered_groups:
+        group.typer_instance.info.help = flowed(group.typer_instance.info.help)
+        _flow_help(group.typer_instance)
+
+
+_flow_help(app)
 
 
 def main() -> None:
