@@ -140,6 +140,24 @@ def test_gradgradcheck(name):
     assert torch.autograd.gradgradcheck(lambda x: m(x, lengths=torch.tensor([4, 3]))[0], (x,))
 
 
+def test_a_gradient_penalty_recomputes_only_the_gradients_asked_for(monkeypatch):
+    """grad(out, x, create_graph=True) needs x's gradient alone: the layers' recomputation on
+    the differentiable path leaves the weight gradients out (as autograd does for torch.nn),
+    and a later backward through the penalty still reaches every weight."""
+    from rnnlab import engine
+
+    asked = []
+    needs = engine._engine_needs
+    monkeypatch.setattr(engine, "_engine_needs", lambda t: asked.append(needs(t)) or asked[-1])
+    m = rnnlab.GRU(3, 4, num_layers=2).to(D)
+    x = torch.randn(5, 2, 3, dtype=D, requires_grad=True)
+    (g,) = torch.autograd.grad(m(x)[0].pow(2).sum(), x, create_graph=True)
+    assert True in asked and asked.count(False) == 8  # 2 layers × (h0 absent) 4 weights each
+    asked.clear()
+    g.pow(2).sum().backward()
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in m.parameters())
+
+
 def test_first_backward_unchanged_when_graph_is_kept():
     """create_graph=True recomputes on the differentiable path; first derivatives agree."""
     m = OURS["LSTM1997"]().to(D)

@@ -199,10 +199,13 @@ def autograd_layer(cell: CellMath, x: Tensor, inits: tuple[Tensor, ...], params:
     and outputs zeros, as on the engine's path.
     """
     xw = F.linear(x, params["weight_ih"], cell.input_bias(params))  # (T, B, G·H)
+    # one unbind, not xw[t] per step: indexing's backward writes each step's gradient into a
+    # zero-filled (T, B, G·H) tensor and sums T of them, O(T²); unbind's stacks them once
+    xw_steps = xw.unbind(0)
     states, outs = tuple(inits), []
     zone = cell.masks.zone
     for t in range(x.shape[0]):
-        new = cell.autograd_step(xw[t], states, params)
+        new = cell.autograd_step(xw_steps[t], states, params)
         if zone:  # zoneout: s_t = z s_{t−1} + (1 − z) s̃_t (states past the zoned ones as is)
             new = tuple(n if z is None else torch.lerp(n, s, z[t if z.shape[0] > 1 else 0])
                         for n, s, z in itertools.zip_longest(new, states, zone[:len(new)]))
@@ -309,7 +312,8 @@ class _Recurrence(torch.autograd.Function):
         x, *rest = ctx.saved_tensors
         cell, n = ctx.cell, ctx.n_states
         inputs = [x, *rest]
-        wanted = [k for k, t in enumerate(inputs) if t is not None and ctx.needs_input_grad[4 + k]]
+        wanted = [k for k, t in enumerate(inputs) if t is not None and ctx.needs_input_grad[4 + k]
+                  and _engine_needs(t)]
         create_graph = torch.is_grad_enabled()
         with torch.enable_grad():
             params = dict(zip(cell.param_names, rest[n:]))
@@ -321,6 +325,18 @@ class _Recurrence(torch.autograd.Function):
         for k, g in zip(wanted, grads):
             result[k] = torch.zeros_like(inputs[k]) if g is None else g
         return (None, None, None, None, *result)
+
+
+def _engine_needs(t: Tensor) -> bool:
+    """Will the running backward pass use the gradient of input t? ``autograd.grad(out, x,
+    create_graph=True)`` (a gradient penalty) asks for x's alone: the weight gradients, which
+    would be computed and recorded for nothing, are then left out, as autograd leaves them out
+    of torch.nn's graph."""
+    try:
+        node = torch.autograd.graph._get_grad_fn_or_grad_acc(t)
+        return bool(torch._C._will_engine_execute_node(node))
+    except (AttributeError, RuntimeError, AssertionError):  # no such API, or not in a backward
+        return True
 
 
 def run_layer(
