@@ -263,3 +263,21 @@ def test_the_1997_lstm_is_analysed_through_autograd_jacobians():
     assert float(g["c"][0]) == pytest.approx(float(ds0[0].norm(dim=1).mean()), rel=1e-9)
     assert analysis.lyapunov_spectrum(m, x, k=3)["exponents"].shape == (3, 3)
     assert set(analysis.gate_saturation(m, x)) == {"in", "out"}
+
+
+def test_analyze_a_char_lm_run_drives_its_core_with_its_own_text(tmp_path):
+    """A run folder of `rnnlab lm train` (a layer-normalised GRU here): the core is analysed on
+    windows of the run's text as its embedding feeds them."""
+    from rnnlab import lm
+    from rnnlab.analysis.report import analyze
+
+    text = tmp_path / "text.txt"
+    text.write_text("the cat sat on the mat; the dog ran off. " * 40)
+    cfg = lm.make_config(text, model="gru", hidden=8, layers=1, embedding=4, steps=4,
+                         val_every=4, batch=4, seq_len=20, options={"layer_norm": True})
+    lm.train(cfg, tmp_path / "run")
+    report = analyze(tmp_path / "run", tmp_path / "a", ("spectrum", "jacobian"), steps=20,
+                     batch=3, echo=lambda _: None)
+    assert report["inputs"] == "3 sequences of its task, windows of 20 symbols of text.txt"
+    assert "layer_norm=True" in report["model"] and len(report["jacobian_norms"]) == 21
+    assert [r["gate"] for r in report["spectrum"]] == ["r", "z", "n"]

@@ -289,12 +289,14 @@ def sweep(
 
 @app.command()
 def analyze(
-    model: Path = typer.Argument(..., help="a run folder, or a state_dict file (.safetensors "
-                                 "or a weights-only torch file) of an RNN/LSTM/GRU"),
+    model: Path = typer.Argument(..., help="a run folder (of train or lm train), or a "
+                                 "state_dict file (.safetensors or a weights-only torch file) "
+                                 "of an RNN/LSTM/GRU"),
     what: str = typer.Option(",".join(("spectrum", "jacobian", "gradients", "lyapunov",
                                        "memory", "saturation")), help="comma-separated"),
     out: Path = typer.Option(None, help="output folder (default: MODEL-analysis)"),
-    steps: int = typer.Option(100, help="time steps of the driving inputs (files only)"),
+    steps: int = typer.Option(100, help="time steps of the driving inputs (state_dict files "
+                              "and char-LM runs; a task run uses its task's)"),
     batch: int = typer.Option(16, help="sequences to average over"),
     nonlinearity: str = typer.Option("tanh", help="for a bare RNN state_dict"),
     seed: int = typer.Option(0),

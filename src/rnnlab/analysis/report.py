@@ -1,10 +1,12 @@
 """`rnnlab analyze`: the analysis of one saved model, as numbers (analysis.json) and PNGs.
 
 A model is a run folder of `rnnlab train` (minibatch runs of rnn, lstm, gru or lstm1997; the
-inputs are then the run's task) or a state_dict file of torch.nn.RNN/LSTM/GRU or rnnlab's
-(safetensors, or a torch file read with weights_only=True: nothing in it is executed); the
-architecture is read off the parameter names and shapes, layer norms and FGR's gate recurrence
-included (a three-gate LSTM variant's file reads as a GRU: analyse its run folder).
+inputs are then the run's task), of `rnnlab lm train` (the language model's recurrent core,
+driven by windows of its own text as its embedding feeds them), or a state_dict file of
+torch.nn.RNN/LSTM/GRU or rnnlab's (safetensors, or a torch file read with weights_only=True:
+nothing in it is executed); the architecture is read off the parameter names and shapes, layer
+norms and FGR's gate recurrence included (a three-gate LSTM variant's file reads as a GRU:
+analyse its run folder).
 """
 
 from __future__ import annotations
@@ -66,8 +68,46 @@ def infer_module(state: dict[str, Tensor], nonlinearity: str = "tanh") -> layers
     return module
 
 
-def load(path: Path, nonlinearity: str = "tanh"):
-    """(module, task or None) from a run folder or a state_dict file."""
+class TextInputs:
+    """Driving inputs for a char-LM's recurrent core: windows of its own text (the validation
+    tail), as its embedding (or one-hot input) feeds them to the core."""
+
+    def __init__(self, model, ids: torch.Tensor, steps: int, name: str) -> None:
+        if len(ids) <= steps:
+            raise ValueError(f"the text has {len(ids)} symbols; --steps must be fewer")
+        self.model, self.ids, self.steps, self.name = model, ids, steps, name
+
+    def sample(self, batch: int, gen: torch.Generator):
+        from types import SimpleNamespace
+
+        starts = torch.randint(0, len(self.ids) - self.steps, (batch,), generator=gen)
+        window = torch.stack([self.ids[s : s + self.steps] for s in starts.tolist()], 1)
+        with torch.no_grad():
+            x = self.model.embed(window) if self.model.embed is not None else \
+                torch.nn.functional.one_hot(window, self.model.vocab_size).float()
+        return SimpleNamespace(x=x)
+
+    def describe(self) -> str:
+        return f"windows of {self.steps} symbols of {self.name}"
+
+
+def _load_lm(path: Path, steps: int):
+    """(the core, its text inputs or None) of a run folder of `rnnlab lm train`."""
+    from .. import lm
+
+    model, vocab, cfg = lm.load_model(path)
+    text_path = Path(cfg["text"])
+    if not text_path.is_file():  # moved or deleted: standard-normal inputs instead
+        return model.core, None
+    text, _ = lm.read_text(text_path, byte_level=cfg["byte_level"])
+    _, val = lm.split(vocab.encode(text), cfg["val_fraction"])
+    return model.core, TextInputs(model, val if len(val) > steps else vocab.encode(text),
+                                  steps, text_path.name)
+
+
+def load(path: Path, nonlinearity: str = "tanh", steps: int = 100):
+    """(module, task or None) from a run folder (of `rnnlab train` or `rnnlab lm train`) or a
+    state_dict file; a char-LM's "task" drives its core with its own text (`TextInputs`)."""
     path = Path(path)
     if path.is_dir():
         from ..training import RunDir, make_model
@@ -75,9 +115,11 @@ def load(path: Path, nonlinearity: str = "tanh"):
 
         run = RunDir(path)
         cfg = run.config()
+        if "text" in cfg and "task" not in cfg:
+            return _load_lm(path, steps)
         if "task" not in cfg:
-            raise ValueError(f"{path} is not a run of `rnnlab train` (analyze reads task runs "
-                             f"and recurrent state_dict files)")
+            raise ValueError(f"{path} is not a run of `rnnlab train` or `rnnlab lm train` "
+                             f"(analyze reads those runs and recurrent state_dict files)")
         if cfg.get("protocol") != "minibatch":
             raise ValueError(f"{path}: analyze covers minibatch runs (a paper-protocol run "
                              f"holds {cfg.get('trials')} networks; `rnnlab eval` tests them)")
@@ -112,7 +154,7 @@ def analyze(path: Path, out: Path, what=WHAT, *, steps: int = 100, batch: int = 
     unknown = [w for w in what if w not in WHAT]
     if unknown:
         raise ValueError(f"unknown analysis {', '.join(unknown)}; choose from {', '.join(WHAT)}")
-    module, task = load(path, nonlinearity)
+    module, task = load(path, nonlinearity, steps)
     return analyze_module(module, task, out, what, steps=steps, batch=batch, seed=seed,
                           echo=echo)
 
