@@ -51,7 +51,7 @@ BAD = {
     ],
     "analyze": ["analyze {missing}", "analyze {task_run} --what bogus",
                 "analyze {task_run} --steps 0", "analyze {task_run} --batch 0",
-                "analyze {task_run} --batch -2", "analyze {lm_run}"],
+                "analyze {task_run} --batch -2", "analyze {lm_run} --steps 1000000"],
     "figures": ["figures --only bogus"],
     "report": ["report {missing}", "report {task_run} --cells 3", "report {lm_run} --cells abc",
                "report {lm_run} --cells 999", "report {task_run} --out x.txt"],
