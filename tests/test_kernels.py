@@ -237,11 +237,7 @@ def test_layer_norm_float32_at_width(monkeypatch):
             if "_ln_" in name:
                 p.add_(torch.rand_like(p) - 0.5)
     x = torch.randn(9, 5, 4, generator=torch.Generator().manual_seed(1))
-    runs = []
-    for switch in ("1", "0"):
-        monkeypatch.setenv("RNNLAB_KERNELS", switch)
-        torch.manual_seed(3)
-        runs.append(_run_module(m, x, torch.tensor([9, 4, 7, 1, 9])))
+    runs = _seeded_runs(monkeypatch, m, x, torch.tensor([9, 4, 7, 1, 9]))
     for k, (u, v) in enumerate(zip(*runs)):
         assert (u - v).norm() <= 3e-5 * v.norm() + 1e-7, (k, (u - v).norm(), v.norm())
 
@@ -277,12 +273,18 @@ def test_masked_compiled_equals_reference(monkeypatch, name, cls, options, dtype
     m = _engine_module(cls, options, dtype).train(training)
     x = torch.randn(9, 5, 4, dtype=dtype, generator=torch.Generator().manual_seed(1))
     for lengths in (None, torch.tensor([9, 4, 7, 1, 9])):
-        runs = []
-        for switch in ("1", "0"):
-            monkeypatch.setenv("RNNLAB_KERNELS", switch)
-            torch.manual_seed(3)
-            runs.append(_run_module(m, x, lengths))
-        _assert_same(*runs, _float64_run(m, x, lengths, options))
+        _assert_same(*_seeded_runs(monkeypatch, m, x, lengths),
+                     _float64_run(m, x, lengths, options))
+
+
+def _seeded_runs(monkeypatch, m, x, lengths):
+    """Compiled, then reference: each run from the same seed, so both draw the same masks."""
+    runs = []
+    for switch in ("1", "0"):
+        monkeypatch.setenv("RNNLAB_KERNELS", switch)
+        torch.manual_seed(3)
+        runs.append(_run_module(m, x, lengths))
+    return runs
 
 
 @needs_kernels
@@ -296,12 +298,7 @@ def test_variants_compiled_equal_reference(monkeypatch, variant, dtype):
                     {"peephole": True, "zoneout": (0.3, 0.5), "recurrent_dropout": 0.4}):
         m = _engine_module(rnnlab.LSTM, {"variant": variant, **options}, dtype)
         for lengths in (None, torch.tensor([9, 4, 7, 1, 9])):
-            runs = []
-            for switch in ("1", "0"):
-                monkeypatch.setenv("RNNLAB_KERNELS", switch)
-                torch.manual_seed(3)
-                runs.append(_run_module(m, x, lengths))
-            _assert_same(*runs)
+            _assert_same(*_seeded_runs(monkeypatch, m, x, lengths))
 
 
 def _both_runs(monkeypatch, m, x, lengths):

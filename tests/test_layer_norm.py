@@ -64,7 +64,11 @@ def oracle(m, x, hx, lens, masks=None):
 @pytest.mark.parametrize("reg_name,reg", REGULARISERS, ids=[r[0] for r in REGULARISERS])
 @pytest.mark.parametrize("with_lengths", [True, False], ids=["lengths", "full"])
 def test_matches_naive_oracle(name, options, reg_name, reg, with_lengths):
-    m = make({**options, **reg})
+    assert_matches_oracle(make({**options, **reg}), with_lengths)
+
+
+def assert_matches_oracle(m, with_lengths):
+    """The module (training mode, one seed for its masks and the oracle's) against the oracle."""
     x, hx, lens = inputs(m, lengths=with_lengths)
     torch.manual_seed(7)
     out, finals = m(x, hx, lengths=lens)
@@ -159,15 +163,7 @@ GRU_REGULARISERS = REGULARISERS[:2] + [("zone", {"zoneout": 0.3})]
 @pytest.mark.parametrize("reg_name,reg", GRU_REGULARISERS, ids=[r[0] for r in GRU_REGULARISERS])
 @pytest.mark.parametrize("with_lengths", [True, False], ids=["lengths", "full"])
 def test_gru_matches_naive_oracle(name, options, reg_name, reg, with_lengths):
-    m = make({**options, **reg}, cls=rnnlab.GRU)
-    x, h0, lens = inputs(m, lengths=with_lengths)
-    torch.manual_seed(7)
-    out, h_n = m(x, h0, lengths=lens)
-    torch.manual_seed(7)
-    masks = opt.sample_masks(4, x.shape[0], x.shape[1], m._state_sizes(),
-                             drop=m.recurrent_dropout, zone=m._zone, training=True, like=x)
-    ref_out, ref_finals = oracle(m, x, h0, lens, masks)
-    naive.assert_matches(out, h_n, ref_out, ref_finals, leaves(x, h0, m))
+    assert_matches_oracle(make({**options, **reg}, cls=rnnlab.GRU), with_lengths)
 
 
 def test_gru_evaluation_mode_and_one_direction():

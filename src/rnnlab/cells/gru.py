@@ -170,10 +170,9 @@ class GRUMath(CellMath):
         (h,) = states
         hd = self.dropped(h)  # what the products see
         H = h.shape[-1]
-        a_rz, a_n = a.split([2 * H, H], dim=-1)
+        a_rz, a_n = self.autograd_input_side(a, params).split([2 * H, H], dim=-1)
         if self.reset_after:  # b_hh stays inside the recurrent product
-            hw_rz, hw_n = F.linear(hd, params["weight_hh"], params["bias_hh"]).split(
-                [2 * H, H], dim=-1)
+            hw_rz, hw_n = self.autograd_recurrent_side(hd, params).split([2 * H, H], dim=-1)
             r, z = torch.sigmoid(a_rz + hw_rz).chunk(2, dim=-1)
             n = torch.tanh(torch.addcmul(a_n, r, hw_n))
         else:  # b_hh was folded into the input projection (`input_bias`)
@@ -181,6 +180,16 @@ class GRUMath(CellMath):
             r, z = torch.sigmoid(a_rz + F.linear(hd, W_rz)).chunk(2, dim=-1)
             n = torch.tanh(a_n + F.linear(r * hd, W_n))
         return (torch.lerp(n, h, z),)  # (1 − z) n + z h
+
+    @staticmethod
+    def autograd_input_side(a, params):
+        """The gates' input side from a = x W_ihᵀ + `input_bias`: a itself here."""
+        return a
+
+    @staticmethod
+    def autograd_recurrent_side(hd, params):
+        """reset_after: the gates' recurrent side, W_hh (h ⊙ drop) + b_hh (`recurrent_side`)."""
+        return F.linear(hd, params["weight_hh"], params["bias_hh"])
 
     def kernel_forward(self, tape, threads):
         ex, p = tape.extra, tape.params

@@ -112,19 +112,18 @@ class LayerNormGRUMath(GRUMath):
                          weight_ln_hh=(dhw * ex["n_h_buf"]).sum((1, 2)).flatten())
         return grads
 
-    def autograd_step(self, a, states, params):
-        (h,) = states
-        G = a.shape[-1]
-        a = F.layer_norm(a, (G,), params["weight_ln_ih"], params["bias_ln_ih"], EPS)
-        w = F.layer_norm(self.dropped(h) @ params["weight_hh"].t(), (G,),
-                         params["weight_ln_hh"], params["bias_ln_hh"], EPS)
-        if params["bias_ih"] is not None:
-            a, w = a + params["bias_ih"], w + params["bias_hh"]
-        a_r, a_z, a_n = a.chunk(3, dim=-1)
-        w_r, w_z, w_n = w.chunk(3, dim=-1)
-        r, z = torch.sigmoid(a_r + w_r), torch.sigmoid(a_z + w_z)
-        n = torch.tanh(a_n + r * w_n)
-        return ((1 - z) * n + z * h,)
+    @staticmethod
+    def autograd_input_side(a, params):
+        """γ_x LN(a) + β_x + b_ih, a = W_ih x (no bias folded in: `input_bias`)."""
+        a = F.layer_norm(a, (a.shape[-1],), params["weight_ln_ih"], params["bias_ln_ih"], EPS)
+        return a if params["bias_ih"] is None else a + params["bias_ih"]
+
+    @staticmethod
+    def autograd_recurrent_side(hd, params):
+        """γ_h LN(W_hh (h ⊙ drop)) + β_h + b_hh."""
+        v = F.linear(hd, params["weight_hh"])
+        w = F.layer_norm(v, (v.shape[-1],), params["weight_ln_hh"], params["bias_ln_hh"], EPS)
+        return w if params["bias_hh"] is None else w + params["bias_hh"]
 
     # the compiled loops (gru.cpp with layer_norm.h): b_hh there is β_h + b_hh
     def _recurrent_bias(self, p):
