@@ -172,3 +172,39 @@ def test_full_added_to_a_continued_reproduction_runs_the_expensive_rows(tmp_path
     rows = rp.reproduce(None, full=True, **kw)
     assert [r["experiment"] for r in rows] == [cheap.key, dear.key]
     assert (out / "runs" / cheap.key / "trials-0-0" / "result.json").exists()
+
+
+def test_every_row_carries_its_as_read_result(tmp_path, monkeypatch):
+    """A row run with the paper's settings is its own as-read result; a row with a found
+    set-up takes the same row of a reproduction run --as-read (--as-read-from)."""
+    import dataclasses
+
+    from rnnlab.training import experiments
+
+    exp = dataclasses.replace(experiments.EXPERIMENTS["6a"], setup={"lr": 0.25})
+    monkeypatch.setitem(experiments.EXPERIMENTS, "6a", exp)
+    kw = dict(trials=2, jobs=1, budget=0.01, modern=0, echo=lambda *a: None, progress=False)
+    as_read = rp.reproduce(["6a", "3a-T100-N3"], out=tmp_path / "as-read", as_read=True, **kw)
+    for r in as_read:  # run as read: every row is its own
+        assert r["as_read"] == rp.summary(r) | {"source": "the same runs"}
+    found = rp.reproduce(["6a", "3a-T100-N3"], out=tmp_path / "found",
+                         as_read_from=tmp_path / "as-read", **kw)
+    by_key = {r["experiment"]: r for r in found}
+    assert by_key["6a"]["options"] == {"lr": 0.25}
+    theirs = next(r for r in as_read if r["experiment"] == "6a")
+    assert by_key["6a"]["as_read"] == rp.summary(theirs) | {
+        "source": "a separate as-read run", "wall_seconds": theirs["wall_seconds"]}
+    assert by_key["3a-T100-N3"]["as_read"]["source"] == "the same runs"
+    data, md = _tables(tmp_path / "found")
+    assert all(r["as_read"] for r in data["rows"])
+    assert rp.as_read_text(by_key["6a"]) in md and "as read" in md.split("|---")[0]
+    assert rp.counts_line(found) in md
+    # continuing the folder keeps the link (plan.json) without naming it again
+    assert rp.reproduce(["6a"], out=tmp_path / "found", **kw)[0]["as_read"]["source"] == \
+        "a separate as-read run"
+    # without one, a row with a set-up says so
+    alone = rp.reproduce(["6a"], out=tmp_path / "alone", **kw)
+    assert alone[0]["as_read"] is None and rp.as_read_text(alone[0]) == "—"
+    assert "not run as read" in rp.counts_line(alone + as_read[1:])
+    with pytest.raises(ValueError, match="not a reproduction folder"):
+        rp.reproduce(["6a"], out=tmp_path / "x", as_read_from=tmp_path / "nowhere", **kw)

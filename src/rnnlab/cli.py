@@ -198,10 +198,15 @@ def reproduce(
     modern: int = typer.Option(1, help="runs of a modern LSTM (forget gate, Adam) beside "
                                "each row; 0 for none"),
     list_: bool = typer.Option(False, "--list", help="list the experiments and exit"),
+    as_read_from: Path = typer.Option(None, "--as-read-from", help="a reproduction folder "
+                                      "run with --as-read: its rows become the as-read "
+                                      "result of the rows here that use a found set-up"),
     cluster: str = CLUSTER_OPTION,
 ) -> None:
     """Run the paper's experiments with the paper protocol; print ours beside the paper's.
-    Resumable: run the same command (same --out) again to continue where it stopped."""
+    Resumable: run the same command (same --out) again to continue where it stopped.
+    Every row shows the paper as read too: its own result where it uses the paper's
+    settings, else the same row of the --as-read-from reproduction."""
     from .training.reproduce import CHEAP_COST, row_cost, rows, setup_text
     from .training.reproduce import reproduce as run_reproduce
 
@@ -230,7 +235,8 @@ def reproduce(
     try:
         run_reproduce(experiments or None, out=folder, trials=trials, jobs=jobs, full=full,
                       budget=budget, seed=seed, options=parse_pairs(set_, "--set"),
-                      as_read=as_read, modern=modern, echo=typer.echo, cluster=cluster)
+                      as_read=as_read, modern=modern, echo=typer.echo, cluster=cluster,
+                      as_read_from=as_read_from)
     except KeyboardInterrupt:
         typer.echo(f"\ninterrupted; continue with `rnnlab reproduce --out {folder}`", err=True)
         raise typer.Exit(130) from None

@@ -8,7 +8,7 @@ import tempfile
 from pathlib import Path
 
 from ..training.curves import plot
-from ..training.reproduce import reproduces
+from ..training.reproduce import as_read_text, counts_line, reproduces
 from .common import config_and_environment
 from .page import Page, Raw, esc, png_bytes, table
 
@@ -19,14 +19,15 @@ def report(folder: Path) -> Page:
     if (folder / "reproduce.json").is_file():
         data = json.loads((folder / "reproduce.json").read_text())
     rows = data["rows"]
-    good = sum(reproduces(r) for r in rows)
     page = Page("rnnlab reproduce — Hochreiter & Schmidhuber (1997)",
-                f"{good} of {len(rows)} finished rows reproduce · {folder}")
+                f"finished rows: {counts_line(rows)} · {folder}")
     page.section("table", "Ours beside the paper's", _table(rows),
                  "A row reproduces (green) when at least 80 % of its trials are solved with a "
                  "mean within 2× the paper's; red rows miss (the notes below say why). "
-                 "Sequences are counted as the paper counts them; the modern column is a "
-                 "forget-gate LSTM with Adam on the same task and budget.")
+                 "Sequences are counted as the paper counts them; \"as read\" is the row with "
+                 "the paper's settings as we read them (a row without a set-up is its own); "
+                 "the modern column is a forget-gate LSTM with Adam on the same task and "
+                 "budget.")
     if data.get("unfinished"):
         rows_u = [[u["experiment"], f"{u['trials_finished']}/{u['trials']}",
                    u["solved_so_far"], "—" if u["running_at"] is None
@@ -72,8 +73,8 @@ def _table(rows: list[dict]) -> str:
         body.append([r["experiment"], r["table"], _n(r["paper_sequences"]),
                      f"{r['solved']}/{r['trials']}", _n(r["mean_sequences"]), span, ratio,
                      f"{min(wrong):,}–{max(wrong):,} of {r['test_n']:,}" if wrong else "—",
-                     Raw(esc(modern)), f"{r['wall_seconds'] / 60:.1f}"])
+                     as_read_text(r), Raw(esc(modern)), f"{r['wall_seconds'] / 60:.1f}"])
         classes.append("good" if reproduces(r) else "miss")
     return table(["row", "table", "paper mean", "solved", "our mean", "min–max", "ratio",
-                  "test wrong", "modern LSTM", "minutes"], body,
-                 numeric=(2, 4, 5, 6, 7, 9), row_class=classes)
+                  "test wrong", "as read", "modern LSTM", "minutes"], body,
+                 numeric=(2, 4, 5, 6, 7, 10), row_class=classes)

@@ -5,6 +5,11 @@
     OUT/reproduce.json, .md         ours beside the paper's, rewritten as rows finish
     OUT/curves.png                  every trial's learning curve, a panel per row
 
+Every row carries two results: the one it ran (with the set-up found by experiment, if it has
+one) and the paper as read (``"as_read"``). A row that ran with the paper's settings is its own
+as-read result; for the others, ``as_read_from`` names a second reproduction run with
+``--as-read`` whose rows are attached (`attach_as_read`).
+
 A row's trials are split into shards (`split_trials`); every shard is an ordinary run folder
 of the paper protocol (`rnnlab train --protocol paper --first-trial A --trials n`), so a
 killed or interrupted reproduction continues where each shard stopped, and trial k is the same
@@ -117,21 +122,27 @@ def _shard_config(row: dict, first: int, count: int, seed: int) -> RunConfig:
 def reproduce(keys: list[str] | None, *, out: Path, trials: int | None = None,
               jobs: int | None = None, budget: float = 3.0, full: bool = False, seed: int = 0,
               options: dict | None = None, as_read: bool = False, modern: int = 1,
-              echo=print, progress: bool = True, cluster: str | None = None) -> list[dict]:
+              echo=print, progress: bool = True, cluster: str | None = None,
+              as_read_from: Path | None = None) -> list[dict]:
     """Run (or continue) the rows ``keys`` (default: every row cheaper than `CHEAP_COST`, all
     with ``full``) into ``out``; returns the rows of reproduce.json. The rows added by this
     call run with each experiment's found set-up (none with ``as_read``) and ``options`` on
     top (`run_options`); ``modern`` runs of the modern LSTM (seeds 0, 1, …) go beside each.
-    The shards run in ``jobs`` local processes, or on the Dask ``cluster`` (`jobs`)."""
+    The shards run in ``jobs`` local processes, or on the Dask ``cluster`` (`jobs`).
+    ``as_read_from``: a reproduction folder run with ``as_read``, whose results become the
+    "as read" result of the rows here that ran with a found set-up (kept in plan.json)."""
     for exp in rows(keys, full=True):  # bad names or options: an error before anything is written
         with_options(exp, run_options(exp, options, as_read))
+    if as_read_from is not None and not (Path(as_read_from) / "plan.json").is_file():
+        raise ValueError(f"--as-read-from {as_read_from}: not a reproduction folder (no "
+                         "plan.json)")
     with job_folder(out, "reproduce") as out:
         return _reproduce(keys, out, trials, jobs, budget, full, seed, options or {}, as_read,
-                          modern, echo, progress, cluster)
+                          modern, echo, progress, cluster, as_read_from)
 
 
 def _reproduce(keys, out, trials, jobs, budget, full, seed, options, as_read, modern, echo,
-               progress, cluster) -> list[dict]:
+               progress, cluster, as_read_from) -> list[dict]:
     plan_path = out / "plan.json"
     if plan_path.exists():
         plan = read_json(plan_path)
@@ -145,6 +156,8 @@ def _reproduce(keys, out, trials, jobs, budget, full, seed, options, as_read, mo
     else:
         plan = {"version": __version__, "seed": seed, "rows": []}
         added = rows(keys, full=full)
+    if as_read_from is not None:
+        plan["as_read_from"] = str(Path(as_read_from).resolve())
     jobs = jobs or (cluster_threads(cluster) if cluster else os.cpu_count()) or 1
     # few rows on many workers: split each row further so that every worker has a shard
     parts = -(-jobs // max(1, len(added)))
@@ -197,7 +210,8 @@ def _reproduce(keys, out, trials, jobs, budget, full, seed, options, as_read, mo
 
 
 def _collect(out: Path, plan: dict, wanted: list[dict]) -> list[dict]:
-    """One reproduce.json row per finished row (all its shards done)."""
+    """One reproduce.json row per finished row (all its shards done), each with its as-read
+    result where one is known."""
     results = []
     for row in plan["rows"]:
         folders = _shard_folders(out, row)
@@ -207,6 +221,26 @@ def _collect(out: Path, plan: dict, wanted: list[dict]) -> list[dict]:
             results.append(_row(EXPERIMENTS[row["key"]], row,
                                 [RunDir(f).result() for f in folders],
                                 [RunDir(f).result() for f in modern]))
+    other = plan.get("as_read_from")
+    if other and (Path(other) / "reproduce.json").is_file():
+        attach_as_read(results, read_json(Path(other) / "reproduce.json")["rows"])
+    return results
+
+
+def summary(row: dict) -> dict:
+    """A row's result in brief: solved of trials, mean sequences over the solved, ratio."""
+    return {k: row[k] for k in ("solved", "trials", "mean_sequences", "ratio")}
+
+
+def attach_as_read(results: list[dict], as_read_rows: list[dict]) -> list[dict]:
+    """Give each row that ran with a set-up the as-read result of the same experiment from
+    ``as_read_rows`` (rows of a reproduction run with ``--as-read``); in place, returned."""
+    found = {r["experiment"]: r for r in as_read_rows if not r.get("options")}
+    for r in results:
+        other = found.get(r["experiment"])
+        if r.get("options") and other is not None:
+            r["as_read"] = summary(other) | {"source": "a separate as-read run",
+                                             "wall_seconds": other["wall_seconds"]}
     return results
 
 
@@ -215,7 +249,8 @@ def _row(exp: Experiment, row: dict, shards: list[dict], modern: list[dict]) -> 
     modern_solved = [m["sequences_to_success"] for m in modern if m["solved"]]
     solved = [t["sequences"] for t in trials if t["solved"]]
     mean = sum(solved) / len(solved) if solved else None
-    return {
+    options = row.get("options", {})
+    result = {
         "experiment": exp.key, "table": exp.table, "task": shards[0]["task"],
         "paper_sequences": exp.paper_sequences, "paper_solved": exp.paper_solved,
         "paper_test": exp.paper_test, "trials": len(trials), "solved": len(solved),
@@ -227,7 +262,7 @@ def _row(exp: Experiment, row: dict, shards: list[dict], modern: list[dict]) -> 
         "test_mean_abs_error": [t["test"].get("mean_abs_error") for t in trials],
         "trial_sequences": [t["sequences"] for t in trials],
         "wall_seconds": round(sum(r["wall_seconds"] for r in shards), 1),
-        "options": row.get("options", {}), "notes": exp.notes,
+        "options": options, "notes": exp.notes,
         "modern": {"runs": len(modern), "solved": len(modern_solved),
                    "mean_sequences": (sum(modern_solved) / len(modern_solved)
                                       if modern_solved else None),
@@ -235,6 +270,9 @@ def _row(exp: Experiment, row: dict, shards: list[dict], modern: list[dict]) -> 
                    "test_wrong": [m["test"]["wrong"] for m in modern],
                    "wall_seconds": round(sum(m["wall_seconds"] for m in modern), 1)},
     }
+    # the paper's settings unchanged: this result is the as-read one (else attach_as_read)
+    result["as_read"] = None if options else summary(result) | {"source": "the same runs"}
+    return result
 
 
 def _fmt(v) -> str:
@@ -287,15 +325,38 @@ def _write_tables(out: Path, plan: dict, results: list[dict]) -> None:
 
 
 def reproduces(row: dict) -> bool:
-    """The acceptance line: at least 80 % of the trials solved, mean within 2× the paper's."""
+    """The acceptance line: at least 80 % of the trials solved, mean within 2× the paper's.
+    ``row`` is a table row or its `summary` (its as-read result)."""
     return row["solved"] >= 0.8 * row["trials"] and row["ratio"] is not None \
         and row["ratio"] <= 2.0
+
+
+def as_read_text(row: dict) -> str:
+    """The as-read column: "9/10, 1.14× ✓", or "—" where no as-read result is known."""
+    a = row.get("as_read")
+    if not a:
+        return "—"
+    ratio = "" if a["ratio"] is None else f", {a['ratio']:.2f}×"
+    return f"{a['solved']}/{a['trials']}{ratio} {'✓' if reproduces(a) else '✗'}"
+
+
+def counts_line(results: list[dict]) -> str:
+    """The headline: how many rows reproduce as run, and how many as read."""
+    good = sum(reproduces(r) for r in results)
+    known = [r["as_read"] for r in results if r.get("as_read")]
+    line = f"{good} of {len(results)} rows reproduce"
+    if any(r.get("options") for r in results):
+        line += " (with the set-ups found by experiment)"
+    if known:
+        line += (f"; as read, {sum(reproduces(a) for a in known)} of {len(known)}"
+                 + ("" if len(known) == len(results) else
+                    f" (the other {len(results) - len(known)} not run as read)"))
+    return line + "."
 
 
 def markdown(results: list[dict], unfinished: list[dict] = (), figure: str | None = None) -> str:
     """reproduce.md: the table, the notes, the rows not finished; ``figure``: the learning
     curves' image, linked below the table."""
-    good = sum(reproduces(r) for r in results)
     lines = [
         "# rnnlab reproduce: Hochreiter & Schmidhuber (1997)", "",
         "Paper protocol: the paper's networks, initialisation and learning rates, on-line "
@@ -305,12 +366,14 @@ def markdown(results: list[dict], unfinished: list[dict] = (), figure: str | Non
         "80 % of its trials are solved with a mean within 2× the paper's. Set-up: \"paper\" is "
         "the paper's settings as we read them; otherwise the settings changed (a set-up found "
         "by experiment, see the notes, or --set). Modern LSTM: "
-        "forget gate, 32 units, Adam 3e-3, minibatches of 32, the same stopping rule.", "",
-        f"**{good} of {len(results)} rows reproduce.**", "",
+        "forget gate, 32 units, Adam 3e-3, minibatches of 32, the same stopping rule. As read: "
+        "the same row with the paper's settings as we read them (solved, ours / paper) — for "
+        "a row without a set-up, its own result.", "",
+        f"**{counts_line(results)}**", "",
         "| experiment | paper table | paper: mean sequences | ours: solved | ours: mean "
         "(min–max) | ours / paper | ✓ | test: wrong (median, max) of n | paper test | "
-        "set-up | modern LSTM: solved, mean | CPU time |",
-        "|---|---|---:|---:|---:|---:|:-:|---|---|---|---|---:|",
+        "set-up | as read: solved, ours / paper | modern LSTM: solved, mean | CPU time |",
+        "|---|---|---:|---:|---:|---:|:-:|---|---|---|---|---|---:|",
     ]
     for r in results:
         ratio = "—" if r["ratio"] is None else f"{r['ratio']:.2f}"
@@ -325,7 +388,8 @@ def markdown(results: list[dict], unfinished: list[dict] = (), figure: str | Non
             f"| {r['solved']}/{r['trials']} | {_fmt(r['mean_sequences'])} "
             f"({_fmt(r['min_sequences'])}–{_fmt(r['max_sequences'])}) | {ratio} | "
             f"{'✓' if reproduces(r) else '✗'} | {median}, {wrong[-1]} of {r['test_n']:,} | "
-            f"{r['paper_test']} | {setup} | {modern} | {_minutes(r['wall_seconds'])} |")
+            f"{r['paper_test']} | {setup} | {as_read_text(r)} | {modern} | "
+            f"{_minutes(r['wall_seconds'])} |")
     if figure:
         lines += ["", f"![Every trial's learning curve, a panel per row]({figure})"]
     by_note: dict[str, list[str]] = {}  # rows of one family share their note
