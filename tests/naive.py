@@ -207,8 +207,9 @@ SQUASH = {
 
 
 def lstm1997_step(p, x, state, *, K, S, output_gate=True, gate_recurrence=True, g="g2",
-                  h="h1", truncated=True):
-    """One step of the 1997 LSTM from App. A.1, one unit type at a time."""
+                  h="h1", truncated=True, forget_gate=False):
+    """One step of the 1997 LSTM from App. A.1, one unit type at a time (``forget_gate``:
+    Gers et al. 2000's, s_c = y^φ s_c(t-1) + y^in g(net_c))."""
     y, s = state
     C = K * S
     src = y.detach() if truncated else y  # truncation: net inputs carry no error back in time
@@ -221,17 +222,19 @@ def lstm1997_step(p, x, state, *, K, S, output_gate=True, gate_recurrence=True, 
             a = a + p[bias_name]
         return a
 
-    gK = 2 * K if output_gate else K
+    gK = (1 + output_gate + forget_gate) * K
     y_in = torch.sigmoid(net(slice(0, K), "bias_in"))
     y_out = torch.sigmoid(net(slice(K, 2 * K), "bias_out")) if output_gate else None
+    y_f = torch.sigmoid(net(slice(gK - K, gK), "bias_forget")) if forget_gate else None
     g_c = SQUASH[g](net(slice(gK, gK + C), "bias_cell"))
-    s_new = s + y_in.repeat_interleave(S, dim=-1) * g_c  # the carousel, weight 1.0
+    kept = s * y_f.repeat_interleave(S, dim=-1) if forget_gate else s
+    s_new = kept + y_in.repeat_interleave(S, dim=-1) * g_c  # the carousel
     y_c = SQUASH[h](s_new)
     if output_gate:
         y_c = y_out.repeat_interleave(S, dim=-1) * y_c
     parts = [y_c]
     if gate_recurrence:
-        parts += [y_in] + ([y_out] if output_gate else [])
+        parts += [y_in] + ([y_out] if output_gate else []) + ([y_f] if forget_gate else [])
     return torch.cat(parts, dim=-1), s_new
 
 

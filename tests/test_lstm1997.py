@@ -20,6 +20,9 @@ CONFIGS = [
     ("no-gate-recurrence", {"gate_recurrence": False, "block_size": 2}),
     ("gate-biases-only", {"bias": ("in", "out"), "block_size": 2}),
     ("tanh-squashers", {"g": "tanh", "h": "tanh"}),
+    ("forget-gate-2000", {"forget_gate": True, "forget_gate_bias": [0.5, 1.0], "block_size": 2,
+                          "gate_recurrence": False}),
+    ("forget-gate-no-output-gate", {"forget_gate": True, "output_gate": False}),
 ]
 
 
@@ -35,6 +38,7 @@ def oracle(m):
     return functools.partial(
         naive.lstm1997_step, K=m.num_blocks, S=m.block_size, output_gate=m.output_gate,
         gate_recurrence=m.gate_recurrence, g=m.g, h=m.h, truncated=m.truncated,
+        forget_gate=m.forget_gate,
     )
 
 
@@ -124,6 +128,9 @@ def _count(m, outputs, output_bias, output_sees_input=False):
          False, 93),
         ("6a", lambda: rnnlab.LSTM1997(8, 2, 2), 4, True, False, 156),
         ("6b", lambda: rnnlab.LSTM1997(8, 3, 2), 8, True, False, 308),
+        # Gers, Schmidhuber & Cummins 2000, the continual embedded Reber grammar
+        ("CERG", lambda: rnnlab.LSTM1997(7, 4, 2, forget_gate=True, gate_recurrence=False,
+                                         bias=("in", "out", "forget")), 7, True, True, 424),
     ],
 )
 def test_weight_counts_match_the_paper(experiment, build, outputs, output_bias, shortcut, paper):

@@ -21,6 +21,11 @@ CONFIGS = [
                      g="logistic", h="identity"), {"output_bias": False, "shortcut": True}),
     ("no-gate-recurrence", dict(input_size=3, num_blocks=2, block_size=1, gate_recurrence=False),
      {}),
+    # Gers et al. 2000: forget gates, the CERG net's connectivity (outputs see the inputs)
+    ("forget-gate-cerg", dict(input_size=7, num_blocks=2, block_size=2, gate_recurrence=False,
+                              forget_gate=True, bias=("in", "out", "forget"),
+                              forget_gate_bias=[0.5, 1.0]), {"shortcut": True}),
+    ("forget-gate-recurrent-gates", dict(input_size=3, num_blocks=2, forget_gate=True), {}),
 ]
 
 

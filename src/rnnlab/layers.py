@@ -798,6 +798,10 @@ class GRUCell(_CellBase):
 # -- the 1997 LSTM --------------------------------------------------------------------------
 
 
+#: the option that sets each gate type's initial biases
+_GATE_BIAS = {"in": "input_gate_bias", "out": "output_gate_bias", "forget": "forget_gate_bias"}
+
+
 class LSTM1997(_RecurrentBase):
     """The LSTM of Hochreiter & Schmidhuber (1997): ``num_blocks`` memory cell blocks of
     ``block_size`` cells, one input gate and one output gate per block, no forget gate, the
@@ -816,7 +820,9 @@ class LSTM1997(_RecurrentBase):
     "h1" = 2σ−1 (the paper's), "logistic", "tanh", "identity"; ``init_range``: weights and biases
     uniform in ±init_range; ``input_gate_bias``, ``output_gate_bias``: a number or one number per
     block, overriding the random initial bias (e.g. −3, −6; or −1, −2, −3); ``truncated``: the
-    paper's truncated gradient (default) or full BPTT (False).
+    paper's truncated gradient (default) or full BPTT (False). ``forget_gate`` adds Gers et
+    al.'s (2000) forget gate, s_c(t) = y^φ(t) s_c(t-1) + y^in(t) g(net_c(t)), with
+    ``forget_gate_bias`` like the others (Gers: +0.5, +1, +1.5, +2 for four blocks).
     """
 
     _has_cell_state = True
@@ -825,8 +831,8 @@ class LSTM1997(_RecurrentBase):
                  output_gate: bool = True, recurrent: bool = True,
                  gate_recurrence: bool = True, bias=True, g: str = "g2", h: str = "h1",
                  init_range: float = 0.1, input_gate_bias=None, output_gate_bias=None,
-                 truncated: bool = True, batch_first: bool = False, device=None,
-                 dtype=None) -> None:
+                 truncated: bool = True, forget_gate: bool = False, forget_gate_bias=None,
+                 batch_first: bool = False, device=None, dtype=None) -> None:
         nn.Module.__init__(self)
         factory = {"device": device, "dtype": dtype}
         self.input_size = ck.check_positive_int("input_size", input_size)
@@ -837,7 +843,8 @@ class LSTM1997(_RecurrentBase):
                 raise ValueError(f"unknown squasher {name}={value!r}; expected one of "
                                  f"{tuple(SQUASHERS)}")
         ck.check_number("init_range", init_range, low=0)
-        kinds = ("in", "out", "cell")
+        self.forget_gate = ck.check_bool("forget_gate", forget_gate)
+        kinds = ("in", "out", "forget", "cell") if self.forget_gate else ("in", "out", "cell")
         if bias is True:
             bias = kinds
         elif bias is False or bias is None:
@@ -864,19 +871,23 @@ class LSTM1997(_RecurrentBase):
         shapes = {"weight_ih": (cell.rows, input_size)}
         if self.recurrent:
             shapes["weight_hh"] = (cell.rows, cell.state_size)
-        sizes = {"in": K, "out": K, "cell": C}
+        sizes = {"in": K, "out": K, "forget": K, "cell": C}
         for kind in bias:
             shapes["bias_" + kind] = (sizes[kind],)
         for name, shape in shapes.items():
             self.register_parameter(name, nn.Parameter(torch.empty(shape, **factory)))
         self._name_weights([{name: name for name in shapes}])
-        self._gate_bias = {"in": input_gate_bias, "out": output_gate_bias}
+        self._gate_bias = {"in": input_gate_bias, "out": output_gate_bias,
+                           "forget": forget_gate_bias}
+        if forget_gate_bias is not None and not self.forget_gate:
+            raise ValueError("forget_gate_bias is given but there is no forget gate "
+                             "(forget_gate=False)")
         for kind, value in self._gate_bias.items():
             if value is not None:
                 if kind not in bias:
-                    raise ValueError(f"{kind}put_gate_bias is given but the {kind}put gates "
+                    raise ValueError(f"{_GATE_BIAS[kind]} is given but the {kind} gates "
                                      f"have no bias (bias={bias!r})")
-                self._block_values(f"{kind}put_gate_bias", value)
+                self._block_values(_GATE_BIAS[kind], value)
         self.reset_parameters()
 
     def _block_values(self, name, value) -> Tensor:
@@ -896,12 +907,12 @@ class LSTM1997(_RecurrentBase):
             for kind, value in self._gate_bias.items():
                 if value is not None:
                     p = getattr(self, "bias_" + kind)
-                    p.copy_(self._block_values(f"{kind}put_gate_bias", value))
+                    p.copy_(self._block_values(_GATE_BIAS[kind], value))
 
     def _make_cell(self):
         return LSTM1997Math(self.num_blocks, self.block_size, output_gate=self.output_gate,
                             gate_recurrence=self.gate_recurrence, g=self.g, h=self.h,
-                            truncated=self.truncated)
+                            truncated=self.truncated, forget_gate=self.forget_gate)
 
     def _state_sizes(self):
         return (self._make_cell().state_size, self.num_cells)
@@ -912,4 +923,5 @@ class LSTM1997(_RecurrentBase):
     def extra_repr(self) -> str:
         return (f"{self.input_size}, num_blocks={self.num_blocks}, "
                 f"block_size={self.block_size}, output_gate={self.output_gate}, "
-                f"g={self.g!r}, h={self.h!r}, truncated={self.truncated}")
+                f"g={self.g!r}, h={self.h!r}, truncated={self.truncated}"
+                + (", forget_gate=True" if self.forget_gate else ""))

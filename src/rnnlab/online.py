@@ -16,7 +16,15 @@ output units, δ_k = (y_k − target_k) f'(net_k), becomes
     ∂E/∂w_{c,·}  = e_c y^out_j h'(s_c) ∂s_c/∂w_{c,·}          cells, through the traces
     ∂E/∂w_{in_j,·} = Σ_{c∈j} e_c y^out_j h'(s_c) ∂s_c/∂w_{in_j,·}
 
-with E = ½ Σ_k (y_k − target_k)². For one sequence this sums to exactly the truncated BPTT
+with E = ½ Σ_k (y_k − target_k)². With a forget gate (Gers, Schmidhuber & Cummins 2000) the
+carousel fades, s_c(t) = y^φ_j s_c(t-1) + y^in_j g(net_c), and so does every trace, the forget
+gate's own included (their eqs. for truncated RTRL):
+
+    ∂s_c(t)/∂w = y^φ_j(t) ∂s_c(t-1)/∂w + (the terms above)
+    ∂s_c(t)/∂w_{φ_j,m} = y^φ_j(t) ∂s_c(t-1)/∂w_{φ_j,m} + s_c(t-1) f'(net_φ_j(t)) u_m(t)
+    ∂E/∂w_{φ_j,·} = Σ_{c∈j} e_c y^out_j h'(s_c) ∂s_c/∂w_{φ_j,·}
+
+For one sequence this sums to exactly the truncated BPTT
 gradient of rnnlab.LSTM1997 (``truncated=True``) with a logistic readout; here the weights can
 change at every step that has a target (the paper's on-line learning) or once per sequence.
 
@@ -117,8 +125,7 @@ class OnlineLSTM1997:
         mask = torch.ones(R, self.M, **factory)
         if not proto.recurrent:
             mask[:, I : I + Y] = 0
-        K, gK = cell.K, cell.gates * cell.K
-        kinds = {"in": slice(0, K), "out": slice(K, gK), "cell": slice(gK, R)}
+        kinds = cell.row_slices()
         for kind, rows in kinds.items():
             if kind not in proto.bias_units:
                 mask[rows, -1] = 0
@@ -151,7 +158,8 @@ class OnlineLSTM1997:
     def from_modules(cls, lstm: LSTM1997, readout: nn.Linear, *,
                      output_sees_input: bool = False) -> OnlineLSTM1997:
         """One trial with the weights of an LSTM1997 and its (logistic) readout."""
-        options = {k: getattr(lstm, k) for k in ("output_gate", "recurrent", "g", "h")}
+        options = {k: getattr(lstm, k)
+                   for k in ("output_gate", "recurrent", "g", "h", "forget_gate")}
         options.update(gate_recurrence=lstm.gate_recurrence, bias=lstm.bias_units)
         learner = cls(lstm.input_size, lstm.num_blocks, lstm.block_size, readout.out_features,
                       output_bias=readout.bias is not None,
@@ -169,20 +177,18 @@ class OnlineLSTM1997:
     def to_modules(self, trial: int = 0) -> tuple[LSTM1997, nn.Linear]:
         """Trial ``trial`` as an LSTM1997 and an nn.Linear readout (apply σ to its output)."""
         opts = {k: v for k, v in self.options.items()
-                if k not in ("input_gate_bias", "output_gate_bias")}
+                if not k.endswith("_gate_bias")}
         lstm = LSTM1997(self.input_size, self.num_blocks, self.block_size,
                         dtype=self.W.dtype, device=self.W.device, **opts)
         readout = nn.Linear(self.Z - 1, self.output_size, bias=self.output_bias,
                             dtype=self.W.dtype, device=self.W.device)
         I, Y = self.input_size, self.cell.state_size
-        W, cell = self.W[trial], self.cell
-        K, gK = cell.K, cell.gates * cell.K
+        W = self.W[trial]
         with torch.no_grad():
             lstm.weight_ih.copy_(W[:, :I])
             if lstm.recurrent:
                 lstm.weight_hh.copy_(W[:, I : I + Y])
-            for kind, rows in (("in", slice(0, K)), ("out", slice(K, gK)),
-                               ("cell", slice(gK, None))):
+            for kind, rows in self.cell.row_slices().items():
                 if kind in lstm.bias_units:
                     getattr(lstm, "bias_" + kind).copy_(W[rows, -1])
             readout.weight.copy_(self.V[trial, :, :-1])
@@ -239,7 +245,7 @@ class OnlineLSTM1997:
         if outputs_at == "targets" and targets is None:
             raise ValueError("outputs_at='targets' needs targets")
         shapes = self._check(x, targets, mask, lengths)
-        if kernels.usable(self.W):
+        if kernels.usable(self.W) and not self.cell.forget_gate:
             outputs, grads = self._run_compiled(x, targets, mask, lengths, shapes, lr, update,
                                                 outputs_at == "all", gradient)
         else:
@@ -403,6 +409,9 @@ class OnlineLSTM1997:
         s = torch.zeros(N, B, K, S, **f)  # cell states, block by block
         trace_c = torch.zeros(N, B, K, S, self.M, **f)  # ∂s_c/∂w_{c,·}
         trace_in = torch.zeros(N, B, K, S, self.M, **f)  # ∂s_c/∂w_{in_j(c),·}
+        forget = cell.row_slices().get("forget")
+        if forget is not None:
+            trace_f = torch.zeros(N, B, K, S, self.M, **f)  # ∂s_c/∂w_{φ_j(c),·}
         grad_W, grad_V = torch.zeros_like(self.W), torch.zeros_like(self.V)
         outputs = torch.full((T, N, B, self.output_size), float("nan"), **f)
         one = torch.ones(N, B, 1, **f)
@@ -415,10 +424,17 @@ class OnlineLSTM1997:
             gates = torch.sigmoid(net[..., :gK])
             y_in = gates[..., :K].unsqueeze(3)  # (N, B, K, 1): one per block
             gc = cell.g(net[..., gK:]).view(N, B, K, S)
+            if forget is not None:  # s_c = y^φ s_c(t-1) + …, and every trace fades with it
+                y_f = gates[..., forget].unsqueeze(3)
+                keep = y_f.unsqueeze(4)
+                trace_c.mul_(keep)
+                trace_in.mul_(keep)
+                trace_f.mul_(keep).addcmul_((s * (y_f * (1 - y_f))).unsqueeze(4), u5)
+                s.mul_(y_f)
             s.addcmul_(y_in, gc)  # the carousel
             hs = cell.h(s)
             if cell.output_gate:
-                y_out = gates[..., K:].unsqueeze(3)
+                y_out = gates[..., K : 2 * K].unsqueeze(3)
                 y_c = y_out * hs
             else:
                 y_out, y_c = None, hs
@@ -444,14 +460,17 @@ class OnlineLSTM1997:
             e_c = torch.bmm(delta, self.V[..., :C]).view(N, B, K, S)  # at the cell outputs
             gW = torch.empty_like(self.W)
             if cell.output_gate:
-                d_out = (e_c * hs).sum(3) * gates[..., K:] * (1 - gates[..., K:])  # (N, B, K)
-                torch.bmm(d_out.transpose(1, 2), u, out=gW[:, K:gK])
+                y_o = gates[..., K : 2 * K]
+                d_out = (e_c * hs).sum(3) * y_o * (1 - y_o)  # (N, B, K)
+                torch.bmm(d_out.transpose(1, 2), u, out=gW[:, K : 2 * K])
                 e_s = e_c * y_out * cell.h_prime(hs)
             else:
                 e_s = e_c * cell.h_prime(hs)
             e_s = e_s.unsqueeze(4)
             torch.sum((e_s * trace_c).view(N, B, C, self.M), 1, out=gW[:, gK:])
             torch.sum(e_s * trace_in, (1, 3), out=gW[:, :K])
+            if forget is not None:
+                torch.sum(e_s * trace_f, (1, 3), out=gW[:, forget])
             gW *= self.mask
             grad_W += gW
             grad_V += gV
@@ -471,8 +490,7 @@ def _stack_rows(lstm: LSTM1997, cell: LSTM1997Math, M: int) -> Tensor:
     W[:, :I] = lstm.weight_ih
     if lstm.recurrent:
         W[:, I : I + Y] = lstm.weight_hh
-    K, gK = cell.K, cell.gates * cell.K
-    for kind, rows in (("in", slice(0, K)), ("out", slice(K, gK)), ("cell", slice(gK, R))):
+    for kind, rows in cell.row_slices().items():
         if kind in lstm.bias_units:
             W[rows, -1] = getattr(lstm, "bias_" + kind)
     return W

@@ -1,4 +1,5 @@
-"""The LSTM of Hochreiter & Schmidhuber (1997): memory cell blocks, no forget gate.
+"""The LSTM of Hochreiter & Schmidhuber (1997): memory cell blocks, no forget gate (or, as an
+option, Gers, Schmidhuber & Cummins's 2000 forget gate).
 
 K blocks of S cells (C = K·S cells). Each block j has one input gate and one output gate that
 its S cells share. With y(t-1) the vector of everything the units see from the previous step —
@@ -11,7 +12,12 @@ logistic function:
     s_c(t)       = s_c(t-1) + y^in_j(t) g(net_c(t))         the constant error carousel, weight 1.0
     y^c(t)       = y^out_j(t) h(s_c(t))
 
-with s_c(0) = 0 unless an initial state is given. The paper's squashers are g(x) = 4σ(x) − 2 in
+with s_c(0) = 0 unless an initial state is given. With ``forget_gate`` (Gers et al. 2000) each
+block has a third gate that scales the carousel's memory:
+
+    net_φ_j(t)   = W_φ,j · [x(t), y(t-1)] + b_φ_j           y^φ_j(t)   = f(net_φ_j(t))
+    s_c(t)       = y^φ_j(t) s_c(t-1) + y^in_j(t) g(net_c(t))
+ The paper's squashers are g(x) = 4σ(x) − 2 in
 [−2, 2] and h(x) = 2σ(x) − 1 in [−1, 1] (App. A.1; the legend of its Table 10 swaps them). Task
 2a uses g logistic, h identity and no output gate (then y^c = h(s_c)).
 
@@ -23,13 +29,15 @@ Backward, with δy^c, δs_c the errors at step t (from the output and from step 
     δy^in_j  = Σ_{c∈j} δs_c g(net_c)
     δnet_in  = δy^in f'(net_in),  δnet_out = δy^out f'(net_out)      undo the gate squashing
     δs_c(t-1) = δs_c(t)                                the carousel carries error unchanged
+    (forget gate: δy^φ_j = Σ_{c∈j} δs_c s_c(t-1), then δs_c(t-1) = δs_c(t) y^φ_j)
     δy(t-1)  = W_recᵀ δnet                             only if not ``truncated``
 
 ``truncated=True`` is the paper's learning rule (§4, App. A.1): error reaching net_in, net_out
 or net_c is not propagated back in time; only the carousel carries error backwards.
 
-Layout for the engine: the unit rows are one block, [in (K), out (K, if any), cells (C)], and the
-recurrent state is y = [y^c (C), y^in (K), y^out (K)], so W_hh has one column per source unit.
+Layout for the engine: the unit rows are one block, [in (K), out (K, if any), forget (K, if any),
+cells (C)], and the recurrent state is y = [y^c (C), the gates' activations in that order], so
+W_hh has one column per source unit.
 """
 
 from __future__ import annotations
@@ -75,18 +83,23 @@ SQUASHERS = {
 
 class LSTM1997Math(CellMath):
     n_gates = 1  # the unit rows [in, out, cells] form one block of unequal parts
-    param_names = ("weight_ih", "weight_hh", "bias_ih", "bias_in", "bias_out", "bias_cell")
+    param_names = ("weight_ih", "weight_hh", "bias_ih", "bias_in", "bias_out", "bias_forget",
+                   "bias_cell")
     state_names = ("y", "s")
 
     def __init__(self, num_blocks: int, block_size: int, *, output_gate: bool = True,
                  gate_recurrence: bool = True, g: str = "g2", h: str = "h1",
-                 truncated: bool = True):
+                 truncated: bool = True, forget_gate: bool = False):
         for name, value in (("g", g), ("h", h)):
             if value not in SQUASHERS:
                 raise ValueError(f"unknown squasher {name}={value!r}; expected one of "
                                  f"{tuple(SQUASHERS)}")
         self.K, self.S, self.C = num_blocks, block_size, num_blocks * block_size
         self.output_gate = output_gate
+        self.forget_gate = forget_gate
+        if forget_gate:  # not in the compiled kernels: the engine's loops in torch operations
+            self.kernel_forward = None
+            self.fusable = False
         self.gate_recurrence = gate_recurrence
         self.g_name, self.h_name = g, h
         self.g, self.g_prime = SQUASHERS[g]
@@ -95,8 +108,17 @@ class LSTM1997Math(CellMath):
 
     @property
     def gates(self) -> int:
-        """Gate units per block: input gate, and output gate if any."""
-        return 2 if self.output_gate else 1
+        """Gate units per block: input gate, and output and forget gates if any."""
+        return 1 + self.output_gate + self.forget_gate
+
+    def row_slices(self) -> dict[str, slice]:
+        """The rows of each unit type: "in", "out", "forget" (those there are), "cell"."""
+        K, rows, at = self.K, {"in": slice(0, self.K)}, self.K
+        for kind, present in (("out", self.output_gate), ("forget", self.forget_gate)):
+            if present:
+                rows[kind], at = slice(at, at + K), at + K
+        rows["cell"] = slice(at, at + self.C)
+        return rows
 
     @property
     def rows(self) -> int:
@@ -108,11 +130,11 @@ class LSTM1997Math(CellMath):
         return self.C + (self.gates * self.K if self.gate_recurrence else 0)
 
     def input_bias(self, params):
-        parts = [params["bias_in"], params["bias_out"] if self.output_gate else None,
-                 params["bias_cell"]]
+        kinds = self.row_slices()
+        parts = [params.get("bias_" + kind) for kind in kinds]
         if all(p is None for p in parts):
             return None
-        sizes = (self.K, self.K if self.output_gate else 0, self.C)
+        sizes = [r.stop - r.start for r in kinds.values()]
         ref = next(p for p in parts if p is not None)
         return torch.cat([p if p is not None else ref.new_zeros(n)
                           for p, n in zip(parts, sizes)])
@@ -145,10 +167,12 @@ class LSTM1997Math(CellMath):
             a = a + (y.detach() if self.truncated else y) @ params["weight_hh"].t()
         gates = torch.sigmoid(a[:, :gK])
         y_in = gates[:, :K].repeat_interleave(S, dim=-1)
+        if self.forget_gate:  # the carousel, its memory scaled by y^φ
+            s = gates[:, gK - K : gK].repeat_interleave(S, dim=-1) * s
         s_new = s + y_in * self.g(a[:, gK:])  # the carousel, weight 1.0
         y_c = self.h(s_new)
         if self.output_gate:
-            y_c = gates[:, K:].repeat_interleave(S, dim=-1) * y_c
+            y_c = gates[:, K : 2 * K].repeat_interleave(S, dim=-1) * y_c
         return (torch.cat((y_c, gates), -1) if self.gate_recurrence else y_c), s_new
 
     def kernel_forward(self, tape, threads):
@@ -179,8 +203,8 @@ class LSTM1997Math(CellMath):
 
     def fused_grads(self, tape):
         grads = dict(tape.fused)
-        db, K, gK = grads.pop("bias_ih"), self.K, self.gates * self.K
-        grads.update(bias_in=db[:K], bias_out=db[K:gK], bias_cell=db[gK:])
+        db = grads.pop("bias_ih")
+        grads.update({"bias_" + kind: db[rows] for kind, rows in self.row_slices().items()})
         return grads
 
     def _kernel_options(self):
@@ -202,13 +226,16 @@ class LSTM1997Math(CellMath):
         y_in = gates[:, :K].unsqueeze(2)
         g = ex["g"][t]
         g.copy_(self.g(a[:, gK:]))
-        s = torch.addcmul(ex["s_prev"][t].view_as(self._blocks(g)), y_in, self._blocks(g),
+        kept = ex["s_prev"][t].view_as(self._blocks(g))
+        if self.forget_gate:  # y^φ s_c(t-1)
+            kept = kept * gates[:, gK - K :].unsqueeze(2)
+        s = torch.addcmul(kept, y_in, self._blocks(g),
                           out=ex["s"][t].view_as(self._blocks(g)))  # s_c += y^in g(net_c)
         h = ex["h"][t]
         h.copy_(self.h(s.view_as(g)))
         y_c = y[:, :C]
         if self.output_gate:
-            torch.mul(gates[:, K:].unsqueeze(2), self._blocks(h), out=self._blocks(y_c))
+            torch.mul(gates[:, K : 2 * K].unsqueeze(2), self._blocks(h), out=self._blocks(y_c))
         else:
             y_c.copy_(h)
         if self.gate_recurrence:
@@ -237,8 +264,9 @@ class LSTM1997Math(CellMath):
         dgate = dA[:, :gK]
         if self.output_gate:
             # undoes y^c = y^out h(s_c): δy^out = Σ_cells δy^c h(s_c), δs_c += δy^c y^out h'(s_c)
-            torch.sum(dyc * self._blocks(h), 2, out=dgate[:, K:])
-            ds.view_as(dyc).addcmul_(dyc * gates[:, K:].unsqueeze(2), self._blocks(ex["dh"][t]))
+            torch.sum(dyc * self._blocks(h), 2, out=dgate[:, K : 2 * K])
+            ds.view_as(dyc).addcmul_(dyc * gates[:, K : 2 * K].unsqueeze(2),
+                                     self._blocks(ex["dh"][t]))
         else:  # undoes y^c = h(s_c)
             ds.view_as(dyc).addcmul_(dyc, self._blocks(ex["dh"][t]))
         ds_b = ds.view_as(dyc)
@@ -246,18 +274,21 @@ class LSTM1997Math(CellMath):
         y_in = gates[:, :K].unsqueeze(2)
         torch.mul(ds_b * y_in, self._blocks(ex["dg"][t]), out=self._blocks(dA[:, gK:]))
         torch.sum(ds_b * self._blocks(g), 2, out=dgate[:, :K])
+        if self.forget_gate:  # undoes s_c = y^φ s_c(t-1) + …: δy^φ = Σ_cells δs_c s_c(t-1)
+            torch.sum(ds_b * ex["s_prev"][t].view_as(dyc), 2, out=dgate[:, gK - K :])
         if self.gate_recurrence:
             dgate.add_(dy[:, C:])  # error that reached the gates as sources of step t+1
+        if self.forget_gate:  # δs_c(t-1) = δs_c(t) y^φ (before dgate becomes δnet below)
+            ds_b.mul_(gates[:, gK - K :].unsqueeze(2))
         dgate.mul_(ex["dgate"][t])  # undoes the gates' squashing
-        # δs_c(t-1) = δs_c(t): the carousel, nothing to do
+        # δs_c(t-1) = δs_c(t) (y^φ): nothing more to do
         if self.truncated or ex["W_hh_t"] is None:
             dy.zero_()  # the 1997 truncation: no error flows back through net_*
         else:
             torch.mm(dA, tape.params["weight_hh"], out=dy)  # undoes net += W_rec y(t-1)
 
     def recurrent_grads(self, tape, db):
-        K, gK = self.K, self.gates * self.K
-        grads = {"bias_in": db[:K], "bias_out": db[K:gK], "bias_cell": db[gK:]}
+        grads = {"bias_" + kind: db[rows] for kind, rows in self.row_slices().items()}
         if tape.params["weight_hh"] is not None:
             grads["weight_hh"] = weight_grad(tape.dG, tape.states[0][:-1])
         return grads
