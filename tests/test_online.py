@@ -279,3 +279,120 @@ def test_the_online_learner_refuses_full_gradients():
     with pytest.raises(TypeError, match="truncated must be true or false"):
         rnnlab.OnlineLSTM1997(2, 2, 1, truncated="maybe")
     assert rnnlab.OnlineLSTM1997(2, 2, 1, truncated=True).trials == 1
+
+
+# -- continual streams (Gers, Schmidhuber & Cummins 2000) ------------------------------------
+
+def _stream_learner(forget_gate=True, trials=3, seed=0):
+    """A small CERG-like net: forget gates, outputs that see the inputs, float64."""
+    return rnnlab.OnlineLSTM1997(
+        5, 2, 2, 5, trials=trials, output_sees_input=True, gate_recurrence=False,
+        forget_gate=forget_gate, bias=("in", "out", "forget") if forget_gate else ("in", "out"),
+        init_range=0.3, dtype=torch.float64, generator=torch.Generator().manual_seed(seed),
+        **({"forget_gate_bias": [0.5, 1.0]} if forget_gate else {}))
+
+
+def _stream_data(T=40, N=3, seed=1):
+    g = torch.Generator().manual_seed(seed)
+    symbols = torch.randint(-1, 5, (T, N), generator=g)
+    targets = (torch.rand(T, N, 5, generator=g, dtype=torch.float64) > 0.6).double()
+    return symbols, targets
+
+
+def _copy(learner):
+    other = learner.subset(list(range(learner.trials)))
+    return other
+
+
+@pytest.mark.parametrize("forget_gate", [True, False], ids=["forget-gate", "1997"])
+def test_a_stream_is_one_long_sequence_learned_at_every_step(forget_gate):
+    """stream(…) = run(…, update="step") on one sequence per trial (B = 1)."""
+    a = _stream_learner(forget_gate)
+    b = _copy(a)
+    symbols, targets = _stream_data()
+    got = a.stream(symbols, targets, lr=0.3)
+    out, _ = b.run(symbols.unsqueeze(-1), targets.unsqueeze(2), lr=0.3, update="step")
+    torch.testing.assert_close(got.outputs, out[:, :, 0], rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(a.W, b.W, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(a.V, b.V, rtol=1e-12, atol=1e-12)
+    assert got.steps.tolist() == [40] * 3 and not got.erred.any()
+
+
+def test_a_stream_fed_in_pieces_equals_one_call():
+    a = _stream_learner()
+    b = _copy(a)
+    symbols, targets = _stream_data()
+    whole = a.stream(symbols, targets, lr=0.3, lr_decay=0.99)
+    first = b.stream(symbols[:17], targets[:17], lr=0.3, lr_decay=0.99)
+    rest = b.stream(symbols[17:], targets[17:], lr=0.3 * 0.99 ** 17, lr_decay=0.99,
+                    state=first.state)
+    torch.testing.assert_close(torch.cat((first.outputs, rest.outputs)), whole.outputs)
+    for x, y in zip((*whole.state, a.W, a.V), (*rest.state, b.W, b.V)):
+        torch.testing.assert_close(x, y, rtol=1e-12, atol=1e-12)
+
+
+def test_the_learning_rate_decays_at_every_step():
+    """lr_decay d: step t learns at lr·d^t (Gers et al.'s α decay), as one-step calls do."""
+    a = _stream_learner()
+    b = _copy(a)
+    symbols, targets = _stream_data(T=12)
+    a.stream(symbols, targets, lr=0.5, lr_decay=0.9)
+    state = None
+    for t in range(12):
+        state = b.stream(symbols[t : t + 1], targets[t : t + 1], lr=0.5 * 0.9 ** t,
+                         state=state).state
+    torch.testing.assert_close(a.W, b.W, rtol=1e-12, atol=1e-12)
+
+
+def test_a_stream_ends_at_its_first_wrong_prediction():
+    a = _stream_learner()
+    symbols, targets = _stream_data(T=60)
+    frozen = _copy(a).stream(symbols, targets, learn=False)  # no learning: outputs only
+    wrong = ((frozen.outputs - targets).abs() >= 0.49).any(-1)  # (T, N)
+    first = [int(torch.nonzero(wrong[:, n])[0]) if wrong[:, n].any() else None
+             for n in range(3)]
+    assert any(f is not None and f < 59 for f in first)
+    got = _copy(a).stream(symbols, targets, learn=False, stop_error=0.49)
+    for n, f in enumerate(first):
+        assert got.steps[n] == (60 if f is None else f + 1)
+        assert bool(got.erred[n]) == (f is not None)
+        assert torch.isnan(got.outputs[got.steps[n]:, n]).all()
+        torch.testing.assert_close(got.outputs[: got.steps[n], n], frozen.outputs[: got.steps[n], n])
+    # learning: the stream ends where its own (learning) prediction is first wrong; the weights
+    # are those of a run of that many steps, the wrong step learned from
+    b, c = _copy(a), _copy(a)
+    learned = b.stream(symbols, targets, lr=0.3, stop_error=0.49)
+    assert learned.erred.any()
+    _, _ = c.run(symbols.unsqueeze(-1), targets.unsqueeze(2), lr=0.3, update="step",
+                 lengths=learned.steps.view(3, 1))
+    torch.testing.assert_close(b.W, c.W, rtol=1e-12, atol=1e-12)
+
+
+def test_an_external_reset_starts_the_stream_afresh():
+    """resets[t]: before step t activations, states and traces are zero: the same as a new
+    stream from stream_state(); the weights carry over."""
+    a = _stream_learner()
+    b = _copy(a)
+    symbols, targets = _stream_data(T=30)
+    resets = torch.zeros(30, 3, dtype=torch.bool)
+    resets[11] = True
+    whole = a.stream(symbols, targets, lr=0.3, resets=resets)
+    b.stream(symbols[:11], targets[:11], lr=0.3)
+    second = b.stream(symbols[11:], targets[11:], lr=0.3)
+    torch.testing.assert_close(whole.outputs[11:], second.outputs, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(a.W, b.W, rtol=1e-12, atol=1e-12)
+
+
+def test_stream_arguments_are_checked():
+    a = _stream_learner()
+    symbols, targets = _stream_data(T=5)
+    with pytest.raises(ValueError, match="symbols must be"):
+        a.stream(symbols.double(), targets)
+    with pytest.raises(ValueError, match="targets must be"):
+        a.stream(symbols, targets[:, :2])
+    with pytest.raises(ValueError, match="symbols must lie"):
+        a.stream(symbols + 5, targets)
+    with pytest.raises(ValueError, match="lr_decay"):
+        a.stream(symbols, targets, lr_decay=1.5)
+    with pytest.raises(ValueError, match="state must be"):
+        a.stream(symbols, targets, state=_stream_learner(trials=2).stream_state())

@@ -58,6 +58,24 @@ class _Shapes(NamedTuple):
     series: bool  # x came with the leading S dimension
 
 
+class StreamState(NamedTuple):
+    """Where N continual streams stand (`OnlineLSTM1997.stream`): the activations the units
+    see next, y (N, Y); the cell states s (N, C); and the traces (3, N, C, M), ∂s_c/∂w of the
+    cell's own input, its input gate and its forget gate."""
+    y: Tensor
+    s: Tensor
+    traces: Tensor
+
+
+class Streamed(NamedTuple):
+    """A `OnlineLSTM1997.stream` call's result: outputs (T, N, O), NaN after a stream ended;
+    steps (N,) each stream ran; erred (N,) whether it ended at a wrong prediction; state."""
+    outputs: Tensor
+    steps: Tensor
+    erred: Tensor
+    state: StreamState
+
+
 #: empty tensors for the kernel's absent arguments, by dtype
 _NOTHING = {dt: torch.empty(0, dtype=dt)
             for dt in (torch.float32, torch.float64, torch.bool, torch.int64)}
@@ -259,6 +277,112 @@ class OnlineLSTM1997:
             outputs = outputs[0]
         return outputs, grads
 
+    # -- continual streams (Gers, Schmidhuber & Cummins 2000) ---------------------------------
+
+    def stream_state(self) -> StreamState:
+        """Every stream at its start: activations, cell states and traces zero."""
+        f = dict(dtype=self.W.dtype, device=self.W.device)
+        N, C = self.trials, self.cell.C
+        return StreamState(torch.zeros(N, self.cell.state_size, **f), torch.zeros(N, C, **f),
+                           torch.zeros(3, N, C, self.M, **f))
+
+    def stream(self, symbols: Tensor, targets: Tensor, *, lr: float | Tensor = 0.0,
+               learn: bool = True, stop_error: float = 0.0, resets: Tensor | None = None,
+               state: StreamState | None = None, lr_decay: float = 1.0) -> Streamed:
+        """Continual prediction: each trial reads its own unbroken stream.
+
+        symbols (T, N): the index of the active input unit at each step (−1 for none);
+        targets (T, N, O) at every step. The streams go on from ``state`` (default: zero), so
+        a long stream can be fed in pieces; nothing is reset unless ``resets`` (T, N) is True
+        before a step (activations, cell states and traces to zero: Gers et al.'s "external
+        reset"). With ``learn`` the weights change by −lr·∂E/∂w at every step (``lr`` one
+        rate or one per trial), the rate multiplied by ``lr_decay`` after every step (Gers et
+        al.'s α decay, 0.99); without, the traces are neither carried nor changed.
+        ``stop_error`` > 0: a trial's stream ends after the first step at which some output
+        is that far or farther from its target (Gers: 0.49); that step is learned from.
+        """
+        if not isinstance(symbols, Tensor) or symbols.is_floating_point() or symbols.dim() != 2 \
+                or symbols.shape[1] != self.trials:
+            raise ValueError(f"symbols must be an integer tensor (T, N = trials = "
+                             f"{self.trials}), got {getattr(symbols, 'shape', type(symbols))}")
+        T, N, O = symbols.shape[0], self.trials, self.output_size
+        if not isinstance(targets, Tensor) or tuple(targets.shape) != (T, N, O):
+            raise ValueError(f"targets must be (T, N, output_size) = {(T, N, O)}, got "
+                             f"{tuple(getattr(targets, 'shape', ()))}")
+        if resets is not None and (not isinstance(resets, Tensor)
+                                   or tuple(resets.shape) != (T, N)):
+            raise ValueError(f"resets must be (T, N) = {(T, N)}")
+        if not stop_error >= 0:
+            raise ValueError(f"stop_error must be ≥ 0, got {stop_error!r}")
+        if not 0 < lr_decay <= 1:
+            raise ValueError(f"lr_decay must lie in (0, 1], got {lr_decay!r}")
+        if symbols.numel() and (int(symbols.min()) < -1 or int(symbols.max()) >= self.input_size):
+            raise ValueError(f"symbols must lie in −1 … {self.input_size - 1} (input_size − 1)")
+        state = self.stream_state() if state is None else state
+        want = self.stream_state()
+        if not isinstance(state, StreamState) or any(
+                a.shape != b.shape for a, b in zip(state, want)):
+            raise ValueError("state must be a StreamState of these trials (stream_state())")
+        rates = self._rates(lr).expand(N).contiguous()
+        dtype = self.W.dtype
+        if kernels.usable(self.W, *state):
+            cell, squash = self.cell, list(SQUASHERS)
+            config = [self.input_size, cell.K, cell.S, cell.output_gate, cell.forget_gate,
+                      cell.gate_recurrence, squash.index(cell.g_name), squash.index(cell.h_name),
+                      self.output_sees_input, learn, self.error == "cross-entropy"]
+            if not (self.W.is_contiguous() and self.V.is_contiguous()):
+                self.W, self.V = self.W.contiguous(), self.V.contiguous()
+            out, steps, erred = torch.ops.rnnlab.online1997_stream(
+                self.W, self.V, self.mask.contiguous(), self.V_mask.contiguous(),
+                _cpu(symbols, torch.int64).contiguous(), _cpu(targets, dtype).contiguous(),
+                _NOTHING[torch.bool] if resets is None else _cpu(resets, torch.bool).contiguous(),
+                rates, *state, float(stop_error), float(lr_decay), config, kernels.threads())
+            return Streamed(out, steps, erred, state)
+        return self._stream_reference(symbols, targets, rates, learn, stop_error, resets, state,
+                                      lr_decay)
+
+    def _stream_reference(self, symbols, targets, rates, learn, stop_error, resets, state,
+                          lr_decay):
+        """`stream` in torch operations: a step at a time through `_reference_batch`."""
+        T, N = symbols.shape
+        f = dict(dtype=self.W.dtype, device=self.W.device)
+        outputs = torch.full((T, N, self.output_size), float("nan"), **f)
+        steps = torch.zeros(N, dtype=torch.int64)
+        erred = torch.zeros(N, dtype=torch.bool)
+        alive = torch.ones(N, dtype=torch.bool)
+        final = StreamState(*(t.clone() for t in state))  # where each stream stopped
+        traces = state.traces.clone()
+        for t in range(T):
+            if resets is not None and resets[t].any():  # the external reset, before the step
+                gone = resets[t].to(self.W.device)
+                state.y[gone], state.s[gone], state.traces[:, gone] = 0, 0, 0
+            x = symbols[t].view(1, N, 1).to(self.W.device)
+            one_hot = torch.nn.functional.one_hot(x.clamp_min(0), self.input_size).to(**f) \
+                * (x >= 0).unsqueeze(-1)
+            out, _, _ = self._reference_batch(
+                one_hot, targets[t].view(1, N, 1, -1).to(**f), alive.view(1, N, 1),
+                (rates * alive * lr_decay ** t).view(-1), "step" if learn else "none", True,
+                state=state)
+            out = out[0, :, 0]
+            outputs[t, alive] = out[alive]
+            wrong = ((out - targets[t].to(**f)).abs() >= stop_error).any(-1) & alive \
+                if stop_error > 0 else torch.zeros(N, dtype=torch.bool)
+            steps += alive
+            erred |= wrong
+            alive &= ~wrong
+            for kept, now in zip(final, state):
+                if kept.dim() == 3:
+                    kept[:, alive | wrong] = now[:, alive | wrong]
+                else:
+                    kept[alive | wrong] = now[alive | wrong]
+            if not alive.any():
+                break
+        if not learn:  # traces are not carried without learning
+            final.traces.copy_(traces)
+        for part, kept in zip(state, final):
+            part.copy_(kept)
+        return Streamed(outputs, steps, erred, state)
+
     def _check(self, x, targets, mask, lengths) -> _Shapes:
         """The shapes of a call, checked (sizes only: no tensor is read or converted here)."""
         N, I, O = self.trials, self.input_size, self.output_size
@@ -395,8 +519,9 @@ class OnlineLSTM1997:
             grad_V += gV
         return torch.stack(outs), ({"W": grad_W, "V": grad_V} if gradient else None)
 
-    def _reference_batch(self, x, targets, mask, lr, update, outputs_all):
-        """One batch (T, N, B, I), step by step in torch operations."""
+    def _reference_batch(self, x, targets, mask, lr, update, outputs_all, state=None):
+        """One batch (T, N, B, I), step by step in torch operations; from zero, or (B = 1)
+        from a `StreamState`, updated in place."""
         N = self.trials
         T, _, B, _ = x.shape
         cell = self.cell
@@ -405,13 +530,13 @@ class OnlineLSTM1997:
         target_steps = set() if targets is None else set(
             torch.nonzero(mask.reshape(T, -1).any(1)).flatten().tolist())
         f = dict(dtype=x.dtype, device=x.device)
-        y = torch.zeros(N, B, Y, **f)
-        s = torch.zeros(N, B, K, S, **f)  # cell states, block by block
-        trace_c = torch.zeros(N, B, K, S, self.M, **f)  # ∂s_c/∂w_{c,·}
-        trace_in = torch.zeros(N, B, K, S, self.M, **f)  # ∂s_c/∂w_{in_j(c),·}
+        if state is None:
+            state = StreamState(torch.zeros(N * B, Y, **f), torch.zeros(N * B, C, **f),
+                                torch.zeros(3, N * B, C, self.M, **f))
+        y = state.y.view(N, B, Y)
+        s = state.s.view(N, B, K, S)  # cell states, block by block (a view: updated in place)
+        trace_c, trace_in, trace_f = state.traces.view(3, N, B, K, S, self.M)  # ∂s_c/∂w
         forget = cell.row_slices().get("forget")
-        if forget is not None:
-            trace_f = torch.zeros(N, B, K, S, self.M, **f)  # ∂s_c/∂w_{φ_j(c),·}
         grad_W, grad_V = torch.zeros_like(self.W), torch.zeros_like(self.V)
         outputs = torch.full((T, N, B, self.output_size), float("nan"), **f)
         one = torch.ones(N, B, 1, **f)
@@ -477,6 +602,7 @@ class OnlineLSTM1997:
             if update == "step":
                 self.W.sub_(gW * lr)
                 self.V.sub_(gV * lr)
+        state.y.copy_(y.reshape(N * B, Y))  # the others were updated in place
         if update == "sequence":
             self.W.sub_(grad_W * lr)
             self.V.sub_(grad_V * lr)

@@ -4,6 +4,7 @@
 #include <ATen/Dispatch.h>
 #include <ATen/core/Tensor.h>
 #include <ATen/ops/full.h>
+#include <ATen/ops/zeros.h>
 #include <ATen/ops/zeros_like.h>
 #include <torch/library.h>
 
@@ -129,6 +130,42 @@ std::tuple<Tensor, Tensor, Tensor> online1997_op(Tensor W, Tensor V, const Tenso
   return {outputs, grad_W, grad_V};
 }
 
+// Continual streams (OnlineLSTM1997.stream): the caller has checked shapes and dtypes. config:
+// input_size, num_blocks, block_size, output_gate, forget_gate, gate_recurrence, g, h,
+// sees_input, learn, cross_entropy. Returns outputs (T, N, O), steps (N), erred (N).
+std::tuple<Tensor, Tensor, Tensor> online1997_stream_op(
+    Tensor W, Tensor V, const Tensor& W_mask, const Tensor& V_mask, const Tensor& symbols,
+    const Tensor& targets, const Tensor& resets, const Tensor& lr, Tensor y, Tensor s,
+    Tensor traces, double stop_error, double lr_decay, at::IntArrayRef config,
+    int64_t threads) {
+  using Named = std::pair<const Tensor*, const char*>;
+  for (const Named& a : {Named{&W, "W"}, Named{&V, "V"}, Named{&W_mask, "W_mask"},
+                         Named{&V_mask, "V_mask"}, Named{&targets, "targets"}, Named{&lr, "lr"},
+                         Named{&y, "y"}, Named{&s, "s"}, Named{&traces, "traces"}})
+    check(*a.first, W, a.second);
+  check_index(symbols, "symbols");
+  TORCH_CHECK(config.size() == 11 && symbols.dim() == 2, "rnnlab kernels: bad call");
+  const i64 T = symbols.size(0), N = symbols.size(1), O = V.size(1);
+  TORCH_CHECK(!resets.numel() || (resets.scalar_type() == at::kBool && resets.is_contiguous() &&
+                                  resets.numel() == T * N),
+              "rnnlab kernels: resets must be (T, N) bool");
+  StreamDims d{T, N, config[0], config[1], config[2], O, bool(config[3]), bool(config[4]),
+               bool(config[5]), bool(config[8]), int(config[6]), int(config[7]),
+               bool(config[9]), bool(config[10]), stop_error, lr_decay};
+  Tensor outputs = at::full({T, N, O}, std::numeric_limits<double>::quiet_NaN(), W.options());
+  Tensor steps = at::zeros({N}, symbols.options());
+  Tensor erred = at::zeros({N}, symbols.options().dtype(at::kBool));
+  const uint8_t* r = resets.numel() ? reinterpret_cast<const uint8_t*>(resets.data_ptr<bool>())
+                                    : nullptr;
+  AT_DISPATCH_FLOATING_TYPES(W.scalar_type(), "online1997_stream", [&] {
+    using F = scalar_t;
+    online1997_stream<F>(d, ptr<F>(W), ptr<F>(V), ptr<F>(W_mask), ptr<F>(V_mask),
+                         symbols.data_ptr<int64_t>(), ptr<F>(targets), r, ptr<F>(lr), ptr<F>(y),
+                         ptr<F>(s), ptr<F>(traces), ptr<F>(outputs), steps.data_ptr<int64_t>(),
+                         reinterpret_cast<uint8_t*>(erred.data_ptr<bool>()), int(threads));
+  });
+  return {outputs, steps, erred};
+}
 
 // An absent optional buffer is passed as an empty tensor.
 template <typename T>
@@ -502,6 +539,11 @@ TORCH_LIBRARY(rnnlab, m) {
         "Tensor targets, Tensor mask, Tensor lengths, float lr, Tensor lr_trials, "
         "int[] config, int threads) -> (Tensor, Tensor, Tensor)",
         &rnnlab::online1997_op);
+  m.def("online1997_stream(Tensor(a!) W, Tensor(b!) V, Tensor W_mask, Tensor V_mask, "
+        "Tensor symbols, Tensor targets, Tensor resets, Tensor lr, Tensor(c!) y, Tensor(d!) s, "
+        "Tensor(e!) traces, float stop_error, float lr_decay, int[] config, int threads) "
+        "-> (Tensor, Tensor, Tensor)",
+        &rnnlab::online1997_stream_op);
   m.def("lstm_forward(Tensor(a!) xw, Tensor(b!) Hs, Tensor(c!) Cs, Tensor(d!) tanh_c, "
         "Tensor(e!) m, Tensor W_hh, Tensor W_hr, Tensor peep, Tensor batch_sizes, "
         "Tensor[] masks, Tensor[] norm, int variant, Tensor[] fgr, int threads) -> ()",

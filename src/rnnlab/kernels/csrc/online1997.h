@@ -46,4 +46,25 @@ void online1997_lanes(const OnlineDims& d, T* W, T* V, const T* W_mask, const T*
                       const uint8_t* target_steps, const int64_t* lengths, const T* lr,
                       T* outputs, T* grad_W, T* grad_V, int threads);
 
+struct StreamDims {
+  i64 T, N, I;            // steps, trials (one stream each), inputs (symbols)
+  i64 K, BS, O;           // blocks, cells per block, output units
+  bool output_gate, forget_gate, gate_recurrence, sees_input;
+  int g, h;               // squashers (Squash codes)
+  bool learn;             // carry the traces and change the weights at every step
+  bool cross_entropy;     // the output error is cross-entropy (else ½ squared error)
+  double stop_error;      // a stream ends after a step with |out − target| ≥ this (0: never)
+  double lr_decay;        // the learning rate is multiplied by this after every step
+};
+
+// Continual streams (online1997_stream.cpp): symbols (T, N), targets (T, N, O) at every step,
+// resets (T, N) or null; lr (N); the state y (N, Y), s (N, C), traces (3, N, C, M) is read and
+// left where each stream stopped; outputs (T, N, O) written up to there; steps (N) run and
+// erred (N): whether the stream ended at a wrong prediction.
+template <typename T>
+void online1997_stream(const StreamDims& d, T* W, T* V, const T* W_mask, const T* V_mask,
+                       const int64_t* symbols, const T* targets, const uint8_t* resets,
+                       const T* lr, T* y, T* s, T* traces, T* outputs, int64_t* steps,
+                       uint8_t* erred, int threads);
+
 }  // namespace rnnlab
