@@ -300,8 +300,7 @@ def _stream_data(T=40, N=3, seed=1):
 
 
 def _copy(learner):
-    other = learner.subset(list(range(learner.trials)))
-    return other
+    return learner.subset(list(range(learner.trials)))
 
 
 @pytest.mark.parametrize("forget_gate", [True, False], ids=["forget-gate", "1997"])
@@ -357,7 +356,8 @@ def test_a_stream_ends_at_its_first_wrong_prediction():
         assert got.steps[n] == (60 if f is None else f + 1)
         assert bool(got.erred[n]) == (f is not None)
         assert torch.isnan(got.outputs[got.steps[n]:, n]).all()
-        torch.testing.assert_close(got.outputs[: got.steps[n], n], frozen.outputs[: got.steps[n], n])
+        ran = int(got.steps[n])
+        torch.testing.assert_close(got.outputs[:ran, n], frozen.outputs[:ran, n])
     # learning: the stream ends where its own (learning) prediction is first wrong; the weights
     # are those of a run of that many steps, the wrong step learned from
     b, c = _copy(a), _copy(a)
