@@ -6,7 +6,13 @@ import pytest
 import torch
 
 from rnnlab import tasks
-from rnnlab.tasks.reber import SYMBOLS, embedded_string, is_embedded_reber, legal_next
+from rnnlab.tasks.reber import (
+    SYMBOLS,
+    continual_reber,
+    embedded_string,
+    is_embedded_reber,
+    legal_next,
+)
 
 
 def gen(seed=0):
@@ -94,6 +100,30 @@ def test_reber_target_codings_and_criteria():
         tasks.make("reber", targets="some")
     with pytest.raises(ValueError, match="criterion must be"):
         tasks.make("reber", criterion="best")
+
+
+def test_continual_reber_stream_is_strings_of_the_grammar_without_a_break():
+    """Gers et al. 2000's CERG stream: embedded Reber strings back to back; targets are the
+    symbols that may follow (the next string's B after an E); starts mark each string's B."""
+    import numpy as np
+
+    symbols, targets, starts = continual_reber(400, np.random.default_rng(7))
+    assert symbols.shape == starts.shape and targets.shape == (len(symbols), 7)
+    bounds = [*np.flatnonzero(starts), len(symbols)]
+    assert len(bounds) == 401 and bounds[0] == 0
+    lengths = []
+    for a, b in zip(bounds[:-1], bounds[1:]):
+        string = "".join(SYMBOLS[i] for i in symbols[a:b])
+        assert is_embedded_reber(string), string
+        want = [*legal_next(string), {"B"}]  # after the closing E: the next string's B
+        got = [{SYMBOLS[k] for k in np.flatnonzero(row)} for row in targets[a:b]]
+        assert got == want[: b - a], string
+        lengths.append(b - a)
+    assert 11 < np.mean(lengths) < 13  # the grammar's mean length is 12
+    again, _, _ = continual_reber(400, np.random.default_rng(7))
+    assert (again == symbols).all()  # a pure function of the generator
+    with pytest.raises(ValueError, match="n_strings"):
+        continual_reber(0, np.random.default_rng(0))
 
 
 def test_reber_fixed_sets_are_disjoint():

@@ -17,6 +17,7 @@ others (`fixed_sets`).
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 
 from .base import Batch, Task, one_hot
@@ -151,3 +152,63 @@ class Reber(Task):
             ok = lowest_legal > highest_illegal
         ok |= legal.all(-1)  # every symbol may follow: nothing to get wrong
         return (ok | ~batch.mask).all(0)
+
+
+# -- Gers, Schmidhuber & Cummins 2000: the continual embedded Reber grammar ----------------------
+
+#: the Reber graph as arrays: for node n, the two (symbol, next node) choices (node 0 and 6
+#: have one; −1 is the end of the inner string)
+_CHOICE_SYMBOL = np.array([[_S[c] for c, _ in (GRAPH[n] * 2)[:2]] for n in range(7)])
+_CHOICE_NEXT = np.array([[(-1 if m is None else m) for _, m in (GRAPH[n] * 2)[:2]]
+                         for n in range(7)])
+#: the symbols that may follow once node n is reached, as a 7-unit mask
+_LEGAL_AT = np.array([[c in {s for s, _ in GRAPH[n]} for c in SYMBOLS] for n in range(7)])
+
+
+def continual_reber(n_strings: int, rng: np.random.Generator
+                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``n_strings`` embedded Reber strings as one unbroken stream (Gers et al. 2000's CERG).
+
+    Returns symbols (L,) int64; targets (L, 7) bool: the symbols that may come next — within a
+    string as `legal_next`, after its closing E the next string's B; and starts (L,) bool,
+    True at each string's first symbol (where an "external reset" would act). All strings are
+    drawn at once (vectorised over strings), so a stream of 10⁶ symbols takes milliseconds.
+    """
+    if n_strings < 1:
+        raise ValueError(f"n_strings must be ≥ 1, got {n_strings}")
+    # the inner Reber strings, side by side: one column per step until every one has ended
+    node = np.zeros(n_strings, dtype=np.int64)
+    inner_symbols, inner_nodes = [], []
+    while (node >= 0).any():
+        live = node >= 0
+        pick = rng.integers(0, 2, n_strings)
+        at = np.where(live, node, 0)
+        inner_symbols.append(np.where(live, _CHOICE_SYMBOL[at, pick], -1))
+        node = np.where(live, _CHOICE_NEXT[at, pick], -1)
+        inner_nodes.append(node)  # where each symbol leads (−1: the inner string ended)
+    inner = np.stack(inner_symbols, 1)  # (n, steps), −1 after the end
+    after = np.stack(inner_nodes, 1)
+    c = np.where(rng.integers(0, 2, n_strings) == 0, _S["T"], _S["P"])
+    width = inner.shape[1] + 4  # B c <inner> c E
+    sym = np.full((n_strings, width), -1, dtype=np.int64)
+    legal = np.zeros((n_strings, width, 7), dtype=bool)
+    sym[:, 0] = _S["B"]
+    legal[:, 0, [_S["T"], _S["P"]]] = True
+    sym[:, 1] = c
+    legal[:, 1, _S["B"]] = True
+    inner_len = (inner >= 0).sum(1)
+    sym[:, 2 : 2 + inner.shape[1]] = inner
+    legal[:, 2 : 2 + inner.shape[1]] = np.where(
+        (after >= 0)[..., None], _LEGAL_AT[np.maximum(after, 0)], False)
+    rows = np.arange(n_strings)
+    end = 2 + inner_len  # the inner string's E is at end − 1: the embedded c follows it
+    legal[rows, end - 1] = False
+    legal[rows, end - 1, c] = True
+    sym[rows, end] = c
+    legal[rows, end, _S["E"]] = True
+    sym[rows, end + 1] = _S["E"]
+    legal[rows, end + 1, _S["B"]] = True  # continual: the next string begins
+    keep = sym >= 0
+    starts = np.zeros_like(keep)
+    starts[:, 0] = True
+    return sym[keep], legal[keep], starts[keep]
