@@ -220,6 +220,13 @@ def reproduce(
                 "" if row_cost(exp) <= CHEAP_COST else " (--full)") + (
                 f"; set-up: {setup_text(exp.setup)}" if exp.setup else "")
             lines.append([exp.key, exp.table, exp.trials, f"{exp.paper_sequences:,.0f}", what])
+        from .training.continual import CONTINUAL
+
+        for row in CONTINUAL.values():  # Gers et al. 2000: run only when named
+            paper = f"{row.paper_perfect} % perfect" + (
+                f", {row.paper_streams:,} streams" if row.paper_streams else "")
+            lines.append([row.key, "Gers 2000, Table 2", row.trials, paper,
+                          f"continual embedded Reber: {row.label} (named only)"])
         typer.echo(table(["experiment", "table", "trials", "paper", "task, set-up"], lines,
                          wrap=(4,)))
         return

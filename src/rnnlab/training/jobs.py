@@ -322,7 +322,10 @@ class Bars:
                     metrics = run.metrics()
                 except ValueError:
                     metrics = []
-                if metrics:
+                if metrics and "trial" in metrics[-1]:  # continual: one record per trial
+                    done += len(metrics) * budget
+                    solved += sum(m["solved"] for m in metrics)
+                elif metrics:
                     last = metrics[-1]
                     s = int(last.get("solved", 0))
                     done += last["sequences"] * (count - s) + budget * s

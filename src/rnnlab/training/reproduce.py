@@ -24,7 +24,9 @@ import time
 from pathlib import Path
 
 from .. import __version__
+from . import continual
 from .config import RunConfig
+from .continual import CONTINUAL
 from .experiments import EXPERIMENTS, Experiment, run_options, with_options
 from .jobs import Bars, cluster_threads, job_folder, pending, run_shards
 from .runs import RESULT, RunDir, atomic_write, read_json, write_json
@@ -47,13 +49,24 @@ def split_trials(n: int, parts: int = 1) -> list[list[int]]:
 
 
 def rows(keys: list[str] | None, *, full: bool) -> list[Experiment]:
+    """The 1997 rows named (Gers et al.'s continual rows, also valid keys, are not among
+    them: `continual_keys`), or every row cheaper than `CHEAP_COST` (all with ``full``)."""
     if keys:
-        unknown = [k for k in keys if k not in EXPERIMENTS]
+        unknown = [k for k in keys if k not in EXPERIMENTS and k not in CONTINUAL]
         if unknown:
             raise ValueError(f"unknown experiment(s) {', '.join(unknown)}; known: "
-                             f"{', '.join(EXPERIMENTS)}")
-        return [EXPERIMENTS[k] for k in keys]
+                             f"{', '.join([*EXPERIMENTS, *CONTINUAL])}")
+        return [EXPERIMENTS[k] for k in keys if k in EXPERIMENTS]
     return [e for e in EXPERIMENTS.values() if full or row_cost(e) <= CHEAP_COST]
+
+
+def continual_keys(keys: list[str] | None) -> list[str]:
+    """The rows of Gers et al. 2000's Table 2 among ``keys`` (they run only when named)."""
+    return [k for k in keys or [] if k in CONTINUAL]
+
+
+#: a continual trial's cost in the units of `row_cost` (sequence-steps), to schedule shards
+CONTINUAL_TRIAL_COST = 2_000_000
 
 
 def row_cost(exp: Experiment, trials: int | None = None) -> float:
@@ -151,24 +164,39 @@ def _reproduce(keys, out, trials, jobs, budget, full, seed, options, as_read, mo
         # a continued plan takes the rows named, or with --full the expensive ones
         extra = rows(keys, full=full) if keys or full else []
         added = [e for e in extra if e.key not in known]
+        added_continual = [k for k in continual_keys(keys) if k not in known]
         if added or not keys:
             echo(f"continuing the reproduction in {out}")
     else:
         plan = {"version": __version__, "seed": seed, "rows": []}
         added = rows(keys, full=full)
+        added_continual = continual_keys(keys)
     if as_read_from is not None:
         plan["as_read_from"] = str(Path(as_read_from).resolve())
     jobs = jobs or (cluster_threads(cluster) if cluster else os.cpu_count()) or 1
     # few rows on many workers: split each row further so that every worker has a shard
-    parts = -(-jobs // max(1, len(added)))
+    parts = -(-jobs // max(1, len(added) + len(added_continual)))
     plan["rows"] += [_plan_row(exp, trials, budget, options, as_read, modern, parts)
                      for exp in added]
+    plan["rows"] += [{"key": key, "protocol": "continual",
+                      "trials": trials or CONTINUAL[key].trials,
+                      "max_streams": continual.MAX_STREAMS,
+                      "shards": split_trials(trials or CONTINUAL[key].trials, parts)}
+                     for key in added_continual]
     write_json(plan_path, plan)
     wanted = [r for r in plan["rows"] if not keys or r["key"] in keys]
 
     # the shards still to run, the most expensive first (shortest finishing time overall)
     runs = []
     for row in wanted:
+        if row.get("protocol") == "continual":
+            runs += [(row["key"], _shard_folder(out, row["key"], first, count),
+                      CONTINUAL_TRIAL_COST * count,
+                      lambda first=first, count=count, row=row: continual.continual_config(
+                          row["key"], trials=count, first_trial=first, seed=seed,
+                          max_streams=row["max_streams"]))
+                     for first, count in row["shards"]]
+            continue
         exp = EXPERIMENTS[row["key"]]
         runs += [(row["key"], _shard_folder(out, row["key"], first, count), row_cost(exp, count),
                   lambda first=first, count=count, row=row: _shard_config(row, first, count,
@@ -187,7 +215,7 @@ def _reproduce(keys, out, trials, jobs, budget, full, seed, options, as_read, mo
     _write_tables(out, plan, results)
     if not shards:
         return results
-    bars = Bars(progress and not cluster, {r["key"]: (r["trials"], r["max_sequences"],
+    bars = Bars(progress and not cluster, {r["key"]: (r["trials"], r.get("max_sequences", 1),
                                       list(zip(_shard_folders(out, r),
                                                (c for _, c in r["shards"]))))
                            for r in wanted})
@@ -217,7 +245,14 @@ def _collect(out: Path, plan: dict, wanted: list[dict]) -> list[dict]:
         folders = _shard_folders(out, row)
         modern = [_modern_folder(out, row["key"], s)
                   for s in row.get("modern", {}).get("seeds", [])]
-        if all((f / RESULT).exists() for f in folders + modern):
+        if not all((f / RESULT).exists() for f in folders + modern):
+            continue
+        if row.get("protocol") == "continual":
+            shards = [RunDir(f).result() for f in folders]
+            results.append(continual.table_row(
+                CONTINUAL[row["key"]], [t for r in shards for t in r["trials"]],
+                sum(r["wall_seconds"] for r in shards)))
+        else:
             results.append(_row(EXPERIMENTS[row["key"]], row,
                                 [RunDir(f).result() for f in folders],
                                 [RunDir(f).result() for f in modern]))
@@ -280,6 +315,10 @@ def _fmt(v) -> str:
 
 
 def _line(row: dict) -> str:
+    if row["experiment"] in CONTINUAL:
+        return (f"{row['experiment']}: perfect {row['perfect']:.0f} % of {row['trials']}, mean "
+                f"{_fmt(row['mean_streams'])} streams vs paper {row['paper']['perfect']} %, "
+                f"{_fmt(row['paper']['streams'])}; {row['wall_seconds'] / 60:.1f} min")
     ratio = "" if row["ratio"] is None else f" ({row['ratio']:.2f}×)"
     return (f"{row['experiment']}: solved {row['solved']}/{row['trials']}, mean "
             f"{_fmt(row['mean_sequences'])} sequences{ratio} vs paper "
@@ -299,29 +338,38 @@ def _unfinished(out: Path, plan: dict, done: set[str]) -> list[dict]:
         reached = []
         for f in folders:
             records = [] if (f / RESULT).exists() else RunDir(f).metrics()
-            if records:
+            if records and "trial" in records[-1]:  # continual: a record per finished trial
+                trials += records
+                solved += sum(t["solved"] for t in records)
+            elif records:
                 reached.append(records[-1]["sequences"])
                 solved += records[-1].get("solved", 0)
         behind.append({"experiment": row["key"], "trials": row["trials"],
                        "trials_finished": len(trials), "solved_so_far": solved,
                        "running_at": min(reached) if reached else None,
-                       "budget": row["max_sequences"]})
+                       "budget": row.get("max_sequences", row.get("max_streams"))})
     return behind
 
 
 def _write_tables(out: Path, plan: dict, results: list[dict]) -> None:
     done = {r["experiment"] for r in results}
     unfinished = _unfinished(out, plan, done)
-    write_json(out / "reproduce.json", {"seed": plan["seed"], "version": plan["version"],
-                                        "rows": results, "unfinished": unfinished})
-    rows_done = [row for row in plan["rows"] if row["key"] in done]
+    streams = [r for r in results if r["experiment"] in CONTINUAL]
+    results = [r for r in results if r["experiment"] not in CONTINUAL]
+    data = {"seed": plan["seed"], "version": plan["version"], "rows": results,
+            "unfinished": unfinished}
+    if streams or any(r.get("protocol") == "continual" for r in plan["rows"]):
+        data["continual"] = streams  # Gers et al. 2000, Table 2
+    write_json(out / "reproduce.json", data)
+    rows_done = [row for row in plan["rows"]
+                 if row["key"] in done and row.get("protocol") != "continual"]
     if rows_done:
         from .curves import plot
 
         atomic_write(out / "curves.png", lambda tmp: plot(out, rows_done, Path(tmp)))
     figure = "curves.png" if rows_done else None
-    atomic_write(out / "reproduce.md",
-                 lambda tmp: Path(tmp).write_text(markdown(results, unfinished, figure)))
+    atomic_write(out / "reproduce.md", lambda tmp: Path(tmp).write_text(
+        markdown(results, unfinished, figure, streams)))
 
 
 def reproduces(row: dict) -> bool:
@@ -354,11 +402,16 @@ def counts_line(results: list[dict]) -> str:
     return line + "."
 
 
-def markdown(results: list[dict], unfinished: list[dict] = (), figure: str | None = None) -> str:
+def markdown(results: list[dict], unfinished: list[dict] = (), figure: str | None = None,
+             streams: list[dict] = ()) -> str:
     """reproduce.md: the table, the notes, the rows not finished; ``figure``: the learning
-    curves' image, linked below the table."""
-    lines = [
-        "# rnnlab reproduce: Hochreiter & Schmidhuber (1997)", "",
+    curves' image, linked below the table; ``streams``: rows of Gers et al.'s Table 2 (a
+    second table)."""
+    lines = ["# rnnlab reproduce: Hochreiter & Schmidhuber (1997)", ""]
+    if streams and not results:  # only the continual rows
+        return "\n".join([*lines, *continual.markdown(streams),
+                          *_unfinished_lines(unfinished)]) + "\n"
+    lines += [
         "Paper protocol: the paper's networks, initialisation and learning rates, on-line "
         "truncated RTRL, one sequence at a time; each trial stopped by the paper's rule or at "
         "the budget (a multiple of the paper's mean). Sequences are counted as the paper "
@@ -399,6 +452,14 @@ def markdown(results: list[dict], unfinished: list[dict] = (), figure: str | Non
     if by_note:
         lines += ["", "Notes:", *(f"- {', '.join(keys)}: {note}"
                                   for note, keys in by_note.items())]
+    if streams:
+        lines += ["", *continual.markdown(streams)]
+    lines += _unfinished_lines(unfinished)
+    return "\n".join(lines) + "\n"
+
+
+def _unfinished_lines(unfinished: list[dict]) -> list[str]:
+    lines: list[str] = []
     if unfinished:
         lines += ["", "Not finished (running the same command again continues them):"]
         for u in unfinished:
@@ -407,7 +468,7 @@ def markdown(results: list[dict], unfinished: list[dict] = (), figure: str | Non
                   f"sequences")
             lines.append(f"- {u['experiment']}: {u['trials_finished']} of {u['trials']} trials "
                          f"finished, {u['solved_so_far']} solved so far; {at}")
-    return "\n".join(lines) + "\n"
+    return lines
 
 
 def setup_text(options: dict) -> str:

@@ -166,6 +166,13 @@ def train(config: RunConfig | None, out: str | Path | None = None, *, resume: bo
     elif not isinstance(config, RunConfig):
         raise TypeError(f"train needs a RunConfig (from make_config), got "
                         f"{type(config).__name__}")
+    if config.protocol == "continual":  # Gers et al. 2000's streams (training.continual)
+        from .continual import train_continual
+
+        result = train_continual(config, run, resume)
+        if run is not None:
+            run.write_result(result)
+        return result
     task = tasks.make(config.task, **config.task_params)
     if config.protocol == "paper":
         # the on-line learner's tensors are a few dozen numbers per trial: a second thread only
