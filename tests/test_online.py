@@ -102,6 +102,28 @@ def test_cross_entropy_gradient_equals_bptt():
     torch.testing.assert_close(grads["W"][0], want_W, rtol=1e-10, atol=1e-13)
 
 
+def test_linear_output_unit_gradient_equals_bptt():
+    """output="linear": y = readout(cells), E = ½ Σ (y − t)², δ = y − t."""
+    lstm, readout = _module_pair(dict(input_size=2, num_blocks=2, block_size=2), {})
+    learner = rnnlab.OnlineLSTM1997.from_modules(lstm, readout)
+    learner.output = "linear"
+    x = torch.randn(7, 1, 2, dtype=torch.float64)
+    targets = torch.rand(7, 1, 3, dtype=torch.float64)
+    mask = torch.tensor([0, 1, 0, 0, 1, 0, 1], dtype=torch.bool)
+    out, grads = learner.run(x.unsqueeze(1), targets.unsqueeze(1), mask, update="none")
+    y, _ = lstm(x)
+    lin = readout(y)
+    torch.testing.assert_close(out[:, 0], lin, rtol=1e-12, atol=1e-12)
+    E = 0.5 * (((lin - targets) ** 2) * mask.view(-1, 1, 1)).sum()
+    want = torch.autograd.grad(E, [readout.weight, lstm.weight_ih])
+    torch.testing.assert_close(grads["V"][0, :, :-1], want[0], rtol=1e-10, atol=1e-13)
+    torch.testing.assert_close(grads["W"][0, :, :2], want[1], rtol=1e-10, atol=1e-13)
+    with pytest.raises(ValueError, match="squared error"):
+        rnnlab.OnlineLSTM1997(2, 2, output="linear", error="cross-entropy")
+    with pytest.raises(ValueError, match="output must be"):
+        rnnlab.OnlineLSTM1997(2, 2, output="tanh")
+
+
 def test_round_trip_through_modules():
     learner = rnnlab.OnlineLSTM1997(2, 2, 2, trials=3, input_gate_bias=[-3, -6],
                                     generator=torch.Generator().manual_seed(0))

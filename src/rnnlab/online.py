@@ -101,7 +101,9 @@ class OnlineLSTM1997:
     ``recurrent``, ``gate_recurrence``, ``bias``, ``g``, ``h``, ``init_range``,
     ``input_gate_bias``, ``output_gate_bias``), plus ``output_size``, ``output_bias`` (the output
     units' bias), ``output_sees_input`` (the outputs also see x, as in task 2a), ``error``
-    ("squared": E = ½ Σ (y − t)², the paper's; or "cross-entropy"), ``trials`` N and
+    ("squared": E = ½ Σ (y − t)², the paper's; or "cross-entropy"), ``output``: the output
+    units' activation, "logistic" (the paper's) or "linear" (y = net, δ = y − t; with the
+    squared error only), ``trials`` N and
     ``generator``: a torch.Generator for the initial weights, or one per trial (then
     trial k's weights do not depend on how many trials run beside it).
 
@@ -114,13 +116,17 @@ class OnlineLSTM1997:
                  output_size: int = 1, *, trials: int = 1, output_bias: bool = True,
                  output_sees_input: bool = False,
                  generator: torch.Generator | list[torch.Generator] | None = None,
-                 error: str = "squared", dtype: torch.dtype = torch.float32, device=None,
-                 **lstm_options) -> None:
+                 error: str = "squared", output: str = "logistic",
+                 dtype: torch.dtype = torch.float32, device=None, **lstm_options) -> None:
         if isinstance(trials, bool) or not isinstance(trials, int) or trials < 1:
             raise ValueError(f"trials must be a positive int, got {trials!r}")
         if error not in ("squared", "cross-entropy"):
             raise ValueError(f"error must be 'squared' or 'cross-entropy', got {error!r}")
-        self.error = error
+        if output not in ("logistic", "linear"):
+            raise ValueError(f"output must be 'logistic' or 'linear', got {output!r}")
+        if output == "linear" and error != "squared":
+            raise ValueError("a linear output unit learns the squared error (error='squared')")
+        self.error, self.output = error, output
         # one LSTM1997 validates the options and supplies shapes and initial values
         proto = LSTM1997(input_size, num_blocks, block_size, dtype=dtype, device=device,
                          **lstm_options)
@@ -329,7 +335,8 @@ class OnlineLSTM1997:
             cell, squash = self.cell, list(SQUASHERS)
             config = [self.input_size, cell.K, cell.S, cell.output_gate, cell.forget_gate,
                       cell.gate_recurrence, squash.index(cell.g_name), squash.index(cell.h_name),
-                      self.output_sees_input, learn, self.error == "cross-entropy"]
+                      self.output_sees_input, learn, self.error == "cross-entropy",
+                      self.output == "linear"]
             if not (self.W.is_contiguous() and self.V.is_contiguous()):
                 self.W, self.V = self.W.contiguous(), self.V.contiguous()
             out, steps, erred = torch.ops.rnnlab.online1997_stream(
@@ -482,7 +489,7 @@ class OnlineLSTM1997:
             self.W, self.V, self.mask.contiguous(), self.V_mask.contiguous(), x.contiguous(),
             targets.contiguous(), mask.contiguous(), lengths.contiguous(), rate, rates,
             [*self._config, _UPDATES.index(update), outputs_all, gradient,
-             self.error == "cross-entropy"], kernels.threads())
+             self.error == "cross-entropy", self.output == "linear"], kernels.threads())
         return outputs, ({"W": grad_W, "V": grad_V} if gradient else None)
 
     def _rates(self, lr) -> Tensor:
@@ -572,12 +579,14 @@ class OnlineLSTM1997:
                 continue
             z = [y_c, x[t]] if self.output_sees_input else [y_c]
             z = torch.cat((*z, one), dim=2)  # (N, B, Z)
-            out = torch.sigmoid(torch.bmm(z, V_t))  # (N, B, O)
+            out = torch.bmm(z, V_t)  # (N, B, O)
+            if self.output == "logistic":
+                out = torch.sigmoid(out)
             outputs[t] = out
             if t not in target_steps:
                 continue
             m = mask[t].unsqueeze(-1)
-            if self.error == "cross-entropy":  # δ = ∂E/∂net
+            if self.error == "cross-entropy" or self.output == "linear":  # δ = ∂E/∂net
                 delta = (out - targets[t]) * m
             else:
                 delta = (out - targets[t]) * out * (1 - out) * m  # (N, B, O)

@@ -41,6 +41,7 @@ class Experiment:
     plateau: int = 500
     gain: float = 0.2
     error: str = "squared"  # the output units' error: ½ (y − t)² or "cross-entropy"
+    output: str = "logistic"  # the output units' activation, or "linear" (squared error)
     #: options (`OPTIONS`) that a run applies by default on top of the settings above: the
     #: set-up found by experiment where the paper's text, as we read it, does not reproduce
     #: the row (`notes` says what was tried); ``as_read`` runs leave them out
@@ -279,8 +280,8 @@ EXPERIMENTS: dict[str, Experiment] = {e.key: e for e in [
 
 
 #: the settings of an experiment that a run may change (`with_options`), for ablations
-OPTIONS = ("lr", "update", "sequential", "plateau", "gain", "error", "lstm", "task_params",
-           "output_bias", "shortcut", "blocks", "block_size", "inits_per_set")
+OPTIONS = ("lr", "update", "sequential", "plateau", "gain", "error", "output", "lstm",
+           "task_params", "output_bias", "shortcut", "blocks", "block_size", "inits_per_set")
 
 
 def run_options(exp: Experiment, options: dict | None = None, as_read: bool = False) -> dict:
@@ -313,6 +314,9 @@ def with_options(exp: Experiment, options: dict | None) -> Experiment:
     if "error" in changes and changes["error"] not in ("squared", "cross-entropy"):
         raise ValueError(f"experiment option error must be 'squared' or 'cross-entropy', got "
                          f"{changes['error']!r}")
+    if "output" in changes and changes["output"] not in ("logistic", "linear"):
+        raise ValueError(f"experiment option output must be 'logistic' or 'linear', got "
+                         f"{changes['output']!r}")
     if "update" in changes and changes["update"] not in ("step", "sequence"):
         raise ValueError(f"experiment option update must be 'step' or 'sequence', got "
                          f"{changes['update']!r}")
@@ -329,6 +333,10 @@ def with_options(exp: Experiment, options: dict | None) -> Experiment:
             raise ValueError(f"experiment option {flag} must be true or false, got "
                              f"{changes[flag]!r}")
     changed = dataclasses.replace(exp, **changes)
+    if changed.output == "linear" and changed.error != "squared":
+        raise ValueError("experiment option output=linear learns the squared error; this "
+                         f"set-up also has error={changed.error} (use --as-read, or "
+                         "--set error=squared)")
     if "lstm" in changes or "blocks" in changes:
         # the paper protocol's learner checks its network options (truncated=False, a bad
         # squasher, one gate bias per block): here, before anything is written

@@ -55,6 +55,7 @@ def paper_learner(exp: Experiment, task: Task, trials: list[int], seed: int
     return OnlineLSTM1997(
         task.input_size, exp.blocks, exp.block_size, task.output_size, trials=len(trials),
         output_bias=exp.output_bias, output_sees_input=exp.shortcut, error=exp.error,
+        output=exp.output,
         generator=[_generator(trial_seed(seed, k, "init")) for k in trials], **exp.lstm)
 
 

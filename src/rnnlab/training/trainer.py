@@ -292,7 +292,8 @@ def _train_minibatch(cfg, task, run, resume, progress) -> dict:
 def trial_model(learner: OnlineLSTM1997, k: int, task: Task) -> SequenceModel:
     """Trial k of the on-line learner as a SequenceModel (to run it with the engine)."""
     lstm, readout = learner.to_modules(k)
-    model = SequenceModel(lstm, task.output_size, "sigmoid", readout_bias=learner.output_bias,
+    activation = "sigmoid" if learner.output == "logistic" else "linear"
+    model = SequenceModel(lstm, task.output_size, activation, readout_bias=learner.output_bias,
                           shortcut=learner.output_sees_input)
     model.readout.load_state_dict(readout.state_dict())
     return model

@@ -50,7 +50,8 @@ T* ptr(const Tensor& t) {
 // The learner's whole call, its argument preparation included: the caller (online.py) has
 // checked the shapes; this checks the values, expands the defaults and broadcasts, allocates
 // the results and runs the rule. config: input_size, num_blocks, block_size, output_gate,
-// gate_recurrence, g, h, sees_input, update, outputs_all, need_grad, cross_entropy.
+// gate_recurrence, g, h, sees_input, update, outputs_all, need_grad, cross_entropy,
+// linear_output.
 std::tuple<Tensor, Tensor, Tensor> online1997_op(Tensor W, Tensor V, const Tensor& W_mask,
                                                  const Tensor& V_mask, const Tensor& x,
                                                  const Tensor& targets, const Tensor& mask,
@@ -61,7 +62,7 @@ std::tuple<Tensor, Tensor, Tensor> online1997_op(Tensor W, Tensor V, const Tenso
   for (const Named& a : {Named{&W, "W"}, Named{&V, "V"}, Named{&W_mask, "W_mask"},
                          Named{&V_mask, "V_mask"}})
     check(*a.first, W, a.second);
-  TORCH_CHECK(config.size() == 12 && W.dim() == 3 && V.dim() == 3, "rnnlab kernels: bad call");
+  TORCH_CHECK(config.size() == 13 && W.dim() == 3 && V.dim() == 3, "rnnlab kernels: bad call");
   const bool symbolic = x.scalar_type() == at::kLong, has_targets = targets.numel() > 0;
   if (symbolic) check_index(x, "symbols");
   else check(x, W, "x");
@@ -113,7 +114,8 @@ std::tuple<Tensor, Tensor, Tensor> online1997_op(Tensor W, Tensor V, const Tenso
   Tensor grad_W = at::zeros_like(W), grad_V = at::zeros_like(V);
   OnlineDims d{S, T, N, B, I, config[1], config[2], bool(config[3]), bool(config[4]),
                bool(config[7]), int(config[5]), int(config[6]), O, int(config[8]),
-               bool(config[9]), has_targets, bool(config[10]), bool(config[11])};
+               bool(config[9]), has_targets, bool(config[10]), bool(config[11]),
+               bool(config[12])};
   AT_DISPATCH_FLOATING_TYPES(W.scalar_type(), "online1997", [&] {
     using F = scalar_t;
     const std::vector<F> m(live_mask.begin(), live_mask.end());
@@ -132,7 +134,8 @@ std::tuple<Tensor, Tensor, Tensor> online1997_op(Tensor W, Tensor V, const Tenso
 
 // Continual streams (OnlineLSTM1997.stream): the caller has checked shapes and dtypes. config:
 // input_size, num_blocks, block_size, output_gate, forget_gate, gate_recurrence, g, h,
-// sees_input, learn, cross_entropy. Returns outputs (T, N, O), steps (N), erred (N).
+// sees_input, learn, cross_entropy, linear_output. Returns outputs (T, N, O), steps (N),
+// erred (N).
 std::tuple<Tensor, Tensor, Tensor> online1997_stream_op(
     Tensor W, Tensor V, const Tensor& W_mask, const Tensor& V_mask, const Tensor& symbols,
     const Tensor& targets, const Tensor& resets, const Tensor& lr, Tensor y, Tensor s,
@@ -144,14 +147,14 @@ std::tuple<Tensor, Tensor, Tensor> online1997_stream_op(
                          Named{&y, "y"}, Named{&s, "s"}, Named{&traces, "traces"}})
     check(*a.first, W, a.second);
   check_index(symbols, "symbols");
-  TORCH_CHECK(config.size() == 11 && symbols.dim() == 2, "rnnlab kernels: bad call");
+  TORCH_CHECK(config.size() == 12 && symbols.dim() == 2, "rnnlab kernels: bad call");
   const i64 T = symbols.size(0), N = symbols.size(1), O = V.size(1);
   TORCH_CHECK(!resets.numel() || (resets.scalar_type() == at::kBool && resets.is_contiguous() &&
                                   resets.numel() == T * N),
               "rnnlab kernels: resets must be (T, N) bool");
   StreamDims d{T, N, config[0], config[1], config[2], O, bool(config[3]), bool(config[4]),
                bool(config[5]), bool(config[8]), int(config[6]), int(config[7]),
-               bool(config[9]), bool(config[10]), stop_error, lr_decay};
+               bool(config[9]), bool(config[10]), stop_error, lr_decay, bool(config[11])};
   Tensor outputs = at::full({T, N, O}, std::numeric_limits<double>::quiet_NaN(), W.options());
   Tensor steps = at::zeros({N}, symbols.options());
   Tensor erred = at::zeros({N}, symbols.options().dtype(at::kBool));

@@ -100,7 +100,7 @@ void test_trial(const OnlineDims& d, i64 n, const T* W, const T* V, const T* x,
           const T* v = V + o * Z;
           T a = T(0);
           for (i64 q = 0; q < z.n; ++q) a += v[z.idx[q]] * z.val[q];
-          outputs[row * O + o] = sigmoid(a);
+          outputs[row * O + o] = d.linear_output ? a : sigmoid(a);
         }
       }
     }

@@ -24,6 +24,7 @@ struct OnlineDims {
   bool has_targets;      // targets, mask and target_steps are given
   bool need_grad;        // carry the traces and compute the gradient
   bool cross_entropy;    // the output error is cross-entropy (else ½ squared error)
+  bool linear_output;    // the output units are linear (else logistic)
 };
 
 // W (N, R, M), V (N, O, Z) are updated in place; W_mask, V_mask (same shapes) say which
@@ -55,6 +56,7 @@ struct StreamDims {
   bool cross_entropy;     // the output error is cross-entropy (else ½ squared error)
   double stop_error;      // a stream ends after a step with |out − target| ≥ this (0: never)
   double lr_decay;        // the learning rate is multiplied by this after every step
+  bool linear_output;     // the output units are linear (else logistic)
 };
 
 // Continual streams (online1997_stream.cpp): symbols (T, N), targets (T, N, O) at every step,

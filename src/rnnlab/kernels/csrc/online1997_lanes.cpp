@@ -329,7 +329,7 @@ struct Group {  // L trials n0 … n0 + L − 1 (the last ones may be padding)
             lane_dot<T, L>(V.data() + o * Z * L, zb, zc, net);
             T* oo = ob + o * L;
 #pragma omp simd
-            for (int l = 0; l < L; ++l) oo[l] = sigmoid(net[l]);
+            for (int l = 0; l < L; ++l) oo[l] = d.linear_output ? net[l] : sigmoid(net[l]);
             for (int l = 0; l < L; ++l)
               if (on[l]) outputs[row(l) * O + o] = oo[l];
           }
@@ -353,7 +353,7 @@ struct Group {  // L trials n0 … n0 + L − 1 (the last ones may be padding)
             T* dd = delta.data() + o * L;
 #pragma omp simd
             for (int l = 0; l < L; ++l)
-              dd[l] = d.cross_entropy ? (oo[l] - tg[l]) * m[l]
+              dd[l] = d.cross_entropy || d.linear_output ? (oo[l] - tg[l]) * m[l]
                                       : (oo[l] - tg[l]) * oo[l] * (T(1) - oo[l]) * m[l];
           }
           // ∂E/∂V = δ zᵀ on the columns z touched

@@ -103,14 +103,14 @@ void stream_trial(const StreamDims& d, i64 n, T* W, T* V, const T* W_mask, const
       const T* v = V + o * Z;
       T a = T(0);
       for (i64 q = 0; q < Z; ++q) a += v[q] * z[q];
-      out[o] = sigmoid(a);
+      out[o] = d.linear_output ? a : sigmoid(a);
       outputs[row * O + o] = out[o];
       if (d.stop_error > 0 && std::abs(out[o] - target[o]) >= T(d.stop_error)) error = true;
     }
     if (!learn) continue;
     // the error at the outputs and the cells (with V as it is before this step's change)
     for (i64 o = 0; o < O; ++o)
-      delta[o] = d.cross_entropy ? out[o] - target[o]
+      delta[o] = d.cross_entropy || d.linear_output ? out[o] - target[o]
                                  : (out[o] - target[o]) * out[o] * (T(1) - out[o]);
     for (i64 c = 0; c < C; ++c) {
       T e = T(0);
