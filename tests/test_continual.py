@@ -85,6 +85,10 @@ def test_reproduce_runs_the_continual_rows_when_named(tmp_path, monkeypatch):
     md = (tmp_path / "rep" / "reproduce.md").read_text()
     assert "Gers, Schmidhuber & Cummins (2000), Table 2" in md and "| cerg-standard |" in md
     assert "| 6a |" in md
+    from rnnlab.report.reproduce import report
+
+    html = report(tmp_path / "rep").html()
+    assert "Gers, Schmidhuber &amp; Cummins (2000), Table 2" in html and "cerg-standard" in html
     # without the 1997 rows, the second table alone; never part of the default or --full set
     only = rp.reproduce(["cerg-standard"], out=tmp_path / "only", trials=1, jobs=1,
                         echo=lambda *a: None, progress=False)

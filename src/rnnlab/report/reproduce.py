@@ -28,6 +28,14 @@ def report(folder: Path) -> Page:
                  "the paper's settings as we read them (a row without a set-up is its own); "
                  "the modern column is a forget-gate LSTM with Adam on the same task and "
                  "budget.")
+    if data.get("continual"):
+        page.section("continual", "Gers, Schmidhuber & Cummins (2000), Table 2",
+                     _continual_table(data["continual"]),
+                     "The continual embedded Reber grammar: one unbroken stream, the possible "
+                     "next symbols predicted at every step. Perfect: 10 test streams of "
+                     "100,000 symbols without an error (training streams to solution); good: "
+                     "more than 1,000 error-free symbols on average; rest: the others. Green: "
+                     "the perfect share and the streams within 2× the paper's.")
     if data.get("unfinished"):
         rows_u = [[u["experiment"], f"{u['trials_finished']}/{u['trials']}",
                    u["solved_so_far"], "—" if u["running_at"] is None
@@ -36,7 +44,8 @@ def report(folder: Path) -> Page:
         page.section("unfinished", "Rows not finished", table(
             ["row", "trials finished", "solved so far", "running at", "budget"], rows_u,
             numeric=(2, 3, 4)), "Continue them with `rnnlab reproduce --out` this folder.")
-    started = [r for r in plan["rows"] if (folder / "runs" / r["key"]).is_dir()]
+    started = [r for r in plan["rows"] if (folder / "runs" / r["key"]).is_dir()
+               and r.get("protocol") != "continual"]  # streams have no learning curves here
     if started:
         with tempfile.TemporaryDirectory() as tmp:
             png = plot(folder, started, Path(tmp) / "curves.png")
@@ -78,3 +87,20 @@ def _table(rows: list[dict]) -> str:
     return table(["row", "table", "paper mean", "solved", "our mean", "min–max", "ratio",
                   "test wrong", "as read", "modern LSTM", "minutes"], body,
                  numeric=(2, 4, 5, 6, 7, 10), row_class=classes)
+
+
+def _continual_table(rows: list[dict]) -> str:
+    body = []
+    for r in rows:
+        p = r["paper"]
+        body.append([r["experiment"], r["label"], f"{p['perfect']} % ({_n(p['streams'])})",
+                     f"{r['perfect']:.0f} % ({_n(r['mean_streams'])})",
+                     f"{p['good']} % ⟨{_n(p['good_length'])}⟩",
+                     f"{r['good']:.0f} % ⟨{_n(r['good_length'])}⟩",
+                     f"{p['rest']} % ⟨{_n(p['rest_length'])}⟩",
+                     f"{r['rest']:.0f} % ⟨{_n(r['rest_length'])}⟩", r["trials"],
+                     f"{r['wall_seconds'] / 60:.1f}"])
+    return table(["row", "algorithm", "paper: perfect (streams)", "ours: perfect (streams)",
+                  "paper: good", "ours: good", "paper: rest", "ours: rest", "networks",
+                  "minutes"], body, numeric=(8, 9),
+                 row_class=["good" if r["within_2x"] else "miss" for r in rows])
