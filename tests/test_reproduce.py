@@ -208,3 +208,35 @@ def test_every_row_carries_its_as_read_result(tmp_path, monkeypatch):
     assert "not run as read" in rp.counts_line(alone + as_read[1:])
     with pytest.raises(ValueError, match="not a reproduction folder"):
         rp.reproduce(["6a"], out=tmp_path / "x", as_read_from=tmp_path / "nowhere", **kw)
+
+
+def test_fair_modern_column_tunes_recipes_on_another_seed(tmp_path, monkeypatch):
+    """--fair-modern: forget-bias-1 and chrono, each at every rate of the grid on the tuning
+    seed; the winner then runs on the table's seed, beside the plain recipe."""
+    from rnnlab.training import modern
+
+    monkeypatch.setattr(modern, "LRS", (3e-3, 1e-2))
+    out = tmp_path / "rep"
+    rows = rp.reproduce(["6a"], out=out, trials=1, jobs=1, budget=0.01, modern=1,
+                        fair_modern=True, echo=lambda *a: None, progress=False)
+    runs = out / "runs" / "6a"
+    tuned = sorted(p.name for p in runs.glob("modern-tune-*"))
+    assert tuned == ["modern-tune-chrono-lr0.003", "modern-tune-chrono-lr0.01",
+                     "modern-tune-forget-bias-1-lr0.003", "modern-tune-forget-bias-1-lr0.01"]
+    config = json.loads((runs / "modern-tune-chrono-lr0.01" / "config.json").read_text())
+    mean_length = rp.EXPERIMENTS["6a"].mean_length
+    assert config["seed"] == modern.TUNE_SEED and config["lr"] == 0.01
+    assert config["model_options"] == {"chrono_init": float(max(3, round(mean_length)))}
+    points = [(r, lr) for r in modern.RECIPES for lr in modern.LRS]  # in the order tried
+    recipe, lr = modern.best({(r, lr): json.loads(
+        (runs / f"modern-tune-{r}-lr{lr:g}" / "result.json").read_text()) for r, lr in points})
+    final = runs / f"modern-{recipe}-lr{lr:g}-seed-0"
+    assert json.loads((final / "config.json").read_text())["seed"] == 0
+    fair = rows[0]["modern"]["fair"]
+    assert (fair["recipe"], fair["lr"], fair["runs"]) == (recipe, lr, 1)
+    assert len(fair["tuning"]) == 4 and fair["tune_seed"] == modern.TUNE_SEED
+    assert rows[0]["modern"]["runs"] == 1  # the plain recipe, for contrast
+    assert rp.modern_text(rows[0]["modern"]) in _tables(out)[1]
+    assert "bias 0:" in rp.modern_text(rows[0]["modern"])
+    with pytest.raises(ValueError, match="unknown modern recipe"):
+        modern.recipe_options("bias-7", 10)

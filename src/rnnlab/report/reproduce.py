@@ -8,7 +8,7 @@ import tempfile
 from pathlib import Path
 
 from ..training.curves import plot
-from ..training.reproduce import as_read_text, counts_line, reproduces
+from ..training.reproduce import as_read_text, counts_line, modern_text, reproduces
 from .common import config_and_environment
 from .page import Page, Raw, esc, png_bytes, table
 
@@ -76,9 +76,7 @@ def _table(rows: list[dict]) -> str:
         span = "—" if r["min_sequences"] is None else \
             f"{_n(r['min_sequences'])}–{_n(r['max_sequences'])}"
         wrong = r["test_wrong"]
-        m = r.get("modern") or {}
-        modern = "—" if not m.get("runs") else (
-            f"{m['solved']}/{m['runs']}, {_n(m['mean_sequences'])}")
+        modern = modern_text(r.get("modern") or {})
         body.append([r["experiment"], r["table"], _n(r["paper_sequences"]),
                      f"{r['solved']}/{r['trials']}", _n(r["mean_sequences"]), span, ratio,
                      f"{min(wrong):,}–{max(wrong):,} of {r['test_n']:,}" if wrong else "—",

@@ -25,6 +25,7 @@ from pathlib import Path
 
 from .. import __version__
 from . import continual
+from . import modern as fair
 from .config import RunConfig
 from .continual import CONTINUAL
 from .experiments import EXPERIMENTS, Experiment, run_options, with_options
@@ -74,15 +75,16 @@ def row_cost(exp: Experiment, trials: int | None = None) -> float:
     return exp.paper_cost * (trials or exp.trials)
 
 
-#: the modern LSTM beside each row: forget gate, Adam, minibatches (`MODERN`), and at most
-#: this many training sequences, or sequence-steps, per run
-MODERN = dict(model="lstm", hidden=32, optimizer="adam", lr=3e-3, batch_size=32, clip=1.0)
+#: the modern LSTM beside each row: forget gate, Adam, minibatches (`MODERN`; with
+#: ``fair_modern`` also the recipes of `training.modern`), and at most this many training
+#: sequences, or sequence-steps, per run
+MODERN = fair.BASE
 MODERN_MAX_SEQUENCES = 200_000
 MODERN_MAX_STEPS = 30_000_000
 
 
 def _plan_row(exp: Experiment, trials: int | None, budget: float, options: dict,
-              as_read: bool, modern: int, parts: int = 1) -> dict:
+              as_read: bool, modern: int, parts: int = 1, fair_modern: bool = False) -> dict:
     n = trials or exp.trials
     options = run_options(exp, options, as_read)
     with_options(exp, options)  # a bad option fails here, before anything runs
@@ -93,24 +95,62 @@ def _plan_row(exp: Experiment, trials: int | None, budget: float, options: dict,
             "max_sequences": max_sequences, "shards": shards,
             "modern": {"seeds": list(range(modern)),
                        "max_sequences": min(max_sequences, MODERN_MAX_SEQUENCES,
-                                            int(MODERN_MAX_STEPS / exp.mean_length))}}
+                                            int(MODERN_MAX_STEPS / exp.mean_length)),
+                       **({"recipes": list(fair.RECIPES), "lrs": list(fair.LRS),
+                           "tune_seed": fair.TUNE_SEED} if fair_modern and modern else {})}}
 
 
 def _modern_folder(out: Path, key: str, seed: int) -> Path:
     return out / "runs" / key / f"modern-seed-{seed}"
 
 
-def _modern_config(row: dict, seed: int) -> RunConfig:
-    """The row's task, stopping rule and test set, learned by a modern LSTM."""
+def _tune_folder(out: Path, key: str, recipe: str, lr: float) -> Path:
+    return out / "runs" / key / f"modern-tune-{recipe}-lr{lr:g}"
+
+
+def _fair_folder(out: Path, key: str, recipe: str, lr: float, seed: int) -> Path:
+    return out / "runs" / key / f"modern-{recipe}-lr{lr:g}-seed-{seed}"
+
+
+def _chosen(out: Path, row: dict) -> tuple[str, float] | None:
+    """A fair modern column's winning (recipe, rate) once its tuning runs have finished."""
+    points = fair.tuning_points(row.get("modern", {}))
+    folders = {p: _tune_folder(out, row["key"], *p) for p in points}
+    if not points or not all((f / RESULT).exists() for f in folders.values()):
+        return None
+    return fair.best({p: RunDir(f).result() for p, f in folders.items()})
+
+
+def _modern_runs(out: Path, row: dict) -> list[tuple[Path, int, str, float | None, str]]:
+    """(folder, seed, recipe, lr, part) of the modern runs a row needs so far: the plain
+    recipe on the table's seeds ("plain"); with a fair column the tuning runs ("tune"), then,
+    once they are done, the winner on the table's seeds ("fair")."""
+    m, key = row.get("modern", {}), row["key"]
+    runs = [(_modern_folder(out, key, s), s, "forget-bias-0", None, "plain")
+            for s in m.get("seeds", [])]
+    runs += [(_tune_folder(out, key, r, lr), m["tune_seed"], r, lr, "tune")
+             for r, lr in fair.tuning_points(m)]
+    chosen = _chosen(out, row)
+    if chosen:
+        runs += [(_fair_folder(out, key, *chosen, s), s, *chosen, "fair") for s in m["seeds"]]
+    return runs
+
+
+def _modern_config(row: dict, seed: int, recipe: str = "forget-bias-0",
+                   lr: float | None = None) -> RunConfig:
+    """The row's task, stopping rule and test set, learned by a modern LSTM (``recipe`` and
+    ``lr``: see `training.modern`)."""
     from dataclasses import asdict
 
     from .trainer import make_config
 
     exp = with_options(EXPERIMENTS[row["key"]], row.get("options", {}))
     budget = row["modern"]["max_sequences"]
+    settings = dict(MODERN, lr=lr or MODERN["lr"],
+                    model_options=fair.recipe_options(recipe, exp.mean_length))
     return make_config(exp.task, task_params=exp.task_params, stop=asdict(exp.stop),
                        test_size=exp.test_size, max_sequences=budget, seed=seed,
-                       log_every=max(320, int(round(budget / 100, -2))), **MODERN)
+                       log_every=max(320, int(round(budget / 100, -2))), **settings)
 
 
 def _shard_folder(out: Path, key: str, first: int, count: int) -> Path:
@@ -136,14 +176,15 @@ def reproduce(keys: list[str] | None, *, out: Path, trials: int | None = None,
               jobs: int | None = None, budget: float = 3.0, full: bool = False, seed: int = 0,
               options: dict | None = None, as_read: bool = False, modern: int = 1,
               echo=print, progress: bool = True, cluster: str | None = None,
-              as_read_from: Path | None = None) -> list[dict]:
+              as_read_from: Path | None = None, fair_modern: bool = False) -> list[dict]:
     """Run (or continue) the rows ``keys`` (default: every row cheaper than `CHEAP_COST`, all
     with ``full``) into ``out``; returns the rows of reproduce.json. The rows added by this
     call run with each experiment's found set-up (none with ``as_read``) and ``options`` on
     top (`run_options`); ``modern`` runs of the modern LSTM (seeds 0, 1, …) go beside each.
     The shards run in ``jobs`` local processes, or on the Dask ``cluster`` (`jobs`).
     ``as_read_from``: a reproduction folder run with ``as_read``, whose results become the
-    "as read" result of the rows here that ran with a found set-up (kept in plan.json)."""
+    "as read" result of the rows here that ran with a found set-up (kept in plan.json).
+    ``fair_modern``: the rows added get the fair modern column too (`training.modern`)."""
     for exp in rows(keys, full=True):  # bad names or options: an error before anything is written
         with_options(exp, run_options(exp, options, as_read))
     if as_read_from is not None and not (Path(as_read_from) / "plan.json").is_file():
@@ -151,11 +192,11 @@ def reproduce(keys: list[str] | None, *, out: Path, trials: int | None = None,
                          "plan.json)")
     with job_folder(out, "reproduce") as out:
         return _reproduce(keys, out, trials, jobs, budget, full, seed, options or {}, as_read,
-                          modern, echo, progress, cluster, as_read_from)
+                          modern, echo, progress, cluster, as_read_from, fair_modern)
 
 
 def _reproduce(keys, out, trials, jobs, budget, full, seed, options, as_read, modern, echo,
-               progress, cluster, as_read_from) -> list[dict]:
+               progress, cluster, as_read_from, fair_modern) -> list[dict]:
     plan_path = out / "plan.json"
     if plan_path.exists():
         plan = read_json(plan_path)
@@ -176,8 +217,8 @@ def _reproduce(keys, out, trials, jobs, budget, full, seed, options, as_read, mo
     jobs = jobs or (cluster_threads(cluster) if cluster else os.cpu_count()) or 1
     # few rows on many workers: split each row further so that every worker has a shard
     parts = -(-jobs // max(1, len(added) + len(added_continual)))
-    plan["rows"] += [_plan_row(exp, trials, budget, options, as_read, modern, parts)
-                     for exp in added]
+    plan["rows"] += [_plan_row(exp, trials, budget, options, as_read, modern, parts,
+                               fair_modern) for exp in added]
     plan["rows"] += [{"key": key, "protocol": "continual",
                       "trials": trials or CONTINUAL[key].trials,
                       "max_streams": continual.MAX_STREAMS,
@@ -186,7 +227,25 @@ def _reproduce(keys, out, trials, jobs, budget, full, seed, options, as_read, mo
     write_json(plan_path, plan)
     wanted = [r for r in plan["rows"] if not keys or r["key"] in keys]
 
-    # the shards still to run, the most expensive first (shortest finishing time overall)
+    results = _collect(out, plan, wanted)
+    _write_tables(out, plan, results)
+    started, announced = time.perf_counter(), False
+    # pass after pass: a fair modern column's final runs exist once its tuning runs are done
+    while shards := pending(_runs(out, wanted, seed)):
+        jobs = max(1, min(jobs, len(shards)))
+        if not announced:
+            where = f"the cluster at {cluster}" if cluster else f"{jobs} process(es)"
+            echo(f"{len(shards)} shard(s) of {len(wanted)} row(s) to run on {where}; "
+                 f"results in {out}")
+            announced = True
+        _run_pass(out, plan, wanted, shards, jobs, progress, cluster)
+    if announced:
+        echo(f"wall-clock {time.perf_counter() - started:.0f} s")
+    return _collect(out, plan, wanted)
+
+
+def _runs(out: Path, wanted: list[dict], seed: int) -> list[tuple]:
+    """Every run folder the rows need so far: (row, folder, cost, config maker)."""
     runs = []
     for row in wanted:
         if row.get("protocol") == "continual":
@@ -202,29 +261,25 @@ def _reproduce(keys, out, trials, jobs, budget, full, seed, options, as_read, mo
                   lambda first=first, count=count, row=row: _shard_config(row, first, count,
                                                                           seed))
                  for first, count in row["shards"]]
-        runs += [(row["key"], _modern_folder(out, row["key"], s), row_cost(exp, 1),
-                  lambda s=s, row=row: _modern_config(row, s))
-                 for s in row.get("modern", {}).get("seeds", [])]
-    shards = pending(runs)
-    jobs = max(1, min(jobs, len(shards) or 1))
-    if shards:
-        where = f"the cluster at {cluster}" if cluster else f"{jobs} process(es)"
-        echo(f"{len(shards)} shard(s) of {len(wanted)} row(s) to run on {where}; "
-             f"results in {out}")
-    results = _collect(out, plan, wanted)
-    _write_tables(out, plan, results)
-    if not shards:
-        return results
+        runs += [(row["key"], folder, row_cost(exp, 1),
+                  lambda s=s, r=r, lr=lr, row=row: _modern_config(row, s, r, lr))
+                 for folder, s, r, lr, _ in _modern_runs(out, row)]
+    return runs
+
+
+def _run_pass(out, plan, wanted, shards, jobs, progress, cluster) -> None:
+    """Run ``shards``, with a live bar per row; rewrite the tables as rows finish."""
     bars = Bars(progress and not cluster, {r["key"]: (r["trials"], r.get("max_sequences", 1),
                                       list(zip(_shard_folders(out, r),
                                                (c for _, c in r["shards"]))))
                            for r in wanted})
-    started = time.perf_counter()
 
     def row_done(key: str) -> None:
         results = _collect(out, plan, wanted)
         _write_tables(out, plan, results)
-        bars.finish(key, _line(next(r for r in results if r["experiment"] == key)))
+        done = [r for r in results if r["experiment"] == key]
+        if done:  # (a fair modern column's tuning ends a pass before its row is complete)
+            bars.finish(key, _line(done[0]))
 
     with bars:
         try:
@@ -233,8 +288,6 @@ def _reproduce(keys, out, trials, jobs, budget, full, seed, options, as_read, mo
         except KeyboardInterrupt:
             _write_tables(out, plan, _collect(out, plan, wanted))  # how far each row got
             raise
-    echo(f"wall-clock {time.perf_counter() - started:.0f} s")
-    return _collect(out, plan, wanted)
 
 
 def _collect(out: Path, plan: dict, wanted: list[dict]) -> list[dict]:
@@ -243,8 +296,9 @@ def _collect(out: Path, plan: dict, wanted: list[dict]) -> list[dict]:
     results = []
     for row in plan["rows"]:
         folders = _shard_folders(out, row)
-        modern = [_modern_folder(out, row["key"], s)
-                  for s in row.get("modern", {}).get("seeds", [])]
+        modern = [f for f, *_ in _modern_runs(out, row)]
+        if fair.tuning_points(row.get("modern", {})) and _chosen(out, row) is None:
+            continue  # the fair column's final runs are not even known yet
         if not all((f / RESULT).exists() for f in folders + modern):
             continue
         if row.get("protocol") == "continual":
@@ -255,7 +309,8 @@ def _collect(out: Path, plan: dict, wanted: list[dict]) -> list[dict]:
         else:
             results.append(_row(EXPERIMENTS[row["key"]], row,
                                 [RunDir(f).result() for f in folders],
-                                [RunDir(f).result() for f in modern]))
+                                [(part, r, lr, RunDir(f).result())
+                                 for f, _, r, lr, part in _modern_runs(out, row)]))
     other = plan.get("as_read_from")
     if other and (Path(other) / "reproduce.json").is_file():
         attach_as_read(results, read_json(Path(other) / "reproduce.json")["rows"])
@@ -279,8 +334,10 @@ def attach_as_read(results: list[dict], as_read_rows: list[dict]) -> list[dict]:
     return results
 
 
-def _row(exp: Experiment, row: dict, shards: list[dict], modern: list[dict]) -> dict:
+def _row(exp: Experiment, row: dict, shards: list[dict], runs: list[tuple]) -> dict:
+    """A table row from its shards' results and its modern runs' (part, recipe, lr, result)."""
     trials = [t for r in shards for t in r["trials"]]
+    modern = [m for part, _, _, m in runs if part == "plain"]
     modern_solved = [m["sequences_to_success"] for m in modern if m["solved"]]
     solved = [t["sequences"] for t in trials if t["solved"]]
     mean = sum(solved) / len(solved) if solved else None
@@ -305,6 +362,14 @@ def _row(exp: Experiment, row: dict, shards: list[dict], modern: list[dict]) -> 
                    "test_wrong": [m["test"]["wrong"] for m in modern],
                    "wall_seconds": round(sum(m["wall_seconds"] for m in modern), 1)},
     }
+    final = [(r, lr, m) for part, r, lr, m in runs if part == "fair"]
+    if final:  # the fair column: the tuned recipe on the table's seeds, and what was tried
+        recipe, lr, _ = final[0]
+        result["modern"]["fair"] = fair.summary(recipe, lr, [m for *_, m in final]) | {
+            "tuning": [fair.summary(r, lr, [m]) for part, r, lr, m in runs if part == "tune"],
+            "tune_seed": row["modern"]["tune_seed"],
+            "wall_seconds": round(sum(m["wall_seconds"] for part, *_, m in runs
+                                      if part != "plain"), 1)}
     # the paper's settings unchanged: this result is the as-read one (else attach_as_read)
     result["as_read"] = None if options else summary(result) | {"source": "the same runs"}
     return result
@@ -433,9 +498,7 @@ def markdown(results: list[dict], unfinished: list[dict] = (), figure: str | Non
         wrong = sorted(r["test_wrong"])
         median = wrong[len(wrong) // 2]
         setup = setup_text(r.get("options", {}))
-        m = r.get("modern") or {}
-        modern = ("—" if not m.get("runs") else
-                  f"{m['solved']}/{m['runs']}, {_fmt(m['mean_sequences'])}")
+        modern = modern_text(r.get("modern") or {})
         lines.append(
             f"| {r['experiment']} | {r['table']} | {_fmt(r['paper_sequences'])} "
             f"| {r['solved']}/{r['trials']} | {_fmt(r['mean_sequences'])} "
@@ -469,6 +532,19 @@ def _unfinished_lines(unfinished: list[dict]) -> list[str]:
             lines.append(f"- {u['experiment']}: {u['trials_finished']} of {u['trials']} trials "
                          f"finished, {u['solved_so_far']} solved so far; {at}")
     return lines
+
+
+def modern_text(m: dict) -> str:
+    """The modern column: "1/1, 35,328", or with the fair column "1/1, 21,120 (chrono, lr
+    0.01); bias 0: 0/1, —"."""
+    if not m.get("runs"):
+        return "—"
+    plain = f"{m['solved']}/{m['runs']}, {_fmt(m['mean_sequences'])}"
+    f = m.get("fair")
+    if not f:
+        return plain
+    return (f"{f['solved']}/{f['runs']}, {_fmt(f['mean_sequences'])} ({f['recipe']}, lr "
+            f"{f['lr']:g}); bias 0: {plain}")
 
 
 def setup_text(options: dict) -> str:
