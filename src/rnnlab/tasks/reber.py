@@ -161,8 +161,10 @@ class Reber(Task):
 _CHOICE_SYMBOL = np.array([[_S[c] for c, _ in (GRAPH[n] * 2)[:2]] for n in range(7)])
 _CHOICE_NEXT = np.array([[(-1 if m is None else m) for _, m in (GRAPH[n] * 2)[:2]]
                          for n in range(7)])
-#: the symbols that may follow once node n is reached, as a 7-unit mask
-_LEGAL_AT = np.array([[c in {s for s, _ in GRAPH[n]} for c in SYMBOLS] for n in range(7)])
+#: the symbols that may follow once node n is reached, as a 7-bit code; and codes as masks
+_BIT = {c: 1 << i for i, c in enumerate(SYMBOLS)}
+_LEGAL_AT = np.array([sum(_BIT[c] for c, _ in GRAPH[n]) for n in range(7)], dtype=np.uint8)
+_MASKS = (np.arange(128)[:, None] >> np.arange(7) & 1).astype(bool)
 
 
 def continual_reber(n_strings: int, rng: np.random.Generator
@@ -176,39 +178,43 @@ def continual_reber(n_strings: int, rng: np.random.Generator
     """
     if n_strings < 1:
         raise ValueError(f"n_strings must be ≥ 1, got {n_strings}")
-    # the inner Reber strings, side by side: one column per step until every one has ended
+    # the inner Reber strings, side by side: one column per step, worked out for the strings
+    # still running only (most end within a dozen steps; a few run on for dozens). A column
+    # draws a branch for every string, so a generator gives the same stream as ever.
+    inner_symbols, inner_nodes, live = [], [], np.arange(n_strings)
     node = np.zeros(n_strings, dtype=np.int64)
-    inner_symbols, inner_nodes = [], []
-    while (node >= 0).any():
-        live = node >= 0
-        pick = rng.integers(0, 2, n_strings)
-        at = np.where(live, node, 0)
-        inner_symbols.append(np.where(live, _CHOICE_SYMBOL[at, pick], -1))
-        node = np.where(live, _CHOICE_NEXT[at, pick], -1)
-        inner_nodes.append(node)  # where each symbol leads (−1: the inner string ended)
+    while len(live):
+        pick = rng.integers(0, 2, n_strings)[live]
+        at = node[live]
+        column = np.full(n_strings, -1, dtype=np.int64)
+        column[live] = _CHOICE_SYMBOL[at, pick]
+        node[live] = _CHOICE_NEXT[at, pick]
+        after_column = np.full(n_strings, -1, dtype=np.int64)
+        after_column[live] = node[live]  # where each symbol leads (−1: the string ended)
+        inner_symbols.append(column)
+        inner_nodes.append(after_column)
+        live = live[node[live] >= 0]
     inner = np.stack(inner_symbols, 1)  # (n, steps), −1 after the end
     after = np.stack(inner_nodes, 1)
     c = np.where(rng.integers(0, 2, n_strings) == 0, _S["T"], _S["P"])
     width = inner.shape[1] + 4  # B c <inner> c E
     sym = np.full((n_strings, width), -1, dtype=np.int64)
-    legal = np.zeros((n_strings, width, 7), dtype=bool)
+    legal = np.zeros((n_strings, width), dtype=np.uint8)  # the possible next symbols, as bits
     sym[:, 0] = _S["B"]
-    legal[:, 0, [_S["T"], _S["P"]]] = True
+    legal[:, 0] = _BIT["T"] | _BIT["P"]
     sym[:, 1] = c
-    legal[:, 1, _S["B"]] = True
+    legal[:, 1] = _BIT["B"]
     inner_len = (inner >= 0).sum(1)
     sym[:, 2 : 2 + inner.shape[1]] = inner
-    legal[:, 2 : 2 + inner.shape[1]] = np.where(
-        (after >= 0)[..., None], _LEGAL_AT[np.maximum(after, 0)], False)
+    legal[:, 2 : 2 + inner.shape[1]] = np.where(after >= 0, _LEGAL_AT[np.maximum(after, 0)], 0)
     rows = np.arange(n_strings)
     end = 2 + inner_len  # the inner string's E is at end − 1: the embedded c follows it
-    legal[rows, end - 1] = False
-    legal[rows, end - 1, c] = True
+    legal[rows, end - 1] = np.left_shift(1, c).astype(np.uint8)
     sym[rows, end] = c
-    legal[rows, end, _S["E"]] = True
+    legal[rows, end] = _BIT["E"]
     sym[rows, end + 1] = _S["E"]
-    legal[rows, end + 1, _S["B"]] = True  # continual: the next string begins
+    legal[rows, end + 1] = _BIT["B"]  # continual: the next string begins
     keep = sym >= 0
     starts = np.zeros_like(keep)
     starts[:, 0] = True
-    return sym[keep], legal[keep], starts[keep]
+    return sym[keep], _MASKS[legal[keep]], starts[keep]
