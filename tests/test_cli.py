@@ -1,5 +1,6 @@
 """The `rnnlab` command: user errors are one line and exit 2; the commands run."""
 
+import json
 import sys
 
 import pytest
@@ -52,6 +53,22 @@ def test_tasks_and_reproduce_list(monkeypatch, capsys):
     assert code == 0 and "adding-1997" in out and "reber" in out
     code, out, _ = run(monkeypatch, capsys, "reproduce", "--list")
     assert code == 0 and "4-T100" in out and "74,000" in out
+
+
+def test_set_takes_dotted_keys_into_the_experiments_mappings(monkeypatch, capsys, tmp_path):
+    """--set lstm.input_gate_bias=… changes one network option (as setup_text shows it)."""
+    out = tmp_path / "rep"
+    code, _, err = run(monkeypatch, capsys, "reproduce", "6a", "--trials", "1", "--budget",
+                       "0.001", "--modern", "0", "--jobs", "1", "--as-read", "--set",
+                       "lstm.input_gate_bias=[-1,-3]", "--set", "output=linear", "--out",
+                       str(out))
+    assert code == 0, err
+    config = json.loads((out / "runs" / "6a" / "trials-0-0" / "config.json").read_text())
+    assert config["experiment_options"] == {"lstm": {"input_gate_bias": [-1, -3]},
+                                            "output": "linear"}
+    code, _, err = run(monkeypatch, capsys, "reproduce", "6a", "--set", "lr=1",
+                       "--set", "lr.x=2", "--out", str(tmp_path / "bad"))
+    assert code == 2 and "both as a value and as a mapping" in err
 
 
 def test_train_then_eval(monkeypatch, capsys, tmp_path):

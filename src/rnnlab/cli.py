@@ -36,6 +36,17 @@ def parse_pairs(pairs: list[str] | None, what: str) -> dict:
     return out
 
 
+def _nested_pairs(pairs: list[str] | None) -> dict:
+    """--set pairs as experiment options: a dotted key sets one option of a mapping,
+    lstm.bias=[\"in\"] -> {"lstm": {"bias": ["in"]}}."""
+    from .training.sweep import nest
+
+    try:
+        return nest(parse_pairs(pairs, "--set"))
+    except ValueError as e:
+        raise UserError(str(e)) from None
+
+
 @app.command("tasks")
 def tasks_command() -> None:
     """List the tasks, their parameters and the paper's reference result."""
@@ -86,7 +97,7 @@ def train(
             task, protocol=protocol, model=model, hidden=hidden,
             task_params=parse_pairs(param, "--param"),
             model_options=parse_pairs(option, "--option"), experiment=experiment,
-            experiment_options=parse_pairs(set_, "--set"), as_read=as_read, trials=trials,
+            experiment_options=_nested_pairs(set_), as_read=as_read, trials=trials,
             first_trial=first_trial, optimizer=optimizer, lr=lr, batch_size=batch_size, clip=clip,
             max_sequences=max_sequences, test_size=test_size, seed=seed)
         stamp = time.strftime("%Y%m%d-%H%M%S")
@@ -244,7 +255,7 @@ def reproduce(
     folder = out or Path("runs") / f"reproduce-{time.strftime('%Y%m%d-%H%M%S')}"
     try:
         run_reproduce(experiments or None, out=folder, trials=trials, jobs=jobs, full=full,
-                      budget=budget, seed=seed, options=parse_pairs(set_, "--set"),
+                      budget=budget, seed=seed, options=_nested_pairs(set_),
                       as_read=as_read, modern=modern, echo=typer.echo, cluster=cluster,
                       as_read_from=as_read_from, fair_modern=fair_modern)
     except KeyboardInterrupt:
@@ -277,7 +288,7 @@ def sweep(
     """Run a grid of settings × trials of a 1997 row (paper protocol) or a task (minibatch
     protocol); write sweep.json and sweep.md, the points best first. Resumable: run the same
     command again to continue where it stopped."""
-    from .training.sweep import nest, parse_grid
+    from .training.sweep import parse_grid
     from .training.sweep import sweep as run_sweep
 
     if trials < 1:
@@ -291,7 +302,7 @@ def sweep(
     try:
         data = run_sweep(target, parse_grid(grid), out=out, trials=trials, jobs=jobs,
                          budget=budget, max_sequences=max_sequences, seed=seed,
-                         base=nest(parse_pairs(set_, "--set")), as_read=as_read,
+                         base=_nested_pairs(set_), as_read=as_read,
                          echo=typer.echo, cluster=cluster)
     except KeyboardInterrupt:
         typer.echo("\ninterrupted; run the same command to continue", err=True)
