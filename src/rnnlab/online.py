@@ -327,8 +327,10 @@ class OnlineLSTM1997:
         state = self.stream_state() if state is None else state
         want = self.stream_state()
         if not isinstance(state, StreamState) or any(
-                a.shape != b.shape for a, b in zip(state, want)):
-            raise ValueError("state must be a StreamState of these trials (stream_state())")
+                a.shape != b.shape or a.dtype != b.dtype or a.device != b.device
+                for a, b in zip(state, want)):
+            raise ValueError("state must be a StreamState of these trials, like the weights "
+                             "(stream_state())")
         rates = self._rates(lr).expand(N).contiguous()
         dtype = self.W.dtype
         if kernels.usable(self.W, *state):
