@@ -13,7 +13,9 @@ sample by sample in one process:
   per-step  110-step sequences, a target and an update at every step (as the Reber grammar)
 
 and, for the paper's task 2c (p = q = 1000: 1,004 one-hot inputs, 1,000+ steps), the compiled
-learner on symbols against the reference path on dense inputs. Last, what a shard's size
+learner on symbols against the reference path on dense inputs; and a continual stream of
+embedded Reber strings through Gers et al.'s (2000) 424-weight net with forget gates
+(`OnlineLSTM1997.stream`, learning at every step; testing, without). Last, what a shard's size
 costs (`rnnlab reproduce` runs a shard's trials in lockstep): the compiled learner's µs per
 trial-step for 1, 5, 10 and 16 trials in lockstep, adding net and task 2c.
 """
@@ -107,6 +109,27 @@ def longlag_2c(reps: int) -> tuple[float, float]:
     return c / steps * 1e6, r / steps * 1e6
 
 
+def continual(learn: bool, reps: int) -> tuple[float, float]:
+    """µs per trial-step of `stream` on the CERG net: 1,000 symbols, 4 trials."""
+    import numpy as np
+
+    from rnnlab.tasks.reber import continual_reber
+    from rnnlab.training.continual import CONTINUAL, continual_learner
+
+    T, N = 1000, 4
+    sym, tgt, _ = continual_reber(120, np.random.default_rng(0))
+    symbols = torch.from_numpy(sym[:T]).view(T, 1).expand(T, N).contiguous()
+    targets = torch.from_numpy(tgt[:T]).float().view(T, 1, 7).expand(T, N, 7).contiguous()
+    net = continual_learner(CONTINUAL["cerg-forget"], torch.Generator().manual_seed(0))
+    nets = [net.subset([0] * N), net.subset([0] * N)]
+
+    def run(n):
+        return lambda: n.stream(symbols, targets, lr=1e-6 if learn else 0.0, learn=learn)
+
+    c, r = medians([on_path(True, run(nets[0])), on_path(False, run(nets[1]))], reps, block=1)
+    return c / (T * N) * 1e6, r / (T * N) * 1e6
+
+
 def lockstep(n: int, reps: int) -> tuple[float, float]:
     """µs per trial-step of the compiled learner with n trials in lockstep: the adding net
     (target at the end) and task 2c, p = q = 1000 (per step of the longest sequence, as
@@ -134,7 +157,9 @@ def main() -> None:
     print(f"{'workload':44} {'compiled':>10} {'reference':>10} {'speed-up':>9}")
     rows = [("adding net, 10 trials, target at the end", adding(False, args.reps)),
             ("adding net, 10 trials, target every step", adding(True, args.reps)),
-            ("task 2c, p = q = 1000, 4 trials", longlag_2c(max(3, args.reps // 2)))]
+            ("task 2c, p = q = 1000, 4 trials", longlag_2c(max(3, args.reps // 2))),
+            ("CERG stream, 424-weight net, learning", continual(True, max(3, args.reps // 2))),
+            ("CERG stream, testing (no traces)", continual(False, max(3, args.reps // 2)))]
     for label, (c, r) in rows:
         print(f"{label:44} {c:9.3f}µ {r:9.2f}µ {r / c:8.0f}×")
     print("\nµs per trial-step (one step of one network); speed-up = reference / compiled")

@@ -305,7 +305,7 @@ def test_the_online_learner_refuses_full_gradients():
 
 # -- continual streams (Gers, Schmidhuber & Cummins 2000) ------------------------------------
 
-def _stream_learner(forget_gate=True, trials=3, seed=0):
+def _stream_learner(forget_gate=True, trials=4, seed=0):
     """A small CERG-like net: forget gates, outputs that see the inputs, float64."""
     return rnnlab.OnlineLSTM1997(
         5, 2, 2, 5, trials=trials, output_sees_input=True, gate_recurrence=False,
@@ -314,7 +314,7 @@ def _stream_learner(forget_gate=True, trials=3, seed=0):
         **({"forget_gate_bias": [0.5, 1.0]} if forget_gate else {}))
 
 
-def _stream_data(T=40, N=3, seed=1):
+def _stream_data(T=40, N=4, seed=1):
     g = torch.Generator().manual_seed(seed)
     symbols = torch.randint(-1, 5, (T, N), generator=g)
     targets = (torch.rand(T, N, 5, generator=g, dtype=torch.float64) > 0.6).double()
@@ -336,7 +336,7 @@ def test_a_stream_is_one_long_sequence_learned_at_every_step(forget_gate):
     torch.testing.assert_close(got.outputs, out[:, :, 0], rtol=1e-12, atol=1e-12)
     torch.testing.assert_close(a.W, b.W, rtol=1e-12, atol=1e-12)
     torch.testing.assert_close(a.V, b.V, rtol=1e-12, atol=1e-12)
-    assert got.steps.tolist() == [40] * 3 and not got.erred.any()
+    assert got.steps.tolist() == [40] * 4 and not got.erred.any()
 
 
 def test_a_stream_fed_in_pieces_equals_one_call():
@@ -371,7 +371,7 @@ def test_a_stream_ends_at_its_first_wrong_prediction():
     frozen = _copy(a).stream(symbols, targets, learn=False)  # no learning: outputs only
     wrong = ((frozen.outputs - targets).abs() >= 0.49).any(-1)  # (T, N)
     first = [int(torch.nonzero(wrong[:, n])[0]) if wrong[:, n].any() else None
-             for n in range(3)]
+             for n in range(4)]
     assert any(f is not None and f < 59 for f in first)
     got = _copy(a).stream(symbols, targets, learn=False, stop_error=0.49)
     for n, f in enumerate(first):
@@ -386,7 +386,7 @@ def test_a_stream_ends_at_its_first_wrong_prediction():
     learned = b.stream(symbols, targets, lr=0.3, stop_error=0.49)
     assert learned.erred.any()
     _, _ = c.run(symbols.unsqueeze(-1), targets.unsqueeze(2), lr=0.3, update="step",
-                 lengths=learned.steps.view(3, 1))
+                 lengths=learned.steps.view(4, 1))
     torch.testing.assert_close(b.W, c.W, rtol=1e-12, atol=1e-12)
 
 
@@ -396,7 +396,7 @@ def test_an_external_reset_starts_the_stream_afresh():
     a = _stream_learner()
     b = _copy(a)
     symbols, targets = _stream_data(T=30)
-    resets = torch.zeros(30, 3, dtype=torch.bool)
+    resets = torch.zeros(30, 4, dtype=torch.bool)
     resets[11] = True
     whole = a.stream(symbols, targets, lr=0.3, resets=resets)
     b.stream(symbols[:11], targets[:11], lr=0.3)
@@ -418,3 +418,28 @@ def test_stream_arguments_are_checked():
         a.stream(symbols, targets, lr_decay=1.5)
     with pytest.raises(ValueError, match="state must be"):
         a.stream(symbols, targets, state=_stream_learner(trials=2).stream_state())
+
+
+def test_compiled_stream_equals_the_reference_path(monkeypatch, engine_path):
+    """Both paths, every option at once (forget gates, resets, decay, a stop): the same
+    outputs, steps, stops, final state and weights (float64)."""
+    if engine_path != "compiled":
+        pytest.skip("compares the two paths itself")
+    runs = []
+    for flag in ("1", "0"):
+        monkeypatch.setenv("RNNLAB_KERNELS", flag)
+        a = _stream_learner(trials=5)
+        symbols, targets = _stream_data(T=50, N=5, seed=3)
+        resets = torch.zeros(50, 5, dtype=torch.bool)
+        resets[20, :3] = True
+        first = a.stream(symbols[:25], targets[:25], lr=0.4, lr_decay=0.98, resets=resets[:25])
+        got = a.stream(symbols[25:], targets[25:], lr=0.2, lr_decay=0.98, stop_error=0.66,
+                       resets=resets[25:], state=first.state)
+        runs.append((first.outputs, got, a.W, a.V))
+    (o1, g1, W1, V1), (o2, g2, W2, V2) = runs
+    assert g1.erred.any() and not g1.erred.all()
+    torch.testing.assert_close(o1, o2, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(g1.outputs, g2.outputs, rtol=1e-12, atol=1e-12, equal_nan=True)
+    assert g1.steps.tolist() == g2.steps.tolist() and g1.erred.tolist() == g2.erred.tolist()
+    for x, y in zip((*g1.state, W1, V1), (*g2.state, W2, V2)):
+        torch.testing.assert_close(x, y, rtol=1e-11, atol=1e-12)

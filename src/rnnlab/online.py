@@ -379,11 +379,9 @@ class OnlineLSTM1997:
             steps += alive
             erred |= wrong
             alive &= ~wrong
-            for kept, now in zip(final, state):
-                if kept.dim() == 3:
-                    kept[:, alive | wrong] = now[:, alive | wrong]
-                else:
-                    kept[alive | wrong] = now[alive | wrong]
+            ran = alive | wrong  # the trials that took this step
+            final.y[ran], final.s[ran] = state.y[ran], state.s[ran]
+            final.traces[:, ran] = state.traces[:, ran]
             if not alive.any():
                 break
         if not learn:  # traces are not carried without learning
