@@ -203,9 +203,9 @@ def test_every_row_carries_its_as_read_result(tmp_path, monkeypatch):
     assert rp.reproduce(["6a"], out=tmp_path / "found", **kw)[0]["as_read"]["source"] == \
         "a separate as-read run"
     # without one, a row with a set-up says so
-    alone = rp.reproduce(["6a"], out=tmp_path / "alone", **kw)
-    assert alone[0]["as_read"] is None and rp.as_read_text(alone[0]) == "—"
-    assert "not run as read" in rp.counts_line(alone + as_read[1:])
+    alone = dict(by_key["6a"], as_read=None)
+    assert rp.as_read_text(alone) == "—"
+    assert "not run as read" in rp.counts_line([alone, by_key["3a-T100-N3"]])
     with pytest.raises(ValueError, match="not a reproduction folder"):
         rp.reproduce(["6a"], out=tmp_path / "x", as_read_from=tmp_path / "nowhere", **kw)
 
