@@ -80,19 +80,27 @@ def test_one_sequence_gradient_equals_truncated_bptt(name, spec, readout_opts):
                                    atol=1e-13)
 
 
-def test_cross_entropy_gradient_equals_bptt():
-    """error="cross-entropy": the learner's gradient is that of Σ BCE(σ(readout), target)."""
+@pytest.mark.parametrize("kind", ["cross-entropy", "linear"])
+def test_other_output_errors_gradient_equals_bptt(kind):
+    """error="cross-entropy": the gradient of Σ BCE(σ(readout), target); output="linear":
+    y = readout(cells) and the gradient of ½ Σ (y − t)² (δ = y − t in both)."""
     lstm, readout = _module_pair(dict(input_size=2, num_blocks=2, block_size=2), {})
     learner = rnnlab.OnlineLSTM1997.from_modules(lstm, readout)
-    learner.error = "cross-entropy"
     x = torch.randn(7, 1, 2, dtype=torch.float64)
     targets = torch.rand(7, 1, 3, dtype=torch.float64)
     mask = torch.tensor([0, 1, 0, 0, 1, 0, 1], dtype=torch.bool)
-    _, grads = learner.run(x.unsqueeze(1), targets.unsqueeze(1), mask, update="none")
     y, _ = lstm(x)
-    logits = readout(y)
-    E = (torch.nn.functional.binary_cross_entropy_with_logits(logits, targets, reduction="none")
-         * mask.view(-1, 1, 1)).sum()
+    net = readout(y)
+    if kind == "cross-entropy":
+        learner.error = "cross-entropy"
+        want_out = torch.sigmoid(net)
+        E = torch.nn.functional.binary_cross_entropy_with_logits(net, targets, reduction="none")
+    else:
+        learner.output = "linear"
+        want_out, E = net, 0.5 * (net - targets) ** 2
+    E = (E * mask.view(-1, 1, 1)).sum()
+    out, grads = learner.run(x.unsqueeze(1), targets.unsqueeze(1), mask, update="none")
+    torch.testing.assert_close(out[:, 0], want_out, rtol=1e-12, atol=1e-12)
     names = [n for n, _ in lstm.named_parameters()]
     g = torch.autograd.grad(E, [*lstm.parameters(), readout.weight])
     torch.testing.assert_close(grads["V"][0, :, :-1], g[-1], rtol=1e-10, atol=1e-13)
@@ -102,22 +110,7 @@ def test_cross_entropy_gradient_equals_bptt():
     torch.testing.assert_close(grads["W"][0], want_W, rtol=1e-10, atol=1e-13)
 
 
-def test_linear_output_unit_gradient_equals_bptt():
-    """output="linear": y = readout(cells), E = ½ Σ (y − t)², δ = y − t."""
-    lstm, readout = _module_pair(dict(input_size=2, num_blocks=2, block_size=2), {})
-    learner = rnnlab.OnlineLSTM1997.from_modules(lstm, readout)
-    learner.output = "linear"
-    x = torch.randn(7, 1, 2, dtype=torch.float64)
-    targets = torch.rand(7, 1, 3, dtype=torch.float64)
-    mask = torch.tensor([0, 1, 0, 0, 1, 0, 1], dtype=torch.bool)
-    out, grads = learner.run(x.unsqueeze(1), targets.unsqueeze(1), mask, update="none")
-    y, _ = lstm(x)
-    lin = readout(y)
-    torch.testing.assert_close(out[:, 0], lin, rtol=1e-12, atol=1e-12)
-    E = 0.5 * (((lin - targets) ** 2) * mask.view(-1, 1, 1)).sum()
-    want = torch.autograd.grad(E, [readout.weight, lstm.weight_ih])
-    torch.testing.assert_close(grads["V"][0, :, :-1], want[0], rtol=1e-10, atol=1e-13)
-    torch.testing.assert_close(grads["W"][0, :, :2], want[1], rtol=1e-10, atol=1e-13)
+def test_output_and_error_are_checked():
     with pytest.raises(ValueError, match="squared error"):
         rnnlab.OnlineLSTM1997(2, 2, output="linear", error="cross-entropy")
     with pytest.raises(ValueError, match="output must be"):
