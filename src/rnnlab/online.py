@@ -288,9 +288,12 @@ class OnlineLSTM1997:
     def stream_state(self) -> StreamState:
         """Every stream at its start: activations, cell states and traces zero."""
         f = dict(dtype=self.W.dtype, device=self.W.device)
+        return StreamState(*(torch.zeros(shape, **f) for shape in self._stream_shapes()))
+
+    def _stream_shapes(self) -> tuple[tuple[int, ...], ...]:
+        """The shapes of a `StreamState`'s y, s and traces."""
         N, C = self.trials, self.cell.C
-        return StreamState(torch.zeros(N, self.cell.state_size, **f), torch.zeros(N, C, **f),
-                           torch.zeros(3, N, C, self.M, **f))
+        return (N, self.cell.state_size), (N, C), (3, N, C, self.M)
 
     def stream(self, symbols: Tensor, targets: Tensor, *, lr: float | Tensor = 0.0,
                learn: bool = True, stop_error: float = 0.0, resets: Tensor | None = None,
@@ -325,20 +328,16 @@ class OnlineLSTM1997:
         if symbols.numel() and (int(symbols.min()) < -1 or int(symbols.max()) >= self.input_size):
             raise ValueError(f"symbols must lie in −1 … {self.input_size - 1} (input_size − 1)")
         state = self.stream_state() if state is None else state
-        want = self.stream_state()
         if not isinstance(state, StreamState) or any(
-                a.shape != b.shape or a.dtype != b.dtype or a.device != b.device
-                for a, b in zip(state, want)):
+                tuple(a.shape) != shape or a.dtype != self.W.dtype or a.device != self.W.device
+                for a, shape in zip(state, self._stream_shapes())):
             raise ValueError("state must be a StreamState of these trials, like the weights "
                              "(stream_state())")
         rates = self._rates(lr).expand(N).contiguous()
         dtype = self.W.dtype
         if kernels.usable(self.W, *state):
-            cell, squash = self.cell, list(SQUASHERS)
-            config = [self.input_size, cell.K, cell.S, cell.output_gate, cell.forget_gate,
-                      cell.gate_recurrence, squash.index(cell.g_name), squash.index(cell.h_name),
-                      self.output_sees_input, learn, self.error == "cross-entropy",
-                      self.output == "linear"]
+            config = [*self._config, self.cell.forget_gate, learn,
+                      self.error == "cross-entropy", self.output == "linear"]
             if not (self.W.is_contiguous() and self.V.is_contiguous()):
                 self.W, self.V = self.W.contiguous(), self.V.contiguous()
             out, steps, erred = torch.ops.rnnlab.online1997_stream(

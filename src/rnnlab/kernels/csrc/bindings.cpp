@@ -133,9 +133,9 @@ std::tuple<Tensor, Tensor, Tensor> online1997_op(Tensor W, Tensor V, const Tenso
 }
 
 // Continual streams (OnlineLSTM1997.stream): the caller has checked shapes and dtypes. config:
-// input_size, num_blocks, block_size, output_gate, forget_gate, gate_recurrence, g, h,
-// sees_input, learn, cross_entropy, linear_output. Returns outputs (T, N, O), steps (N),
-// erred (N).
+// the network's part as online1997's (input_size, num_blocks, block_size, output_gate,
+// gate_recurrence, g, h, sees_input), then forget_gate, learn, cross_entropy, linear_output.
+// Returns outputs (T, N, O), steps (N), erred (N).
 std::tuple<Tensor, Tensor, Tensor> online1997_stream_op(
     Tensor W, Tensor V, const Tensor& W_mask, const Tensor& V_mask, const Tensor& symbols,
     const Tensor& targets, const Tensor& resets, const Tensor& lr, Tensor y, Tensor s,
@@ -152,8 +152,8 @@ std::tuple<Tensor, Tensor, Tensor> online1997_stream_op(
   TORCH_CHECK(!resets.numel() || (resets.scalar_type() == at::kBool && resets.is_contiguous() &&
                                   resets.numel() == T * N),
               "rnnlab kernels: resets must be (T, N) bool");
-  StreamDims d{T, N, config[0], config[1], config[2], O, bool(config[3]), bool(config[4]),
-               bool(config[5]), bool(config[8]), int(config[6]), int(config[7]),
+  StreamDims d{T, N, config[0], config[1], config[2], O, bool(config[3]), bool(config[8]),
+               bool(config[4]), bool(config[7]), int(config[5]), int(config[6]),
                bool(config[9]), bool(config[10]), stop_error, lr_decay, bool(config[11])};
   Tensor outputs = at::full({T, N, O}, std::numeric_limits<double>::quiet_NaN(), W.options());
   Tensor steps = at::zeros({N}, symbols.options());
