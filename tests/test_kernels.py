@@ -407,3 +407,27 @@ def test_loading_a_built_library_takes_no_lock():
     finally:
         if not existed:
             lock.unlink(missing_ok=True)
+
+
+def test_large_buffers_come_back_to_the_pool():
+    """A freed tape's block is handed to the next call of its size (its pages stay mapped);
+    a live one never is; zero=True clears a reused block; release_buffers frees the rest."""
+    if not kernels.usable(torch.zeros(1)):
+        pytest.skip("compiled kernels unavailable here")
+    like, shape = torch.zeros(1), (4, 50, 32, 64)  # 1.6 MB: pooled
+    kernels.release_buffers()
+    a = kernels.buffer(shape, like)
+    a.fill_(7.0)
+    ptr = a.data_ptr()
+    b = kernels.buffer(shape, like)
+    assert b.data_ptr() != ptr  # a is alive
+    del a
+    assert kernels.cached_buffer_bytes() >= 4 * 50 * 32 * 64 * 4
+    c = kernels.buffer(shape, like, zero=True)
+    assert c.data_ptr() == ptr and c.is_contiguous() and not c.any()
+    del b, c
+    cached = kernels.cached_buffer_bytes()
+    assert kernels.release_buffers() == cached > 0
+    assert kernels.cached_buffer_bytes() == 0
+    small = kernels.buffer((10, 10), like)  # below POOL_BYTES: torch's allocator
+    assert small.untyped_storage().resizable()

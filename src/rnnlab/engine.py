@@ -19,6 +19,11 @@ backward cannot: a gradient that is itself differentiated (``create_graph=True``
 penalties, Hessian-vector products; the backward then recomputes the layer on this path) and
 torch.func transforms (grad, jacrev, jvp, vmap), which see ordinary torch ops only.
 
+Symbol inputs (`Embedded`): when the layer reads rows of an embedding table E (V, I) picked by
+symbol ids, x W_ihᵀ + b is computed once per symbol, P = E W_ihᵀ + b (V rows, not T·B), and
+each step's projection is the row of P its symbol picks; the backward sums δa over the steps
+that read each symbol (δP) and gives dW_ih = δPᵀ E, dE = δP W_ih.
+
 Variable lengths: the caller sorts the batch by length, longest first (`sort_lengths`), so the
 sequences still running at step t are the leading rows ``[:batch_sizes[t]]`` and every step
 works on a contiguous slice, as in a PackedSequence. Outputs past a sequence's end are zero and
@@ -39,6 +44,46 @@ from . import kernels
 from .cells.base import CellMath, Tape, flat, weight_grad
 
 
+@dataclasses.dataclass(frozen=True)
+class Embedded:
+    """A layer's input given as symbol ids (T, B) and the table of their vectors (V, I): it
+    stands for ``F.embedding(ids, table)`` (T, B, I) — its ``shape``, ``dtype`` and
+    ``device`` are that tensor's, and it slices in time and reorders its batch as that tensor
+    would — while the engine projects each of the V symbols once instead of each of the T·B
+    steps (where V < T·B; otherwise it projects `dense()` as any input)."""
+
+    ids: Tensor
+    table: Tensor
+
+    @property
+    def shape(self) -> torch.Size:
+        return torch.Size((*self.ids.shape, self.table.shape[1]))
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.table.dtype
+
+    @property
+    def device(self) -> torch.device:
+        return self.table.device
+
+    def new_zeros(self, *size) -> Tensor:
+        return self.table.new_zeros(*size)
+
+    def __getitem__(self, steps: slice) -> Embedded:
+        return Embedded(self.ids[steps], self.table)
+
+    def index_select(self, dim: int, index: Tensor) -> Embedded:
+        return Embedded(self.ids.index_select(dim, index), self.table)
+
+    def dense(self) -> Tensor:
+        return F.embedding(self.ids, self.table)
+
+    def folds(self) -> bool:
+        """Does projecting the table cost less than projecting the steps?"""
+        return self.table.shape[0] < self.ids.numel()
+
+
 def sort_lengths(lengths: Tensor, T: int) -> tuple[Tensor, list[int] | None]:
     """Longest-first order of the batch and the number of sequences running at each step.
 
@@ -54,14 +99,15 @@ def sort_lengths(lengths: Tensor, T: int) -> tuple[Tensor, list[int] | None]:
 
 
 def reverse_within_lengths(x: Tensor, lengths: Tensor | None) -> Tensor:
-    """x[t, b] -> x[L_b − 1 − t, b] for t < L_b; padding stays where it is. An involution."""
+    """x[t, b] -> x[L_b − 1 − t, b] for t < L_b; padding stays where it is. An involution.
+    (x (T, B, ·), or symbol ids (T, B).)"""
     if lengths is None:
         return x.flip(0)
     T = x.shape[0]
     t = torch.arange(T, device=x.device).unsqueeze(1)
     L = lengths.to(x.device).unsqueeze(0)
     index = torch.where(t < L, L - 1 - t, t)  # (T, B)
-    return x.gather(0, index.unsqueeze(-1).expand_as(x))
+    return x.gather(0, index if x.dim() == 2 else index.unsqueeze(-1).expand_as(x))
 
 
 #: a layer whose gate block × (inputs + recurrent inputs) has at most this many weights sums
@@ -103,19 +149,32 @@ def _compiled(cell: CellMath, x: Tensor, params: dict) -> bool:
     return cell.kernel_forward is not None and kernels.usable(x, *params.values())
 
 
-def _forward(cell: CellMath, x: Tensor, inits: tuple[Tensor, ...], params: dict,
-             batch_sizes: list[int] | None) -> Tape:
-    """The forward loop: hoisted input projection, then the cell's steps (in Python, or all
-    of them in the cell's compiled kernel). Returns the tape."""
-    T, B, _ = x.shape
+def _project(cell: CellMath, x: Tensor, params: dict, ids: Tensor | None) -> Tensor:
+    """The hoisted input projection x W_ihᵀ + b, gate-major (G, T, B, H): one product per
+    gate, written straight into its block. With symbol ids, x is their table (V, I): each
+    gate's V projected rows are computed once and gathered."""
     W_ih, G = params["weight_ih"], cell.n_gates
     H = W_ih.shape[0] // G
     bias = cell.input_bias(params)
-    # (G, T, B, H), gate-major: one product per gate, written straight into its block
+    T, B = (ids if ids is not None else x).shape[:2]
     xw = kernels.buffer((G, T, B, H), x)
+    rows = flat(x) if ids is None else x
     for g, (W_g, out) in enumerate(zip(W_ih.view(G, H, -1), xw.view(G, T * B, H))):
-        kernels.mm(flat(x), W_g.t(), out=out,
-                   bias=None if bias is None else bias[g * H : (g + 1) * H])
+        b_g = None if bias is None else bias[g * H : (g + 1) * H]
+        if ids is None:
+            kernels.mm(rows, W_g.t(), out=out, bias=b_g)
+        else:
+            torch.index_select(kernels.mm(rows, W_g.t(), bias=b_g), 0, ids.reshape(-1),
+                               out=out)
+    return xw
+
+
+def _forward(cell: CellMath, x: Tensor, inits: tuple[Tensor, ...], params: dict,
+             batch_sizes: list[int] | None, ids: Tensor | None = None) -> Tape:
+    """The forward loop: hoisted input projection, then the cell's steps (in Python, or all
+    of them in the cell's compiled kernel). Returns the tape."""
+    T = (ids if ids is not None else x).shape[0]
+    xw = _project(cell, x, params, ids)
     if _compiled(cell, x, params):
         tape = cell.allocate(xw, inits, params, batch_sizes)
         _candidates(cell, tape)
@@ -242,16 +301,17 @@ class _Recurrence(torch.autograd.Function):
     """One layer-direction of a recurrent network; backward is the cell's hand-written BPTT."""
 
     @staticmethod
-    def forward(ctx, cell: CellMath, batch_sizes, lengths, n_states, x, *rest):
+    def forward(ctx, cell: CellMath, batch_sizes, lengths, n_states, ids, x, *rest):
+        # x (T, B, I), or with symbol ids (T, B) the table of their vectors (V, I)
         inits, params = rest[:n_states], dict(zip(cell.param_names, rest[n_states:]))
-        T, B, _ = x.shape
-        tape = _forward(cell, x, tuple(inits), params, batch_sizes)
+        T, B = (ids if ids is not None else x).shape[:2]
+        tape = _forward(cell, x, tuple(inits), params, batch_sizes, ids)
         if batch_sizes is None:
             finals = [s[T].clone() for s in tape.states]
         else:  # each sequence's state at its own last step
             rows = torch.arange(B, device=x.device)
             finals = [s[lengths.to(x.device), rows] for s in tape.states]
-        ctx.cell, ctx.tape, ctx.lengths, ctx.n_states = cell, tape, lengths, n_states
+        ctx.cell, ctx.tape, ctx.lengths, ctx.n_states, ctx.ids = cell, tape, lengths, n_states, ids
         ctx.save_for_backward(x, *rest)  # guards against in-place edits before backward
         return (tape.states[0][1:], *finals)
 
@@ -264,10 +324,11 @@ class _Recurrence(torch.autograd.Function):
             return _Recurrence._differentiable_backward(ctx, d_out, d_finals)
         cell, tape = ctx.cell, ctx.tape
         x, *_ = ctx.saved_tensors  # version check
-        T, B, _ = x.shape
+        ids, need_dx = ctx.ids, ctx.needs_input_grad[5]
         params = tape.params
         if tape.compiled:
-            fuse = (x.contiguous(), ctx.needs_input_grad[4]) if _fuse(cell, params) else None
+            fused = ids is None and _fuse(cell, params)  # (the fused sums read x's rows)
+            fuse = (x.contiguous(), need_dx) if fused else None
             d_finals = [d.contiguous() for d in d_finals]
             if fuse is None:
                 carry = cell.kernel_backward(tape, d_out.contiguous(), d_finals,
@@ -279,30 +340,33 @@ class _Recurrence(torch.autograd.Function):
             carry = _backward_loop(cell, tape, d_out, d_finals)
         if tape.fused is not None:  # the kernel summed the weight gradients in its loop
             grads = cell.fused_grads(tape)
-            dx = grads.pop("input") if ctx.needs_input_grad[4] else None
+            dx = grads.pop("input") if need_dx else None
             param_grads = [grads.get(name) if params[name] is not None else None
                            for name in cell.param_names]
             tape.back = tape.dG = tape.fused = None
-            return (None, None, None, None, dx, *carry, *param_grads)
+            return (None, None, None, None, None, dx, *carry, *param_grads)
 
         dG, dU = tape.dG, cell.input_grad(tape)  # δa, and δ(x W_ihᵀ)
-        G, H = dG.shape[0], dG.shape[3]
-        dU_rows = dU.reshape(G, T * B, H)
+        G, T, B, H = dG.shape
+        rows, dU_rows = x.reshape(-1, x.shape[-1]), dU.reshape(G, T * B, H)
+        if ids is not None:  # δP: each symbol's row gathers the δu of the steps that read it
+            dU_rows = _per_symbol(dU_rows, ids, x.shape[0])
         dx = None
-        if ctx.needs_input_grad[4]:  # Σ_g δu_g W_ih,g
+        if need_dx:  # Σ_g δu_g W_ih,g
             W_g = params["weight_ih"].view(G, H, -1)
             dx = kernels.mm(dU_rows[0], W_g[0])
             for g in range(1, G):
                 kernels.mm(dU_rows[g], W_g[g], out=dx, beta=1.0)
             dx = dx.view_as(x)
         db = dG.sum((1, 2)).flatten()  # ∂L/∂(any bias folded into the input projection)
-        grads = {"weight_ih": weight_grad(dU, x), "bias_ih": db}
+        grads = {"weight_ih": weight_grad(dU_rows.unsqueeze(2), rows.unsqueeze(1)),
+                 "bias_ih": db}
         grads.update(cell.recurrent_grads(tape, db))
         param_grads = [
             grads.get(name) if params[name] is not None else None for name in cell.param_names
         ]
         tape.back = tape.dG = None  # backward-only buffers; the forward ones live with ctx
-        return (None, None, None, None, dx, *carry, *param_grads)
+        return (None, None, None, None, None, dx, *carry, *param_grads)
 
     @staticmethod
     def _differentiable_backward(ctx, d_out, d_finals):
@@ -312,19 +376,29 @@ class _Recurrence(torch.autograd.Function):
         x, *rest = ctx.saved_tensors
         cell, n = ctx.cell, ctx.n_states
         inputs = [x, *rest]
-        wanted = [k for k, t in enumerate(inputs) if t is not None and ctx.needs_input_grad[4 + k]
+        wanted = [k for k, t in enumerate(inputs) if t is not None and ctx.needs_input_grad[5 + k]
                   and _engine_needs(t)]
         create_graph = torch.is_grad_enabled()
         with torch.enable_grad():
             params = dict(zip(cell.param_names, rest[n:]))
-            out, finals = autograd_layer(cell, x, tuple(rest[:n]), params, ctx.lengths)
+            seq = x if ctx.ids is None else F.embedding(ctx.ids, x)
+            out, finals = autograd_layer(cell, seq, tuple(rest[:n]), params, ctx.lengths)
             grads = torch.autograd.grad((out, *finals), [inputs[k] for k in wanted],
                                         (d_out, *d_finals), create_graph=create_graph,
                                         allow_unused=True)
         result = [None] * len(inputs)
         for k, g in zip(wanted, grads):
             result[k] = torch.zeros_like(inputs[k]) if g is None else g
-        return (None, None, None, None, *result)
+        return (None, None, None, None, None, *result)
+
+
+def _per_symbol(d_rows: Tensor, ids: Tensor, V: int) -> Tensor:
+    """(G, T·B, H) step rows -> (G, V, H): row v sums the rows of the steps whose symbol is v."""
+    out = d_rows.new_zeros(d_rows.shape[0], V, d_rows.shape[2])
+    index = ids.reshape(-1)
+    for o, d in zip(out, d_rows):
+        o.index_add_(0, index, d)
+    return out
 
 
 def _engine_needs(t: Tensor) -> bool:
@@ -341,7 +415,7 @@ def _engine_needs(t: Tensor) -> bool:
 
 def run_layer(
     cell: CellMath,
-    x: Tensor,
+    x: Tensor | Embedded,
     inits: tuple[Tensor, ...],
     params: dict[str, Tensor | None],
     *,
@@ -349,7 +423,8 @@ def run_layer(
     lengths: Tensor | None = None,
     reverse: bool = False,
 ) -> tuple[Tensor, tuple[Tensor, ...]]:
-    """Run one layer-direction over x (T, B, I), batch sorted longest first.
+    """Run one layer-direction over x (T, B, I) or symbols (`Embedded`), batch sorted longest
+    first.
 
     ``inits`` are the initial states (B, size) in ``cell.state_names`` order; ``params`` maps
     ``cell.param_names`` to tensors (None for absent ones). ``lengths`` (sorted) and
@@ -358,19 +433,27 @@ def run_layer(
     """
     if batch_sizes is None:
         lengths = None
+    ids = None
+    if isinstance(x, Embedded):
+        x, ids = (x.table, x.ids) if x.folds() else (x.dense(), None)
     if reverse:
-        x = reverse_within_lengths(x, lengths)
+        if ids is None:
+            x = reverse_within_lengths(x, lengths)
+        else:
+            ids = reverse_within_lengths(ids, lengths)
         if cell.masks.zoned:  # a step's zoneout mask belongs to its time step
             cell = cell.with_masks(dataclasses.replace(cell.masks, zone=tuple(
                 z if z is None or z.shape[0] == 1 else reverse_within_lengths(z, lengths)
                 for z in cell.masks.zone)))
     tensors = (x, *inits, *(params.get(name) for name in cell.param_names))
-    empty = 0 in (x.shape[1], x.shape[2], inits[0].shape[-1])  # no batch, inputs or units
+    B = (ids if ids is not None else x).shape[1]
+    empty = 0 in (B, x.shape[-1], inits[0].shape[-1])  # no batch, inputs or units
     if _transformed(*tensors) or empty:  # (nothing to compile)
         named = dict(zip(cell.param_names, tensors[1 + len(inits) :]))
-        out, finals = autograd_layer(cell, x, inits, named, lengths)
+        seq = x if ids is None else F.embedding(ids, x)
+        out, finals = autograd_layer(cell, seq, inits, named, lengths)
     else:
-        out, *finals = _Recurrence.apply(cell, batch_sizes, lengths, len(inits), *tensors)
+        out, *finals = _Recurrence.apply(cell, batch_sizes, lengths, len(inits), ids, *tensors)
     if reverse:
         out = reverse_within_lengths(out, lengths)
     return out, tuple(finals)

@@ -8,7 +8,8 @@ gives the same initial weights), and takes and returns the same shapes, so that
 
 just works and gives the same numbers. New options are keyword-only and off by default:
 ``peephole`` and ``truncated`` (LSTM), ``reset_after`` (GRU), the nonlinearities ``sigmoid`` and
-``linear`` (RNN), and ``lengths=`` in forward for padded batches. Modules never loop over time:
+``linear`` (RNN), ``lengths=`` in forward for padded batches, and ``embedding=`` in forward for
+symbol inputs (ids and their table, projected once per symbol). Modules never loop over time:
 they arrange layers, directions and dropout, and hand each layer-direction to the engine.
 
 What torch.nn does at its door, these doors do too: its argument checks (and the exception
@@ -41,7 +42,7 @@ from .cells import (
 )
 from .cells.base import CellMath
 from .cells.lstm_variants import VARIANT_GATES, LSTMVariantMath, check_variant, peephole_gates
-from .engine import run_layer, sort_lengths
+from .engine import Embedded, run_layer, sort_lengths
 
 
 def _autocast_dtype(t: Tensor) -> torch.dtype | None:
@@ -93,6 +94,7 @@ def _autocast_forward(forward, input, *args):
     """Run ``forward(input, *args, amp=dtype)`` with autocast's dtype and autocast itself off
     inside (the casts are done once, at the door; the engine's products must not recast)."""
     data = input.data if isinstance(input, PackedSequence) else input
+    data = data.table if isinstance(data, Embedded) else data
     amp = _autocast_dtype(data) if isinstance(data, Tensor) else None
     if amp is None:
         return forward(input, *args, amp=None)
@@ -247,10 +249,17 @@ class _RecurrentBase(nn.Module):
 
     # -- forward ---------------------------------------------------------------------------
 
-    def forward(self, input, hx=None, *, lengths=None):
+    def forward(self, input, hx=None, *, lengths=None, embedding=None):
         """input (T, B, input_size) [(B, T, ·) if batch_first], (T, input_size) unbatched, or a
         PackedSequence; hx the initial state(s) (num_layers·D, B, ·), zeros if None; lengths
-        (B,) for a padded batch. Returns (output, h_n) or (output, (h_n, c_n)) as torch.nn."""
+        (B,) for a padded batch. Returns (output, h_n) or (output, (h_n, c_n)) as torch.nn.
+
+        ``embedding`` (V, input_size): input then holds symbol ids, (T, B) [(B, T) if
+        batch_first] or (T,), and the result is that of ``forward(F.embedding(input,
+        embedding))``, but the first layer projects each of the V symbols once instead of each
+        of the T·B steps (where V < T·B), and its gradient reaches ``embedding``."""
+        if embedding is not None:
+            input = _symbols(input, embedding, self.input_size)
         return _autocast_forward(self._forward, input, hx, lengths)
 
     def _forward(self, input, hx, lengths, *, amp):
@@ -261,6 +270,12 @@ class _RecurrentBase(nn.Module):
                                  "already carries the lengths")
             x, lengths = pad_packed_sequence(input)
             batched = True
+        elif isinstance(input, Embedded):  # checked by _symbols
+            batched = input.ids.dim() == 2
+            ids = input.ids if batched else input.ids.unsqueeze(1)
+            if batched and self.batch_first:
+                ids = ids.t()
+            x = Embedded(ids, _amp(input.table, amp))
         else:
             _check_rank(f"{type(self).__name__}: Expected input", input, (2, 3))
             batched = input.dim() == 3
@@ -412,6 +427,31 @@ class _RecurrentBase(nn.Module):
         mask = (steps < lengths[sorted_idx.cpu()].unsqueeze(0)).to(out.device)  # (T, B)
         return PackedSequence(out_sorted[mask], like.batch_sizes, like.sorted_indices,
                               like.unsorted_indices)
+
+
+def _symbols(ids, table, input_size: int) -> Embedded:
+    """Symbol ids and their embedding table, checked at the door (forward's ``embedding=``)."""
+    if isinstance(ids, PackedSequence):
+        raise ValueError("embedding= takes symbol ids as a tensor, not a PackedSequence; give "
+                         "lengths= for a padded batch")
+    ck.check_tensor("embedding", table, dims=(2,))
+    ck.check_float("embedding", table)
+    if table.shape[1] != input_size:
+        raise ck.TensorError(f"embedding.size(1) must be equal to input_size. Expected "
+                             f"{input_size}, got {table.shape[1]}")
+    ck.check_tensor("input (symbol ids)", ids, dims=(1, 2))
+    if ids.dtype not in (torch.int64, torch.int32):
+        raise ck.DtypeError(f"with embedding=, input must hold symbol ids (torch.long or "
+                            f"torch.int), got dtype {ids.dtype}")
+    if ids.device != table.device:
+        raise ck.TensorError(f"input (symbol ids) is on {ids.device} but embedding is on "
+                             f"{table.device}; move them to the same device")
+    if ids.numel():
+        lo, hi = ids.aminmax()  # one pass, one sync
+        if int(lo) < 0 or int(hi) >= table.shape[0]:
+            raise ValueError(f"symbol ids must lie in [0, {table.shape[0]}) (the embedding's "
+                             f"rows), got ids in [{int(lo)}, {int(hi)}]")
+    return Embedded(ids, table)
 
 
 def _refuse_proj_size(proj_size) -> None:

@@ -256,7 +256,7 @@ def weight_grad(dG: Tensor, inp: Tensor) -> Tensor:
     Σ_{t,b} δ_{g,t,b}ᵀ inp_{t,b}, returned as (G·H, K), the layout of torch's weights."""
     G, T, B, H = dG.shape
     rows = flat(inp)
-    out = dG.new_empty(G * H, rows.shape[1])
+    out = kernels.buffer((G * H, rows.shape[1]), dG)
     for g, d in enumerate(dG.view(G, T * B, H)):
         at_b(d, rows, out=out[g * H : (g + 1) * H])
     return out

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import math
 import os
 import platform
 import shutil
@@ -224,7 +225,7 @@ def mm(a: torch.Tensor, b: torch.Tensor, *, out: torch.Tensor | None = None,
     (0.26–0.58× ATen's time); on these tall hoisted products ATen is faster (own/ATen 0.98–
     1.61 across the engine's regimes): `python -m benchmarks.gemm` prints the table."""
     if out is None:
-        out, beta = a.new_empty(a.shape[0], b.shape[1]), 0.0
+        out, beta = buffer((a.shape[0], b.shape[1]), a), 0.0
     if bias is not None:
         if beta:
             out.mul_(beta).add_(bias).addmm_(a, b)
@@ -256,15 +257,29 @@ def _ordered(t: torch.Tensor) -> torch.Tensor:
     return t.contiguous()
 
 
-#: buffers at least this large are backed by 2 MB pages where the OS allows (`buffer`)
-HUGE_PAGE_BYTES = 4 << 20
+#: CPU buffers at least this large come from the kernels' pool (`buffer`)
+POOL_BYTES = 1 << 20
 
 
 def buffer(shape, like: torch.Tensor, *, zero: bool = False) -> torch.Tensor:
-    """An uninitialised (or zero-filled) tensor of ``like``'s dtype and device. Large ones
-    get transparent huge pages before their first write when the kernels are on: a fresh
-    32 MB tape otherwise costs 8,000 page faults, more than the loop that fills it."""
-    t = torch.empty(shape, dtype=like.dtype, device=like.device)
-    if t.nbytes >= HUGE_PAGE_BYTES and t.device.type == "cpu" and usable(t):
-        torch.ops.rnnlab.advise_huge_pages(t)
+    """An uninitialised (or zero-filled) tensor of ``like``'s dtype and device. Large CPU ones
+    come from the kernels' pool when the kernels are on (csrc/buffers.cpp): their pages stay
+    mapped from call to call, where malloc maps a fresh block at every call and every page of
+    a tape faults on its first write."""
+    nbytes = math.prod(shape) * like.element_size()
+    if nbytes >= POOL_BYTES and like.device.type == "cpu" and usable(like):
+        t = torch.ops.rnnlab.buffer_empty(list(shape), like.dtype)
+    else:
+        t = torch.empty(shape, dtype=like.dtype, device=like.device)
     return t.zero_() if zero else t
+
+
+def release_buffers() -> int:
+    """Free the pool's unused buffers (kept for the next call, up to 1 GiB); returns the bytes
+    freed. Like ``torch.cuda.empty_cache``: nothing in use is touched."""
+    return int(torch.ops.rnnlab.buffer_release()) if load() else 0
+
+
+def cached_buffer_bytes() -> int:
+    """Bytes of unused buffers the pool keeps for the next call."""
+    return int(torch.ops.rnnlab.buffer_cached()) if load() else 0

@@ -5,6 +5,10 @@
                                      layers; or the torch.nn class of the same name)
     z_t = W_out · h_t + b_out,   p(x_{t+1} | x_≤t) = softmax(z_t)
 
+With rnnlab's core the embedding is not applied by the model: the core takes the symbol ids and
+E (``embedding=``), so its first layer computes E W_ihᵀ once per symbol and gathers rows,
+instead of one (T·B × e)·(e × 4H) product per chunk (the same numbers, fewer FLOPs).
+
 ``dropout`` is torch.nn's: between recurrent layers. ``output_dropout`` also drops h_t before
 the readout (char-rnn's placement; off by default).
 
@@ -82,9 +86,15 @@ class CharLM(nn.Module):
             lo, hi = x.aminmax()  # one pass (and one device sync)
             if int(lo) < 0 or int(hi) >= self.vocab_size:
                 raise ValueError(f"symbol ids must lie in [0, {self.vocab_size})")
-        e = self.embed(x) if self.embed is not None else F.one_hot(
-            x, self.vocab_size).to(self.head.weight.dtype)
-        h, state = self.core(e, state)
+        if self.backend == "rnnlab":  # the core reads the rows of E (or of I, one-hot) itself:
+            # its first layer projects each symbol once, not each step (`Embedded`)
+            table = self.embed.weight if self.embed is not None else torch.eye(
+                self.vocab_size, dtype=self.head.weight.dtype, device=x.device)
+            h, state = self.core(x, state, embedding=table)
+        else:
+            e = self.embed(x) if self.embed is not None else F.one_hot(
+                x, self.vocab_size).to(self.head.weight.dtype)
+            h, state = self.core(e, state)
         return self.head(self.drop(h)), state
 
 

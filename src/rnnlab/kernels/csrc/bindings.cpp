@@ -8,8 +8,6 @@
 #include <ATen/ops/zeros_like.h>
 #include <torch/library.h>
 
-#include <sys/mman.h>
-
 #include <algorithm>
 #include <array>
 #include <cstdint>
@@ -497,16 +495,6 @@ void step_products_op(const Tensor& A, const Tensor& W, Tensor out, int64_t thre
   });
 }
 
-// Ask the kernel to back a large, not yet touched buffer with 2 MB pages: the tapes of long
-// sequences are tens of MB, and faulting them in 4 kB at a time cost more than the loops.
-void advise_huge_pages(const Tensor& t) {
-  constexpr uintptr_t kHuge = uintptr_t(1) << 21;
-  const auto begin = reinterpret_cast<uintptr_t>(t.data_ptr());
-  const uintptr_t end = begin + uintptr_t(t.nbytes());
-  const uintptr_t first = (begin + kHuge - 1) & ~(kHuge - 1), last = end & ~(kHuge - 1);
-  if (last > first) madvise(reinterpret_cast<void*>(first), last - first, MADV_HUGEPAGE);
-}
-
 // out[i] = value where u_i < threshold, else 0, u_i the top 24 bits of splitmix64's finaliser
 // applied to seed + (i + 1)·φ (φ = 0x9E3779B97F4A7C15): a counter-based generator, so threads
 // split the range freely and rnnlab/options.py reproduces the same bits with torch's integer
@@ -560,7 +548,6 @@ TORCH_LIBRARY(rnnlab, m) {
         "Tensor(g!) db, Tensor(h!) dW_hh, Tensor(i!) d_peep, Tensor(j!) d_W_hr, "
         "int threads) -> ()",
         &rnnlab::lstm_backward_op);
-  m.def("advise_huge_pages(Tensor t) -> ()", &rnnlab::advise_huge_pages);
   m.def("bernoulli_mask(Tensor(a!) out, int seed, int threshold, float value, int threads) -> ()",
         &rnnlab::bernoulli_mask);
   m.def("mm(Tensor a, Tensor b, Tensor(a!) out, float beta, Tensor bias, int threads) -> ()",
