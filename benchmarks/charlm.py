@@ -7,6 +7,10 @@ T steps × B streams, cross-entropy, backward, clipping, Adam), with the recurre
 rnnlab (compiled kernels, and the reference path: RNNLAB_KERNELS=0) or from torch.nn (the same
 weights), float32, on this machine's threads. Medians of interleaved repetitions after
 warm-up; chars/s = B·T / step time; ratio = rnnlab compiled / torch.nn (lower is faster).
+
+--keep-pages: glibc's malloc keeps freed blocks mapped, so neither side pays page faults (by
+default torch.nn's step faults thousands of pages at every step, rnnlab's, whose large buffers
+come from its own pool, next to none): the compute alone.
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ import torch.nn.functional as F
 
 from rnnlab.lm.model import CharLM
 
-from .engine import medians, on_path
+from .engine import keep_pages, medians, on_path
 
 CONFIGS = [  # label, model, layers, hidden, dropout, batch, T
     ("default: 2×512 LSTM, dropout 0.3, T=50", "lstm", 2, 512, 0.3, 32, 50),
@@ -46,9 +50,14 @@ def train_step(model: CharLM, x, y):
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--reps", type=int, default=7)
+    parser.add_argument("--keep-pages", action="store_true",
+                        help="tune malloc so that no step pays page faults: compute alone")
     args = parser.parse_args(argv)
+    if args.keep_pages:
+        keep_pages()
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; median of "
-          f"{args.reps} training steps each, interleaved")
+          f"{args.reps} training steps each, interleaved"
+          f"{'; malloc keeps freed pages mapped' if args.keep_pages else ''}")
     print(f"{'config':40} {'compiled':>16} {'reference':>9} {'torch.nn':>16} {'ratio':>6}")
     for label, kind, layers, hidden, dropout, B, T in CONFIGS:
         torch.manual_seed(0)

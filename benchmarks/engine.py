@@ -52,6 +52,19 @@ def on_path(fn, compiled: bool):
     return run
 
 
+def keep_pages() -> None:
+    """Tune glibc's malloc for this process so that freed blocks stay mapped (no mmap for large
+    blocks, no trimming): no step then pays page faults, and a comparison measures the compute
+    alone. By default malloc maps each large block afresh and every page faults on first
+    write, which costs whichever side allocates more per step (`--keep-pages` in charlm)."""
+    import ctypes
+
+    libc = ctypes.CDLL("libc.so.6")
+    M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3
+    if not (libc.mallopt(M_MMAP_THRESHOLD, 1 << 30) and libc.mallopt(M_TRIM_THRESHOLD, 1 << 30)):
+        raise RuntimeError("mallopt refused the settings")
+
+
 def medians(fns: list, reps: int, warmup: int = 2) -> list[float]:
     """Median seconds of each function, repetitions interleaved."""
     for _ in range(warmup):

@@ -141,3 +141,12 @@ def test_a_packed_sequence_of_ids_is_refused():
                                                      torch.tensor([3, 2]))
     with pytest.raises(ValueError, match="not a PackedSequence"):
         rnnlab.GRU(5, 4)(packed, embedding=torch.randn(4, 5))
+
+
+def test_ids_changed_in_place_before_backward_are_caught():
+    m = rnnlab.LSTM(5, 4)
+    ids = torch.randint(0, 3, (6, 4))
+    out, _ = m(ids, embedding=torch.randn(3, 5, requires_grad=True))
+    ids.add_(1)
+    with pytest.raises(RuntimeError, match="modified in place"):
+        out.sum().backward()

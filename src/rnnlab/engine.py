@@ -311,12 +311,16 @@ class _Recurrence(torch.autograd.Function):
         else:  # each sequence's state at its own last step
             rows = torch.arange(B, device=x.device)
             finals = [s[lengths.to(x.device), rows] for s in tape.states]
-        ctx.cell, ctx.tape, ctx.lengths, ctx.n_states, ctx.ids = cell, tape, lengths, n_states, ids
+        ctx.cell, ctx.tape, ctx.lengths, ctx.n_states = cell, tape, lengths, n_states
         ctx.save_for_backward(x, *rest)  # guards against in-place edits before backward
+        ctx.ids, ctx.ids_version = ids, None if ids is None else ids._version  # (likewise)
         return (tape.states[0][1:], *finals)
 
     @staticmethod
     def backward(ctx, d_out, *d_finals):
+        if ctx.ids is not None and ctx.ids._version != ctx.ids_version:
+            raise RuntimeError("the symbol ids of a recurrent layer's input were modified in "
+                               "place between its forward and backward; clone them first")
         # create_graph=True: the gradient must be differentiable; batched gradients
         # (is_grads_batched, vectorised jacobians, gradcheck's batched check) come as tensors
         # with a batch dimension the kernels cannot see: both take the differentiable path

@@ -91,7 +91,14 @@ _REBER_NOTES = (
     "11/16 at 1.98×; with output-gate biases −1 10/16 at 1.53×, −0.5 4/16, 0 5/16, −2, −4, "
     "−6 0/16; input-gate bias +1 8/16, −1 3/16; targets=possible 5/16; output_bias=true as "
     "well 6/16; at lr 0.1 6/16 (0.98×); 4x1 at lr 0.5 6/16 (1.04×). A modern LSTM learns "
-    "the same strings, so generator and criterion hold.")
+    "the same strings, so generator and criterion hold. Sweeps on the paper's network "
+    "(2026-12-07, 10 trials a point, `rnnlab sweep ROW --trials 10 --grid "
+    "output=logistic,linear --grid lstm.init_range=0.2,0.5,1.0`): no point of any of the five "
+    "rows solves more than 3/10 — 4x1 at lr 0.1 and 0.5 0/10 at every point, 3x2 at lr 0.1 at "
+    "best 3/10 (init ±0.5, 0.97×; a linear output unit 0–3/10), at lr 0.2 2/10, at lr 0.5 "
+    "2/10; for 1-3x2-lr0.5 also init ±0.5, ±1.0 × lr 0.5, 1, 2 × targets next, possible × "
+    "squared error, cross-entropy (24 points): at most 2/10, cross-entropy 0/10 at every "
+    "point.")
 _2AB_NOTES = (
     "Misses: with or without sequential construction (sequential=false: 0/6) every test "
     "sequence ends wrong. The construction works as described (the cell is added once the "
