@@ -11,6 +11,10 @@ per-operation dispatch. They are compiled on first use with ``torch.utils.cpp_ex
 
 If the build fails, rnnlab prints one line naming the cause and runs the reference path;
 nothing else changes. Tensors on other devices (CUDA) always take the reference path.
+
+The engine's large CPU buffers come from a pool in the library (``csrc/buffers.cpp``) and go
+back to it when their last tensor dies, so their pages stay mapped from call to call;
+`release_buffers` frees the unused ones.
 """
 
 from __future__ import annotations
