@@ -77,11 +77,22 @@ class Embedded:
         return Embedded(self.ids.index_select(dim, index), self.table)
 
     def dense(self) -> Tensor:
-        return F.embedding(self.ids, self.table)
+        return _dense(self.table, self.ids)
 
     def folds(self) -> bool:
         """Does projecting the table cost less than projecting the steps?"""
         return self.table.shape[0] < self.ids.numel()
+
+
+def _steps(x: Tensor, ids: Tensor | None) -> tuple[int, int]:
+    """(T, B) of a layer's input: x (T, B, I), or symbol ids (T, B) with x their table."""
+    T, B = (x if ids is None else ids).shape[:2]
+    return T, B
+
+
+def _dense(x: Tensor, ids: Tensor | None) -> Tensor:
+    """The (T, B, I) input itself: x, or the rows of the table x that the ids pick."""
+    return x if ids is None else F.embedding(ids, x)
 
 
 def sort_lengths(lengths: Tensor, T: int) -> tuple[Tensor, list[int] | None]:
@@ -156,9 +167,9 @@ def _project(cell: CellMath, x: Tensor, params: dict, ids: Tensor | None) -> Ten
     W_ih, G = params["weight_ih"], cell.n_gates
     H = W_ih.shape[0] // G
     bias = cell.input_bias(params)
-    T, B = (ids if ids is not None else x).shape[:2]
+    T, B = _steps(x, ids)
     xw = kernels.buffer((G, T, B, H), x)
-    rows = flat(x) if ids is None else x
+    rows = flat(x)  # (T·B, I), or the table's (V, I)
     for g, (W_g, out) in enumerate(zip(W_ih.view(G, H, -1), xw.view(G, T * B, H))):
         b_g = None if bias is None else bias[g * H : (g + 1) * H]
         if ids is None:
@@ -173,7 +184,7 @@ def _forward(cell: CellMath, x: Tensor, inits: tuple[Tensor, ...], params: dict,
              batch_sizes: list[int] | None, ids: Tensor | None = None) -> Tape:
     """The forward loop: hoisted input projection, then the cell's steps (in Python, or all
     of them in the cell's compiled kernel). Returns the tape."""
-    T = (ids if ids is not None else x).shape[0]
+    T, _ = _steps(x, ids)
     xw = _project(cell, x, params, ids)
     if _compiled(cell, x, params):
         tape = cell.allocate(xw, inits, params, batch_sizes)
@@ -304,7 +315,7 @@ class _Recurrence(torch.autograd.Function):
     def forward(ctx, cell: CellMath, batch_sizes, lengths, n_states, ids, x, *rest):
         # x (T, B, I), or with symbol ids (T, B) the table of their vectors (V, I)
         inits, params = rest[:n_states], dict(zip(cell.param_names, rest[n_states:]))
-        T, B = (ids if ids is not None else x).shape[:2]
+        T, B = _steps(x, ids)
         tape = _forward(cell, x, tuple(inits), params, batch_sizes, ids)
         if batch_sizes is None:
             finals = [s[T].clone() for s in tape.states]
@@ -352,7 +363,7 @@ class _Recurrence(torch.autograd.Function):
 
         dG, dU = tape.dG, cell.input_grad(tape)  # δa, and δ(x W_ihᵀ)
         G, T, B, H = dG.shape
-        rows, dU_rows = x.reshape(-1, x.shape[-1]), dU.reshape(G, T * B, H)
+        dU_rows = dU.reshape(G, T * B, H)
         if ids is not None:  # δP: each symbol's row gathers the δu of the steps that read it
             dU_rows = _per_symbol(dU_rows, ids, x.shape[0])
         dx = None
@@ -363,8 +374,7 @@ class _Recurrence(torch.autograd.Function):
                 kernels.mm(dU_rows[g], W_g[g], out=dx, beta=1.0)
             dx = dx.view_as(x)
         db = dG.sum((1, 2)).flatten()  # ∂L/∂(any bias folded into the input projection)
-        grads = {"weight_ih": weight_grad(dU_rows.unsqueeze(2), rows.unsqueeze(1)),
-                 "bias_ih": db}
+        grads = {"weight_ih": weight_grad(dU_rows, flat(x)), "bias_ih": db}
         grads.update(cell.recurrent_grads(tape, db))
         param_grads = [
             grads.get(name) if params[name] is not None else None for name in cell.param_names
@@ -385,8 +395,8 @@ class _Recurrence(torch.autograd.Function):
         create_graph = torch.is_grad_enabled()
         with torch.enable_grad():
             params = dict(zip(cell.param_names, rest[n:]))
-            seq = x if ctx.ids is None else F.embedding(ctx.ids, x)
-            out, finals = autograd_layer(cell, seq, tuple(rest[:n]), params, ctx.lengths)
+            out, finals = autograd_layer(cell, _dense(x, ctx.ids), tuple(rest[:n]), params,
+                                         ctx.lengths)
             grads = torch.autograd.grad((out, *finals), [inputs[k] for k in wanted],
                                         (d_out, *d_finals), create_graph=create_graph,
                                         allow_unused=True)
@@ -450,12 +460,10 @@ def run_layer(
                 z if z is None or z.shape[0] == 1 else reverse_within_lengths(z, lengths)
                 for z in cell.masks.zone)))
     tensors = (x, *inits, *(params.get(name) for name in cell.param_names))
-    B = (ids if ids is not None else x).shape[1]
-    empty = 0 in (B, x.shape[-1], inits[0].shape[-1])  # no batch, inputs or units
+    empty = 0 in (_steps(x, ids)[1], x.shape[-1], inits[0].shape[-1])  # no batch/inputs/units
     if _transformed(*tensors) or empty:  # (nothing to compile)
         named = dict(zip(cell.param_names, tensors[1 + len(inits) :]))
-        seq = x if ids is None else F.embedding(ids, x)
-        out, finals = autograd_layer(cell, seq, inits, named, lengths)
+        out, finals = autograd_layer(cell, _dense(x, ids), inits, named, lengths)
     else:
         out, *finals = _Recurrence.apply(cell, batch_sizes, lengths, len(inits), ids, *tensors)
     if reverse:

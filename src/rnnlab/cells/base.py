@@ -253,11 +253,12 @@ def at_b(a: Tensor, b: Tensor, out: Tensor | None = None) -> Tensor:
 
 def weight_grad(dG: Tensor, inp: Tensor) -> Tensor:
     """∂L/∂W for gate-major δ (G, T, B, H) and the input rows the weight saw (T, B, K):
-    Σ_{t,b} δ_{g,t,b}ᵀ inp_{t,b}, returned as (G·H, K), the layout of torch's weights."""
-    G, T, B, H = dG.shape
+    Σ_{t,b} δ_{g,t,b}ᵀ inp_{t,b}, returned as (G·H, K), the layout of torch's weights. (Any
+    row shape will do: δ (G, N, H) with rows (N, K) too.)"""
+    G, H = dG.shape[0], dG.shape[-1]
     rows = flat(inp)
     out = kernels.buffer((G * H, rows.shape[1]), dG)
-    for g, d in enumerate(dG.view(G, T * B, H)):
+    for g, d in enumerate(dG.view(G, -1, H)):
         at_b(d, rows, out=out[g * H : (g + 1) * H])
     return out
 
