@@ -14,7 +14,6 @@ demo: $(STAMP)
 
 test: $(STAMP) browser
 	$(PY) -m ruff check src tests benchmarks
-	NO_MKDOCS_2_WARNING=1 $(PY) -m mkdocs build --strict --quiet --site-dir site
 	RNNLAB_REQUIRE_KERNELS=1 RNNLAB_REQUIRE_BROWSER=1 $(PY) -m pytest
 
 # the report tests render pages in a real headless browser: Debian's chromium
@@ -30,6 +29,7 @@ bench: $(STAMP)
 	$(PY) -m benchmarks.gemm
 	$(PY) -m benchmarks.online1997
 	$(PY) -m benchmarks.charlm
+	$(PY) -m benchmarks.symbols
 	$(PY) -m benchmarks.transforms
 	$(PY) -m benchmarks.wishlist
 	$(PY) -m benchmarks.scaling

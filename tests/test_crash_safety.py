@@ -19,7 +19,7 @@ import torch
 
 from rnnlab.training.runs import RunDir, load_checkpoint
 
-KILLS = 10  # per trainer: 20 instants in all
+KILLS = 6  # per trainer: 12 instants in all
 
 DRIVER = r"""
 import sys

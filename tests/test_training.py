@@ -158,3 +158,31 @@ def test_paper_protocol_resumes_exactly(tmp_path, monkeypatch):
     b, meta = load_checkpoint(tmp_path / "cut" / "checkpoint.safetensors")
     assert meta["sequences"] == 120
     assert torch.equal(a["W"], b["W"]) and torch.equal(a["V"], b["V"])
+
+
+@pytest.mark.parametrize("task,params,kind,shortcut", [
+    ("longlag-2c", dict(p=50, q=20), "lstm", False),   # every step one symbol
+    ("reber", {}, "gru", False),                       # strings padded with −1 (no input)
+    ("longlag-2a", dict(p=20), "lstm", True),          # the readout sees the input too
+    ("order-6a", {}, "lstm1997", False),
+])
+def test_a_model_reads_symbols_as_it_reads_their_one_hot_input(task, params, kind, shortcut):
+    """The trainer feeds one-hot tasks as symbols (`Batch.inputs`): the core then projects
+    each symbol once. Same outputs and gradients as the dense one-hot x (float64)."""
+    from rnnlab.training.model import make_model
+
+    t = tasks.make(task, **params)
+    batch = t.sample(6, torch.Generator().manual_seed(3))
+    assert batch.symbols is not None and batch.inputs is batch.symbols
+    if task == "reber":
+        assert (batch.symbols < 0).any()  # padding past a string's end
+    torch.manual_seed(0)
+    model = make_model(t, kind, 3 if kind == "lstm1997" else 8, shortcut=shortcut).double()
+    results = []
+    for x in (batch.x.double(), batch.symbols):
+        out = model(x, batch.lengths)
+        results.append((out, torch.autograd.grad(out.square().sum(), list(model.parameters()))))
+    (dense, d_grads), (sym, s_grads) = results
+    torch.testing.assert_close(sym, dense, rtol=0, atol=1e-12)
+    for a, b in zip(s_grads, d_grads):
+        torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-10)

@@ -216,11 +216,18 @@ def reproduce(
                                      "forget-gate bias 1 and chrono initialisation, Adam's "
                                      "rate tuned on another seed (seven runs more per row)"),
     cluster: str = CLUSTER_OPTION,
+    merge: list[Path] = typer.Option(None, "--merge", help="run nothing: merge these "
+                                     "reproductions (folders or reproduce.json files; repeat "
+                                     "the option) into one table in --out, part by part: the "
+                                     "most trials win, the later source on a tie"),
+    figure: str = typer.Option(None, help="with --merge: an image to link below the table "
+                               "(a path relative to --out)"),
 ) -> None:
     """Run the paper's experiments with the paper protocol; print ours beside the paper's.
     Resumable: run the same command (same --out) again to continue where it stopped.
     Every row shows the paper as read too: its own result where it uses the paper's
-    settings, else the same row of the --as-read-from reproduction."""
+    settings, else the same row of the --as-read-from reproduction. With --merge, build
+    one table from reproductions run separately (found set-ups, --as-read, --fair-modern)."""
     from .training.reproduce import CHEAP_COST, row_cost, rows, setup_text
     from .training.reproduce import reproduce as run_reproduce
 
@@ -244,6 +251,11 @@ def reproduce(
         typer.echo(table(["experiment", "table", "trials", "paper", "task, set-up"], lines,
                          wrap=(4,)))
         return
+    if merge:
+        _merge_tables(merge, out, figure, experiments)
+        return
+    if figure is not None:
+        raise UserError("--figure goes with --merge")
     if trials is not None and trials < 1:
         raise UserError(f"--trials must be ≥ 1, got {trials}")
     if jobs is not None and jobs < 1:
@@ -262,6 +274,20 @@ def reproduce(
         typer.echo(f"\ninterrupted; continue with `rnnlab reproduce --out {folder}`", err=True)
         raise typer.Exit(130) from None
     typer.echo(f"tables: {folder / 'reproduce.md'}, {folder / 'reproduce.json'}")
+
+
+def _merge_tables(sources: list[Path], out: Path | None, figure: str | None,
+                  experiments: list[str] | None) -> None:
+    from .training.merge import merge_into
+
+    if out is None:
+        raise UserError("--merge needs --out, the folder for the merged table")
+    if experiments:
+        raise UserError("--merge runs nothing: name no experiments with it")
+    data = merge_into(sources, out, figure)
+    typer.echo(f"merged {len(sources)} reproduction(s): {len(data['rows'])} row(s), "
+               f"{len(data.get('continual', []))} continual; tables: {out / 'reproduce.md'}, "
+               f"{out / 'reproduce.json'}")
 
 
 @app.command()

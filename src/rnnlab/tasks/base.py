@@ -39,6 +39,12 @@ class Batch:
         return self._x
 
     @property
+    def inputs(self) -> Tensor:
+        """What a model reads (`training.model.SequenceModel`): the symbols where the task
+        gives them, else x."""
+        return self.x if self.symbols is None else self.symbols
+
+    @property
     def size(self) -> int:
         """Number of sequences."""
         return self.mask.shape[1]

@@ -41,12 +41,34 @@ class SequenceModel(nn.Module):
 
     def forward(self, x: Tensor, lengths: Tensor | None = None) -> Tensor:
         """x (T, B, input) -> (T, B, output), after the task's activation (logits for
-        softmax tasks, whose loss applies the softmax)."""
-        h, _ = self.core(x, lengths=lengths)
+        softmax tasks, whose loss applies the softmax).
+
+        x may instead hold symbols, (T, B) integers: the active unit of a one-hot input, −1
+        where none is (a task's `Batch.symbols`). The result is the same as for the one-hot
+        x, but the core projects each of its input_size symbols once rather than every step
+        (`forward(ids, embedding=...)`): task 2c at p = 1000 has 1,004 inputs."""
+        if not x.is_floating_point():
+            x, table = _one_hot_rows(x, self.core)
+            h, _ = self.core(x, lengths=lengths, embedding=table)
+            if self.shortcut:
+                x = table[x]  # the readout sees the dense input
+        else:
+            h, _ = self.core(x, lengths=lengths)
         if self.shortcut:
             h = torch.cat((h, x), dim=-1)
         z = self.readout(h)
         return torch.sigmoid(z) if self.output == "sigmoid" else z
+
+
+def _one_hot_rows(symbols: Tensor, core: nn.Module) -> tuple[Tensor, Tensor]:
+    """Symbols (−1: no input) as ids into a one-hot table: the identity, and a row of zeros
+    (id n) for −1."""
+    n = core.input_size
+    p = next(core.parameters())
+    table = torch.cat((torch.eye(n, dtype=p.dtype, device=p.device),
+                       p.new_zeros(1, n)))
+    ids = symbols.to(p.device)
+    return torch.where(ids < 0, n, ids), table
 
 
 def make_model(task: Task, kind: str, hidden: int, options: dict | None = None, *,

@@ -117,7 +117,7 @@ def predictor(model: SequenceModel):
     def predict(batch: Batch) -> Tensor:
         was = model.training
         model.eval()
-        out = model(batch.x, batch.lengths)
+        out = model(batch.inputs, batch.lengths)
         model.train(was)
         return out
     return predict
@@ -241,11 +241,11 @@ def _train_minibatch(cfg, task, run, resume, progress) -> dict:
             while solved_at is None and seen < cfg.max_sequences:
                 interrupt.check()  # Ctrl-C lands here, between updates
                 if train_set is not None:
-                    pick = torch.randint(0, train_set.x.shape[1], (B,), generator=data)
+                    pick = torch.randint(0, train_set.size, (B,), generator=data)
                     batch = task.subset(train_set, pick)
                 else:
                     batch = task.sample(B, data)
-                out = model(batch.x, batch.lengths)
+                out = model(batch.inputs, batch.lengths)
                 loss = task.error(out, batch).mean()
                 opt.zero_grad()
                 loss.backward()
