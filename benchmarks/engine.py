@@ -1,6 +1,6 @@
 """Engine speed: rnnlab's compiled kernels and its reference path beside torch.nn, one process.
 
-    python -m benchmarks.engine [--reps 7] [--threads 2]
+    python -m benchmarks.engine [--reps 7] [--threads 2] [--keep-pages]
 
 One training step — forward, then backward of the summed output — in float32, median of
 ``--reps`` repetitions after warm-up, every contender's repetitions interleaved (so all see the
@@ -14,6 +14,10 @@ Rows: LSTM and GRU against torch.nn (on the CPU torch.nn.LSTM is oneDNN's fused 
 torch.nn.GRU has none); the peephole LSTM and the LSTM1997 (16 cells, truncated and full
 gradient) against their own reference path (they have no torch.nn twin). Columns: compiled
 (the default), reference (RNNLAB_KERNELS=0, today's Python loop), torch.nn, and the ratios.
+
+--keep-pages: glibc's malloc keeps freed blocks mapped (`keep_pages`), so no side pays page
+faults at every step: the arithmetic alone. Without it the ratios include them, as a user's
+process does.
 """
 
 from __future__ import annotations
@@ -108,13 +112,18 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--regimes", default=",".join(r[0] for r in REGIMES),
                         help="comma-separated subset of " + ", ".join(r[0] for r in REGIMES))
+    parser.add_argument("--keep-pages", action="store_true",
+                        help="tune malloc so that no step pays page faults: compute alone")
     args = parser.parse_args()
+    if args.keep_pages:
+        keep_pages()
     wanted = args.regimes.split(",")
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, float32, forward + "
           f"backward, median of {args.reps} (large regime and rows without torch.nn: fewer), "
-          f"interleaved\nkernels: {kernels.status()}\n")
+          f"interleaved{'; malloc keeps freed pages mapped' if args.keep_pages else ''}\n"
+          f"kernels: {kernels.status()}\n")
     head = (f"{'regime':8} {'model':19} {'compiled ms':>11} {'reference ms':>12} "
             f"{'torch.nn ms':>11} {'compiled/torch':>14} {'reference/torch':>15} "
             f"{'speed-up':>8}")

@@ -186,3 +186,16 @@ def test_a_model_reads_symbols_as_it_reads_their_one_hot_input(task, params, kin
     torch.testing.assert_close(sym, dense, rtol=0, atol=1e-12)
     for a, b in zip(s_grads, d_grads):
         torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-10)
+
+
+def test_a_model_refuses_symbols_it_cannot_read():
+    from rnnlab.training.model import make_model
+
+    t = tasks.make("order-6a")
+    model = make_model(t, "lstm", 4)
+    with pytest.raises(ValueError, match=r"symbols must lie in \[-1, 8\)"):
+        model(torch.tensor([[8]]))
+    with pytest.raises(ValueError, match="symbols must lie"):
+        model(torch.tensor([[-2]]))
+    with pytest.raises(TypeError, match="integer symbols"):
+        model(torch.ones(3, 1, dtype=torch.bool))

@@ -64,6 +64,12 @@ def _one_hot_rows(symbols: Tensor, core: nn.Module) -> tuple[Tensor, Tensor]:
     """Symbols (−1: no input) as ids into a one-hot table: the identity, and a row of zeros
     (id n) for −1."""
     n = core.input_size
+    if symbols.dtype not in (torch.int64, torch.int32):
+        raise TypeError(f"a model's input is float (one-hot or any x) or integer symbols, got "
+                        f"dtype {symbols.dtype}")
+    if symbols.numel() and not (-1 <= int(symbols.min()) and int(symbols.max()) < n):
+        raise ValueError(f"symbols must lie in [-1, {n}) (-1: no input), got "
+                         f"[{int(symbols.min())}, {int(symbols.max())}]")
     p = next(core.parameters())
     table = torch.cat((torch.eye(n, dtype=p.dtype, device=p.device),
                        p.new_zeros(1, n)))
