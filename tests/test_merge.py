@@ -35,7 +35,7 @@ def _variants():
     found["modern"].pop("fair")
     found["as_read"] = None
     as_read = dict(_row("4-T100"), options={}, solved=3, mean_sequences=90_000.0, ratio=2.5,
-                   wall_seconds=77.0)
+                   wall_seconds=77.0, modern={"runs": 0})
     as_read["as_read"] = rp.summary(as_read) | {"source": "the same runs"}
     fair = dict(_row("4-T100"), trials=1, solved=1, as_read=None)
     return found, as_read, fair
@@ -57,6 +57,14 @@ def test_most_trials_win_and_the_later_source_on_a_tie():
     again = dict(found, solved=4, mean_sequences=1.0)
     assert merge([_table(found), _table(again)])["rows"][0]["solved"] == 4
     assert merge([_table(again), _table(found)])["rows"][0]["solved"] == found["solved"]
+    # the later fair modern column, whichever row it came with
+    other = dict(fair, modern=dict(fair["modern"], fair=dict(fair["modern"]["fair"], lr=0.5)))
+    assert merge([_table(fair), _table(other)])["rows"][0]["modern"]["fair"]["lr"] == 0.5
+    assert merge([_table(other), _table(fair)])["rows"][0]["modern"] == fair["modern"]
+    # the current set-up before an ablation or a superseded one, however many trials it has
+    ablation = dict(found, options={"output": "linear", "lr": 0.1}, trials=30)
+    assert merge([_table(found), _table(ablation)])["rows"][0]["options"] == found["options"]
+    assert merge([_table(ablation)])["rows"][0]["trials"] == 30  # alone, it is the row
     # a one-trial run (for its modern column) never stands for the 1997 row
     assert merge([_table(found), _table(fair)])["rows"][0]["trials"] == 10
     # an as-read run alone: no row as run yet, so no row
@@ -85,11 +93,16 @@ def test_continual_rows_take_the_most_networks_and_unfinished_rows_stay_listed()
     assert data["unfinished"] == [behind]
     plain = _row("2a-p100")
     assert merge([_table(unfinished=[behind]), _table(plain)])["unfinished"] == []
+    # a one-trial run (for its modern column) does not hide a full run under way
+    one = dict(plain, trials=1)
+    assert merge([_table(unfinished=[behind]), _table(one)])["unfinished"] == [behind]
 
 
 def test_tables_that_do_not_belong_together_are_refused(tmp_path):
     with pytest.raises(ValueError, match="different seeds"):
         merge([_table(_row("6a")), _table(_row("6b"), seed=1)])
+    with pytest.raises(ValueError, match="different seeds"):
+        merge([_table(_row("6a")), _table(_row("6b"), seed=None)])
     with pytest.raises(ValueError, match="unknown experiment"):
         merge([_table(dict(_row("6a"), experiment="7z"))])
     with pytest.raises(ValueError, match="nothing to merge"):
@@ -112,7 +125,9 @@ def test_the_docs_table_is_what_the_merge_writes(monkeypatch, capsys, tmp_path):
 
 @pytest.mark.parametrize("args,message", [
     (["--merge", "docs/reproduce.json"], "--merge needs --out"),
-    (["6a", "--merge", "docs/reproduce.json", "--out", "x"], "runs nothing"),
+    (["6a", "--merge", "docs/reproduce.json", "--out", "x"], "experiments cannot go"),
+    (["--merge", "a.json", "--out", "x", "--trials", "3", "--fair-modern"],
+     "--trials, --fair-modern cannot go with it"),
     (["--figure", "a.png", "6a"], "--figure goes with --merge"),
     (["--merge", "/no/such/table.json", "--out", "x"], "does not exist"),
 ])

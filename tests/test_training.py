@@ -166,7 +166,8 @@ def test_paper_protocol_resumes_exactly(tmp_path, monkeypatch):
     ("longlag-2a", dict(p=20), "lstm", True),          # the readout sees the input too
     ("order-6a", {}, "lstm1997", False),
 ])
-def test_a_model_reads_symbols_as_it_reads_their_one_hot_input(task, params, kind, shortcut):
+def test_a_model_reads_symbols_as_it_reads_their_one_hot_input(task, params, kind, shortcut,
+                                                              engine_path):
     """The trainer feeds one-hot tasks as symbols (`Batch.inputs`): the core then projects
     each symbol once. Same outputs and gradients as the dense one-hot x (float64)."""
     from rnnlab.training.model import make_model

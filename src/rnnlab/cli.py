@@ -252,7 +252,15 @@ def reproduce(
                          wrap=(4,)))
         return
     if merge:
-        _merge_tables(merge, out, figure, experiments)
+        given = {"experiments": experiments, "--trials": trials, "--jobs": jobs,
+                 "--full": full, "--budget": budget != 3.0, "--seed": seed != 0, "--set": set_,
+                 "--as-read": as_read, "--modern": modern != 1,
+                 "--as-read-from": as_read_from, "--fair-modern": fair_modern,
+                 "--cluster": cluster}
+        ignored = [name for name, value in given.items() if value]
+        if ignored:
+            raise UserError(f"--merge runs nothing: {', '.join(ignored)} cannot go with it")
+        _merge_tables(merge, out, figure)
         return
     if figure is not None:
         raise UserError("--figure goes with --merge")
@@ -276,14 +284,11 @@ def reproduce(
     typer.echo(f"tables: {folder / 'reproduce.md'}, {folder / 'reproduce.json'}")
 
 
-def _merge_tables(sources: list[Path], out: Path | None, figure: str | None,
-                  experiments: list[str] | None) -> None:
+def _merge_tables(sources: list[Path], out: Path | None, figure: str | None) -> None:
     from .training.merge import merge_into
 
     if out is None:
         raise UserError("--merge needs --out, the folder for the merged table")
-    if experiments:
-        raise UserError("--merge runs nothing: name no experiments with it")
     data = merge_into(sources, out, figure)
     typer.echo(f"merged {len(sources)} reproduction(s): {len(data['rows'])} row(s), "
                f"{len(data.get('continual', []))} continual; tables: {out / 'reproduce.md'}, "
