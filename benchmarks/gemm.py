@@ -120,6 +120,10 @@ def main(argv=None) -> None:
             print(f"{name:24} {label:18} {ta * 1e3:8.2f} {flops / ta / 1e9:5.0f} "
                   f"{tb * 1e3:8.2f} {flops / tb / 1e9:5.0f} {ta / tb:6.2f}")
             name = ""
+    from rnnlab.kernels.calibrate import hoisted_gemm
+
+    print(f"\nthis machine's choice for the hoisted products (kernels.calibrate, measured once "
+          f"and kept; RNNLAB_GEMM overrides): {hoisted_gemm()}")
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 switch that turns them off, and the fallback when they cannot be built."""
 
 import copy
+import json
 import os
 import subprocess
 import sys
@@ -431,3 +432,51 @@ def test_large_buffers_come_back_to_the_pool():
     assert kernels.cached_buffer_bytes() == 0
     small = kernels.buffer((10, 10), like)  # below POOL_BYTES: torch's allocator
     assert small.untyped_storage().resizable()
+
+
+@needs_kernels
+@pytest.mark.parametrize("gemm", ["own", "aten"])
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32], ids=["f64", "f32"])
+def test_either_gemm_for_the_hoisted_products_equals_the_reference(monkeypatch, gemm, dtype):
+    """Whichever GEMM this machine chose for the products before and after the loops
+    (kernels.calibrate), the other one gives the same layer: both against the reference."""
+    monkeypatch.setenv("RNNLAB_GEMM", gemm)
+    torch.manual_seed(0)
+    lstm = rnnlab.LSTM(5, 7, num_layers=2, bidirectional=True, dtype=dtype)
+    x = torch.randn(6, 3, 5, dtype=dtype, requires_grad=True)
+    ids = torch.randint(0, 4, (6, 3))
+    table = torch.randn(4, 5, dtype=dtype, requires_grad=True)
+
+    def run(module):
+        out = module(x)[0].sum() + module(ids, embedding=table)[0].square().sum()
+        return [out, *torch.autograd.grad(out, [x, table, *module.parameters()])]
+
+    monkeypatch.setenv("RNNLAB_KERNELS", "1")
+    compiled = run(copy.deepcopy(lstm))
+    monkeypatch.setenv("RNNLAB_KERNELS", "0")
+    reference = run(copy.deepcopy(lstm))
+    for a, b in zip(compiled, reference):
+        torch.testing.assert_close(a, b, **TOL[dtype])
+
+
+@needs_kernels
+def test_the_hoisted_gemm_is_measured_once_and_kept(monkeypatch, tmp_path):
+    from rnnlab.kernels import calibrate
+
+    monkeypatch.setenv("RNNLAB_KERNELS_DIR", str(tmp_path))
+    monkeypatch.delenv("RNNLAB_GEMM", raising=False)
+    monkeypatch.setattr(calibrate, "_chosen", {})
+    choice = calibrate.hoisted_gemm()
+    recorded = json.loads(calibrate._file().read_text())[str(torch.get_num_threads())]
+    assert recorded["choice"] == choice
+    assert (recorded["own_ms"] < calibrate.MARGIN * recorded["aten_ms"]) == (choice == "own")
+    # a later process reads the recorded choice instead of measuring again
+    other = "aten" if choice == "own" else "own"
+    calibrate._file().write_text(json.dumps({str(torch.get_num_threads()): {"choice": other}}))
+    monkeypatch.setattr(calibrate, "_chosen", {})
+    assert calibrate.hoisted_gemm() == other
+    monkeypatch.setenv("RNNLAB_GEMM", "own")
+    assert calibrate.hoisted_gemm() == "own"
+    monkeypatch.setenv("RNNLAB_GEMM", "mkl")
+    with pytest.raises(ValueError, match="RNNLAB_GEMM must be 'own' or 'aten'"):
+        calibrate.hoisted_gemm()

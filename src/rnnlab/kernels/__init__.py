@@ -8,6 +8,8 @@ per-operation dispatch. They are compiled on first use with ``torch.utils.cpp_ex
 
     RNNLAB_KERNELS=0        the reference path everywhere (today's Python loops)
     RNNLAB_KERNELS_DIR=...  where builds are cached (default ~/.cache/rnnlab/kernels)
+    RNNLAB_GEMM=own|aten    the GEMM of the products before and after the loops (default:
+                            measured once per machine, `calibrate`)
 
 If the build fails, rnnlab prints one line naming the cause and runs the reference path;
 nothing else changes. Tensors on other devices (CUDA) always take the reference path.
@@ -224,12 +226,15 @@ def mm(a: torch.Tensor, b: torch.Tensor, *, out: torch.Tensor | None = None,
     """out = a @ b + bias + beta · out (bias (n,) added to every row; out allocated when not
     given, beta then ignored): the engine's products before and after the time loop.
 
-    They run on ATen's GEMM (MKL/oneDNN). rnnlab's own GEMM (`own_mm`) wins only inside the
-    loops, where each step multiplies a thread's few rows by weights packed once per sequence
-    (0.26–0.58× ATen's time); on these tall hoisted products ATen is faster (own/ATen 0.98–
-    1.61 across the engine's regimes): `python -m benchmarks.gemm` prints the table."""
+    They run on rnnlab's own GEMM (`own_mm`) or on ATen's (MKL/oneDNN), whichever is faster
+    on this machine for such tall products: `calibrate.hoisted_gemm` measures it once and
+    keeps the choice (RNNLAB_GEMM overrides). Inside the loops the own GEMM always runs: each
+    step multiplies a thread's few rows by weights packed once per sequence.
+    `python -m benchmarks.gemm` prints both for every product."""
     if out is None:
         out, beta = buffer((a.shape[0], b.shape[1]), a), 0.0
+    if _own_hoisted(a, b, out):
+        return own_mm(a, b, out, beta=beta, bias=bias)
     if bias is not None:
         if beta:
             out.mul_(beta).add_(bias).addmm_(a, b)
@@ -240,6 +245,15 @@ def mm(a: torch.Tensor, b: torch.Tensor, *, out: torch.Tensor | None = None,
     else:
         out.addmm_(a, b, beta=beta)
     return out
+
+
+def _own_hoisted(a: torch.Tensor, b: torch.Tensor, out: torch.Tensor) -> bool:
+    """The own GEMM takes this product: compiled path usable, one CPU float dtype, out
+    row-major, and this machine's choice for hoisted products is "own"."""
+    from .calibrate import hoisted_gemm
+
+    return (a.dtype == b.dtype == out.dtype and out.stride(1) == 1
+            and usable(a, b, out) and hoisted_gemm() == "own")
 
 
 def own_mm(a: torch.Tensor, b: torch.Tensor, out: torch.Tensor, *, beta: float = 0.0,
