@@ -6,9 +6,7 @@ STAMP  := .venv/.installed
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv .venv
-	# --no-compile: byte-compiling every installed file (torch's thousands) took half the
-	# install; Python compiles what it imports, once, on first use
-	$(PY) -m pip install --quiet --no-compile -e ".[dev,cluster,docs]"
+	$(PY) -m pip install --quiet -e ".[dev,cluster,docs]"
 	touch $(STAMP)
 
 demo: $(STAMP)
