@@ -218,8 +218,8 @@ def reproduce(
     cluster: str = CLUSTER_OPTION,
     merge: list[Path] = typer.Option(None, "--merge", help="run nothing: merge these "
                                      "reproductions (folders or reproduce.json files; repeat "
-                                     "the option) into one table in --out, part by part: the "
-                                     "most trials win, the later source on a tie"),
+                                     "the option) into one table in --out, part by part "
+                                     "(rules: rnnlab.training.merge)"),
     figure: str = typer.Option(None, help="with --merge: an image to link below the table "
                                "(a path relative to --out)"),
 ) -> None:

@@ -29,6 +29,7 @@ from pathlib import Path
 
 from .continual import CONTINUAL
 from .experiments import EXPERIMENTS, run_options
+from .reproduce import as_read_result, markdown
 from .runs import atomic_write, read_json, write_json
 
 
@@ -58,12 +59,6 @@ def _most_trials(candidates: list[dict], rank=lambda c: ()) -> dict | None:
     return best
 
 
-def _own_as_read(row: dict) -> dict:
-    from .reproduce import summary
-
-    return summary(row) | {"source": "the same runs"}
-
-
 def merge(tables: list[dict]) -> dict:
     """One reproduce.json from ``tables`` (in order: later ones win ties); see the module."""
     if not tables:
@@ -88,11 +83,10 @@ def merge(tables: list[dict]) -> dict:
             continue  # only as-read results: they belong to a row that has not run
         row = dict(run, notes=exp.notes)
         if not row.get("options"):
-            row["as_read"] = _own_as_read(row)
+            row["as_read"] = as_read_result(row)
         else:
-            read = [_own_as_read(r) | {"source": "a separate as-read run",
-                                       "wall_seconds": r["wall_seconds"]}
-                    if _as_read_only(r) else r.get("as_read") for r in mine]
+            read = [as_read_result(r, separate=True) if _as_read_only(r) else r.get("as_read")
+                    for r in mine]
             row["as_read"] = _most_trials([a for a in read if a])
         fair = [r["modern"] for r in mine if (r.get("modern") or {}).get("fair")]
         if fair:
@@ -114,8 +108,6 @@ def merge(tables: list[dict]) -> dict:
 def merge_into(sources: list[Path], out: Path, figure: str | None = None) -> dict:
     """Merge the reproductions ``sources`` into OUT/reproduce.json and OUT/reproduce.md
     (``figure``: an image to link below the table, relative to OUT); returns the table."""
-    from .reproduce import markdown
-
     data = merge([load(s) for s in sources])
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)

@@ -322,6 +322,15 @@ def summary(row: dict) -> dict:
     return {k: row[k] for k in ("solved", "trials", "mean_sequences", "ratio")}
 
 
+def as_read_result(row: dict, separate: bool = False) -> dict:
+    """A row's result as another row's "as_read" holds it: its `summary` and where it came
+    from — the same runs, or (``separate``) a reproduction run as read, with its time."""
+    if not separate:
+        return summary(row) | {"source": "the same runs"}
+    return summary(row) | {"source": "a separate as-read run",
+                           "wall_seconds": row["wall_seconds"]}
+
+
 def attach_as_read(results: list[dict], as_read_rows: list[dict]) -> list[dict]:
     """Give each row that ran with a set-up the as-read result of the same experiment from
     ``as_read_rows`` (rows of a reproduction run with ``--as-read``); in place, returned."""
@@ -329,8 +338,7 @@ def attach_as_read(results: list[dict], as_read_rows: list[dict]) -> list[dict]:
     for r in results:
         other = found.get(r["experiment"])
         if r.get("options") and other is not None:
-            r["as_read"] = summary(other) | {"source": "a separate as-read run",
-                                             "wall_seconds": other["wall_seconds"]}
+            r["as_read"] = as_read_result(other, separate=True)
     return results
 
 
@@ -371,7 +379,7 @@ def _row(exp: Experiment, row: dict, shards: list[dict], runs: list[tuple]) -> d
             "wall_seconds": round(sum(m["wall_seconds"] for part, *_, m in runs
                                       if part != "plain"), 1)}
     # the paper's settings unchanged: this result is the as-read one (else attach_as_read)
-    result["as_read"] = None if options else summary(result) | {"source": "the same runs"}
+    result["as_read"] = None if options else as_read_result(result)
     return result
 
 
