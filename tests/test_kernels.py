@@ -351,10 +351,11 @@ def test_the_kernels_build_where_they_must():
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=["f32", "f64"])
 def test_gemm_against_float64_products(dtype):
     """rnnlab's own GEMM (kernels.own_mm): every memory order, β, bias, edge tiles of both
-    tile heights, and a long shared dimension (split across threads) — against the product
-    in float64."""
+    tile heights, a long shared dimension (split across threads), and more rows, shared
+    dimension and columns than one packed block holds — against the product in float64."""
     gen = torch.Generator().manual_seed(0)
-    for m, k, n in [(100, 70, 50), (33, 5000, 40), (64, 512, 300), (700, 64, 33)]:
+    for m, k, n in [(100, 70, 50), (33, 5000, 40), (64, 512, 300), (700, 64, 33),
+                    (270, 300, 530)]:
         for ta in (False, True):
             for tb in (False, True):
                 a = (torch.randn(k, m, dtype=dtype, generator=gen).t() if ta

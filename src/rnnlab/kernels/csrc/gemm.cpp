@@ -20,7 +20,8 @@ constexpr int kBytes = 32, kMR = 6, kShortMR = 4;
 constexpr int kBytes = 16, kMR = 4, kShortMR = 2;
 #endif
 constexpr i64 kKC = 256;  // rows of op(B) per packed block: a panel stays in L1
-constexpr i64 kMC = 120;  // rows of op(A) per packed block: in L2
+constexpr i64 kMC = 264;  // rows of op(A) per packed block (a multiple of both tile heights): in L2
+constexpr i64 kNC = 512;  // columns of op(B) per packed block (floats; half for doubles): in L2
 
 template <typename T>
 struct Tile {
@@ -95,18 +96,31 @@ void micro(i64 kc, const T* __restrict a, const T* __restrict b, T* __restrict c
     }
 }
 
-// op(A) rows [0, mc) × cols [p0, p0 + kc) into MR-row tiles, k-major, zero-padded; × α
+// op(A) rows [0, mc) × cols [p0, p0 + kc) into MR-row tiles, k-major, zero-padded. Full
+// tiles take loops of fixed width, which the compiler turns into vector moves.
 template <typename T, int MR>
-void pack_a(bool ta, i64 mc, i64 kc, const T* A, i64 lda, i64 i0, i64 p0, T alpha, T* out) {
+void pack_a(bool ta, i64 mc, i64 kc, const T* A, i64 lda, i64 i0, i64 p0, T* out) {
   for (i64 t = 0; t < (mc + MR - 1) / MR; ++t) {
-    T* dst = out + t * kc * MR;
+    T* __restrict dst = out + t * kc * MR;
     const int rows = int(std::min<i64>(MR, mc - t * MR));
-    for (i64 k = 0; k < kc; ++k) {
-      for (int i = 0; i < rows; ++i) {
-        const i64 r = i0 + t * MR + i, p = p0 + k;
-        dst[k * MR + i] = alpha * (ta ? A[p * lda + r] : A[r * lda + p]);
+    const i64 r0 = i0 + t * MR;
+    if (ta && rows == MR) {  // op(A)'s tile rows lie side by side in each row p of A
+      for (i64 k = 0; k < kc; ++k) {
+        const T* __restrict src = A + (p0 + k) * lda + r0;
+#pragma GCC unroll 16
+        for (int i = 0; i < MR; ++i) dst[k * MR + i] = src[i];
       }
-      for (int i = rows; i < MR; ++i) dst[k * MR + i] = T(0);
+    } else if (rows == MR) {  // MR rows of A, read side by side
+      const T* __restrict src = A + r0 * lda + p0;
+      for (i64 k = 0; k < kc; ++k) {
+#pragma GCC unroll 16
+        for (int i = 0; i < MR; ++i) dst[k * MR + i] = src[i * lda + k];
+      }
+    } else {  // the last tile, zero-padded
+      for (i64 k = 0; k < kc; ++k)
+        for (int i = 0; i < MR; ++i)
+          dst[k * MR + i] =
+              i >= rows ? T(0) : ta ? A[(p0 + k) * lda + r0 + i] : A[(r0 + i) * lda + p0 + k];
     }
   }
 }
@@ -116,10 +130,11 @@ i64 panels(i64 n) {
   return (n + Tile<T>::NR - 1) / Tile<T>::NR;
 }
 
-// the product over packed B for rows [0, m) of op(A), in tiles of MR rows
+// the product over packed B for rows [0, m) of op(A), in tiles of MR rows; `accumulate`:
+// C += the product (β and the bias ignored)
 template <typename T, int MR>
 void run_tiles(bool ta, i64 m, const T* A, i64 lda, const PackedB<T>& B, T beta, T* C,
-               i64 ldc, const T* bias) {
+               i64 ldc, const T* bias, bool accumulate) {
   constexpr int NR = Tile<T>::NR;
   const i64 n = B.n, k = B.k, np = panels<T>(n);
   thread_local std::vector<T> buffer;
@@ -130,14 +145,14 @@ void run_tiles(bool ta, i64 m, const T* A, i64 lda, const PackedB<T>& B, T beta,
     const T* Bblock = B.data.data() + p0 * np * NR;
     for (i64 i0 = 0; i0 < m; i0 += kMC) {
       const i64 mc = std::min(kMC, m - i0);
-      pack_a<T, MR>(ta, mc, kc, A, lda, i0, p0, T(1), Ap);
+      pack_a<T, MR>(ta, mc, kc, A, lda, i0, p0, Ap);
       for (i64 j = 0; j < np; ++j) {
         const int cols = int(std::min<i64>(NR, n - j * NR));
         const T* bp = Bblock + j * kc * NR;
         for (i64 t = 0; t < (mc + MR - 1) / MR; ++t) {
           const int rows = int(std::min<i64>(MR, mc - t * MR));
           micro<T, MR>(kc, Ap + t * kc * MR, bp, C + (i0 + t * MR) * ldc + j * NR, ldc, beta,
-                       rows, cols, p0 > 0, bias ? bias + j * NR : nullptr);
+                       rows, cols, accumulate || p0 > 0, bias ? bias + j * NR : nullptr);
         }
       }
     }
@@ -146,18 +161,19 @@ void run_tiles(bool ta, i64 m, const T* A, i64 lda, const PackedB<T>& B, T beta,
 
 template <typename T>
 void run(bool ta, i64 m, const T* A, i64 lda, const PackedB<T>& B, T beta, T* C, i64 ldc,
-         const T* bias = nullptr) {
+         const T* bias = nullptr, bool accumulate = false) {
   const i64 n = B.n;
   if (B.k == 0) {  // an empty sum
+    if (accumulate) return;
     for (i64 i = 0; i < m; ++i)
       for (i64 j = 0; j < n; ++j)
         C[i * ldc + j] = (beta == T(0) ? T(0) : beta * C[i * ldc + j]) + (bias ? bias[j] : T(0));
     return;
   }
   if (tile_rows(m) == kShortMR)
-    run_tiles<T, kShortMR>(ta, m, A, lda, B, beta, C, ldc, bias);
+    run_tiles<T, kShortMR>(ta, m, A, lda, B, beta, C, ldc, bias, accumulate);
   else
-    run_tiles<T, kMR>(ta, m, A, lda, B, beta, C, ldc, bias);
+    run_tiles<T, kMR>(ta, m, A, lda, B, beta, C, ldc, bias, accumulate);
 }
 
 }  // namespace
@@ -168,16 +184,28 @@ void PackedB<T>::pack(bool tb, i64 k_, i64 n_, const T* B, i64 ldb, T alpha) {
   k = k_;
   n = n_;
   const i64 np = panels<T>(n);
-  data.assign(std::size_t(k * np * NR), T(0));
+  data.resize(std::size_t(k * np * NR));  // (a thread's reused block keeps its capacity)
   for (i64 p0 = 0; p0 < k; p0 += kKC) {  // blocks of kKC rows, each as np panels
     const i64 kc = std::min(kKC, k - p0);
     T* block = data.data() + p0 * np * NR;
-    for (i64 j = 0; j < np; ++j)
-      for (i64 p = 0; p < kc; ++p)
-        for (int jj = 0; jj < NR && j * NR + jj < n; ++jj) {
-          const i64 col = j * NR + jj, row = p0 + p;
-          block[(j * kc + p) * NR + jj] = alpha * (tb ? B[col * ldb + row] : B[row * ldb + col]);
+    for (i64 j = 0; j < np; ++j) {
+      T* __restrict panel = block + j * kc * NR;
+      const int cols = int(std::min<i64>(NR, n - j * NR));
+      if (tb) {  // column j·NR + jj of op(B) is row j·NR + jj of B: read along it
+        for (int jj = 0; jj < cols; ++jj) {
+          const T* __restrict src = B + (j * NR + jj) * ldb + p0;
+          for (i64 p = 0; p < kc; ++p) panel[p * NR + jj] = alpha * src[p];
         }
+      } else {
+        for (i64 p = 0; p < kc; ++p) {
+          const T* __restrict src = B + (p0 + p) * ldb + j * NR;
+          for (int jj = 0; jj < cols; ++jj) panel[p * NR + jj] = alpha * src[jj];
+        }
+      }
+      if (cols < NR)  // the last panel's padding
+        for (i64 p = 0; p < kc; ++p)
+          for (int jj = cols; jj < NR; ++jj) panel[p * NR + jj] = T(0);
+    }
   }
 }
 
@@ -186,13 +214,29 @@ void gemm(bool ta, i64 m, const T* A, i64 lda, const PackedB<T>& B, T beta, T* C
   if (m > 0 && B.n > 0) run(ta, m, A, lda, B, beta, C, ldc);
 }
 
+// One block of op(B) at a time (kKC rows × kNC columns, packed into a buffer each thread
+// keeps): the block stays in L2 while every row of op(A) passes over it, and no call
+// allocates or packs all of B (a weight gradient's B is every step's input: megabytes).
 template <typename T>
 void gemm(bool ta, bool tb, i64 m, i64 n, i64 k, T alpha, const T* A, i64 lda, const T* B,
           i64 ldb, T beta, T* C, i64 ldc, const T* bias) {
   if (m == 0 || n == 0) return;
-  PackedB<T> packed;
-  packed.pack(tb, k, n, B, ldb, alpha);
-  run(ta, m, A, lda, packed, beta, C, ldc, bias);
+  thread_local PackedB<T> block;
+  if (k == 0) {
+    block.pack(tb, 0, n, B, ldb, alpha);
+    run(ta, m, A, lda, block, beta, C, ldc, bias);
+    return;
+  }
+  constexpr i64 nc_max = kNC * sizeof(float) / sizeof(T) / Tile<T>::NR * Tile<T>::NR;
+  for (i64 j0 = 0; j0 < n; j0 += nc_max) {
+    const i64 nc = std::min(nc_max, n - j0);
+    for (i64 p0 = 0; p0 < k; p0 += kKC) {
+      const i64 kc = std::min(kKC, k - p0);
+      block.pack(tb, kc, nc, tb ? B + j0 * ldb + p0 : B + p0 * ldb + j0, ldb, alpha);
+      run(ta, m, ta ? A + p0 * lda : A + p0, lda, block, beta, C + j0, ldc,
+          bias ? bias + j0 : nullptr, p0 > 0);
+    }
+  }
 }
 
 template <typename T>
