@@ -138,11 +138,11 @@ void run_tiles(bool ta, i64 m, const T* A, i64 lda, const PackedB<T>& B, T beta,
   constexpr int NR = Tile<T>::NR;
   const i64 n = B.n, k = B.k, np = panels<T>(n);
   thread_local std::vector<T> buffer;
-  buffer.resize(std::size_t(kMC * kKC));
-  T* Ap = buffer.data();
+  buffer.resize(std::size_t(kMC * kKC + 64 / sizeof(T)));
+  T* Ap = PackedB<T>::aligned(buffer.data());
   for (i64 p0 = 0; p0 < k; p0 += kKC) {
     const i64 kc = std::min(kKC, k - p0);
-    const T* Bblock = B.data.data() + p0 * np * NR;
+    const T* Bblock = B.start() + p0 * np * NR;
     for (i64 i0 = 0; i0 < m; i0 += kMC) {
       const i64 mc = std::min(kMC, m - i0);
       pack_a<T, MR>(ta, mc, kc, A, lda, i0, p0, Ap);
@@ -184,10 +184,11 @@ void PackedB<T>::pack(bool tb, i64 k_, i64 n_, const T* B, i64 ldb, T alpha) {
   k = k_;
   n = n_;
   const i64 np = panels<T>(n);
-  data.resize(std::size_t(k * np * NR));  // (a thread's reused block keeps its capacity)
+  // (+ room to start on a cache line; a thread's reused block keeps its capacity)
+  data.resize(std::size_t(k * np * NR + 64 / sizeof(T)));
   for (i64 p0 = 0; p0 < k; p0 += kKC) {  // blocks of kKC rows, each as np panels
     const i64 kc = std::min(kKC, k - p0);
-    T* block = data.data() + p0 * np * NR;
+    T* block = aligned(data.data()) + p0 * np * NR;
     for (i64 j = 0; j < np; ++j) {
       T* __restrict panel = block + j * kc * NR;
       const int cols = int(std::min<i64>(NR, n - j * NR));

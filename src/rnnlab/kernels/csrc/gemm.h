@@ -19,8 +19,15 @@ using i64 = int64_t;
 template <typename T>
 struct PackedB {
   i64 k = 0, n = 0;
-  std::vector<T> data;
+  std::vector<T> data;  // the panels start at the first cache-line boundary in it (`start`)
   void pack(bool trans_b, i64 k, i64 n, const T* B, i64 ldb, T alpha = T(1));
+  const T* start() const { return aligned(data.data()); }
+  // the first 64-byte boundary at or after p: a panel row's vector loads then never
+  // straddle two cache lines
+  static T* aligned(const T* p) {
+    const auto a = reinterpret_cast<std::uintptr_t>(p);
+    return reinterpret_cast<T*>((a + 63) & ~std::uintptr_t(63));
+  }
 };
 
 // C = α op(A) op(B) + β C (+ bias, a row added to every row of C) on the calling thread.
