@@ -379,6 +379,27 @@ def test_gemm_against_float64_products(dtype):
 
 @needs_kernels
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=["f32", "f64"])
+def test_grouped_gemm_against_float64_products(dtype):
+    """Products that share b (kernels.mm with a of shape (G, m, k): the per-gate weight
+    gradients): each group's a in either memory order, β, and the shapes that take each way
+    of splitting the work (small, by rows, by columns, the long shared dimension)."""
+    gen = torch.Generator().manual_seed(1)
+    for G, m, k, n in [(3, 7, 9, 5), (4, 100, 300, 40), (2, 20, 150, 300), (4, 30, 3000, 50)]:
+        for ta in (False, True):
+            a = (torch.randn(G, k, m, dtype=dtype, generator=gen).transpose(1, 2) if ta
+                 else torch.randn(G, m, k, dtype=dtype, generator=gen))
+            b = torch.randn(k, n, dtype=dtype, generator=gen)
+            start = torch.randn(G, m, n, dtype=dtype, generator=gen)
+            for beta in (0.0, 0.5):
+                out = start.clone()
+                kernels.own_mm(a, b, out, beta=beta)
+                want = a.double() @ b.double() + beta * start.double()
+                tol = 1e-4 if dtype == torch.float32 else 1e-11
+                torch.testing.assert_close(out.double(), want, rtol=tol, atol=tol * k ** 0.5)
+
+
+@needs_kernels
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=["f32", "f64"])
 @pytest.mark.parametrize("B", [1, 5, 16, 32, 36])
 def test_the_loops_step_products_against_float64(dtype, B):
     """The loops' product pattern (weights packed once, each thread its rows of every step),

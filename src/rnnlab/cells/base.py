@@ -258,8 +258,12 @@ def weight_grad(dG: Tensor, inp: Tensor) -> Tensor:
     G, H = dG.shape[0], dG.shape[-1]
     rows = flat(inp)
     out = kernels.buffer((G * H, rows.shape[1]), dG)
-    for g, d in enumerate(dG.view(G, -1, H)):
-        at_b(d, rows, out=out[g * H : (g + 1) * H])
+    deltas = dG.view(G, -1, H)
+    if rows.shape[1] < 32 <= H:  # narrow inputs: at_b's bᵀ a, gate by gate
+        for g, d in enumerate(deltas):
+            at_b(d, rows, out=out[g * H : (g + 1) * H])
+    else:  # every gate in one call: the input rows are packed once for all of them
+        kernels.mm(deltas.transpose(1, 2), rows, out=out.view(G, H, -1))
     return out
 
 

@@ -224,7 +224,9 @@ def threads() -> int:
 def mm(a: torch.Tensor, b: torch.Tensor, *, out: torch.Tensor | None = None,
        beta: float = 0.0, bias: torch.Tensor | None = None) -> torch.Tensor:
     """out = a @ b + bias + beta · out (bias (n,) added to every row; out allocated when not
-    given, beta then ignored): the engine's products before and after the time loop.
+    given, beta then ignored): the engine's products before and after the time loop. With a
+    of shape (G, m, k) and out (G, m, n): the G products a[g] @ b, which share b's packing
+    (the per-gate weight gradients of a gate-major tape).
 
     They run on rnnlab's own GEMM (`own_mm`) or on ATen's (MKL/oneDNN), whichever is faster
     on this machine for such tall products: `calibrate.hoisted_gemm` measures it once and
@@ -232,9 +234,12 @@ def mm(a: torch.Tensor, b: torch.Tensor, *, out: torch.Tensor | None = None,
     step multiplies a thread's few rows by weights packed once per sequence.
     `python -m benchmarks.gemm` prints both for every product."""
     if out is None:
-        out, beta = buffer((a.shape[0], b.shape[1]), a), 0.0
+        out, beta = buffer((*a.shape[:-1], b.shape[1]), a), 0.0
     if _own_hoisted(a, b, out):
         return own_mm(a, b, out, beta=beta, bias=bias)
+    if a.dim() == 3:
+        product = torch.matmul(a, b) if bias is None else torch.matmul(a, b).add_(bias)
+        return out.copy_(product) if beta == 0 else out.mul_(beta).add_(product)
     if bias is not None:
         if beta:
             out.mul_(beta).add_(bias).addmm_(a, b)
@@ -252,7 +257,7 @@ def _own_hoisted(a: torch.Tensor, b: torch.Tensor, out: torch.Tensor) -> bool:
     row-major, and this machine's choice for hoisted products is "own"."""
     from .calibrate import hoisted_gemm
 
-    return (a.dtype == b.dtype == out.dtype and out.stride(1) == 1
+    return (a.dtype == b.dtype == out.dtype and out.stride(-1) == 1
             and usable(a, b, out) and hoisted_gemm() == "own")
 
 
@@ -269,8 +274,8 @@ _NO_BIAS = torch.empty(0)
 
 
 def _ordered(t: torch.Tensor) -> torch.Tensor:
-    """t itself if row- or column-major, else a row-major copy."""
-    if t.stride(1) == 1 or t.stride(0) == 1:
+    """t itself if its matrices are row- or column-major, else a row-major copy."""
+    if t.stride(-1) == 1 or t.stride(-2) == 1:
         return t
     return t.contiguous()
 

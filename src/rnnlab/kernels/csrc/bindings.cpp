@@ -443,31 +443,38 @@ void lstm1997_backward_op(const Tensor& xw, const Tensor& Ys, const Tensor& Ss,
   });
 }
 
-// out = a · b + β out for 2-D a, b in either memory order (row- or column-major)
+// out = a · b + β out (+ bias) for 2-D a, b in either memory order (row- or column-major);
+// or, for 3-D a (G, m, k) and out (G, m, n), the G products a[g] · b sharing b (its packing)
 void mm_op(const Tensor& a, const Tensor& b, Tensor out, double beta, const Tensor& bias,
            int64_t threads) {
-  TORCH_CHECK(a.dim() == 2 && b.dim() == 2 && out.dim() == 2 && a.size(1) == b.size(0) &&
-                  out.size(0) == a.size(0) && out.size(1) == b.size(1),
+  const bool grouped = a.dim() == 3;
+  TORCH_CHECK((a.dim() == 2 || grouped) && b.dim() == 2 && out.dim() == a.dim() &&
+                  a.size(-1) == b.size(0) && out.size(-2) == a.size(-2) &&
+                  out.size(-1) == b.size(1) && (!grouped || out.size(0) == a.size(0)),
               "rnnlab kernels: mm shapes");
-  TORCH_CHECK(out.stride(1) == 1, "rnnlab kernels: mm output must be row-major");
+  TORCH_CHECK(out.stride(-1) == 1, "rnnlab kernels: mm output must be row-major");
   for (const Tensor* t : std::initializer_list<const Tensor*>{&a, &b, &out}) {
     TORCH_CHECK(t->device().is_cpu() && t->scalar_type() == a.scalar_type(),
                 "rnnlab kernels: mm operands must be CPU tensors of one dtype");
   }
+  // (transposed?, leading dimension) of a matrix's last two dimensions
   auto layout = [](const Tensor& t, const char* name) {
-    if (t.stride(1) == 1 || t.size(1) == 1) return std::pair{false, std::max<int64_t>(t.stride(0), t.size(1))};
-    TORCH_CHECK(t.stride(0) == 1 || t.size(0) == 1, "rnnlab kernels: mm operand ", name,
+    const int64_t r = t.dim() - 2, c = t.dim() - 1;
+    if (t.stride(c) == 1 || t.size(c) == 1) return std::pair{false, std::max<int64_t>(t.stride(r), t.size(c))};
+    TORCH_CHECK(t.stride(r) == 1 || t.size(r) == 1, "rnnlab kernels: mm operand ", name,
                 " must be row- or column-major");
-    return std::pair{true, std::max<int64_t>(t.stride(1), t.size(0))};
+    return std::pair{true, std::max<int64_t>(t.stride(c), t.size(r))};
   };
   const auto [ta, lda] = layout(a, "a");
   const auto [tb, ldb] = layout(b, "b");
+  const Groups groups{grouped ? a.size(0) : 1, grouped ? a.stride(0) : 0,
+                      grouped ? out.stride(0) : 0};
   AT_DISPATCH_FLOATING_TYPES(a.scalar_type(), "mm", [&] {
-    gemm_parallel<scalar_t>(ta, tb, a.size(0), b.size(1), a.size(1), scalar_t(1),
+    gemm_parallel<scalar_t>(ta, tb, a.size(-2), b.size(1), a.size(-1), scalar_t(1),
                             static_cast<const scalar_t*>(a.data_ptr()), lda,
                             static_cast<const scalar_t*>(b.data_ptr()), ldb, scalar_t(beta),
-                            static_cast<scalar_t*>(out.data_ptr()), out.stride(0), int(threads),
-                            opt<scalar_t>(bias));
+                            static_cast<scalar_t*>(out.data_ptr()), out.stride(-2), int(threads),
+                            opt<scalar_t>(bias), groups);
   });
 }
 

@@ -218,16 +218,18 @@ void gemm(bool ta, i64 m, const T* A, i64 lda, const PackedB<T>& B, T beta, T* C
 }
 
 // One block of op(B) at a time (kKC rows × kNC columns, packed into a buffer each thread
-// keeps): the block stays in L2 while every row of op(A) passes over it, and no call
-// allocates or packs all of B (a weight gradient's B is every step's input: megabytes).
+// keeps): the block stays in L2 while every row of op(A) (of every group) passes over it, and
+// no call allocates or packs all of B (a weight gradient's B is every step's input:
+// megabytes).
 template <typename T>
 void gemm(bool ta, bool tb, i64 m, i64 n, i64 k, T alpha, const T* A, i64 lda, const T* B,
-          i64 ldb, T beta, T* C, i64 ldc, const T* bias) {
+          i64 ldb, T beta, T* C, i64 ldc, const T* bias, Groups groups) {
   if (m == 0 || n == 0) return;
   thread_local PackedB<T> block;
   if (k == 0) {
     block.pack(tb, 0, n, B, ldb, alpha);
-    run(ta, m, A, lda, block, beta, C, ldc, bias);
+    for (i64 g = 0; g < groups.count; ++g)
+      run(ta, m, A + g * groups.a, lda, block, beta, C + g * groups.c, ldc, bias);
     return;
   }
   constexpr i64 nc_max = kNC * sizeof(float) / sizeof(T) / Tile<T>::NR * Tile<T>::NR;
@@ -236,44 +238,50 @@ void gemm(bool ta, bool tb, i64 m, i64 n, i64 k, T alpha, const T* A, i64 lda, c
     for (i64 p0 = 0; p0 < k; p0 += kKC) {
       const i64 kc = std::min(kKC, k - p0);
       block.pack(tb, kc, nc, tb ? B + j0 * ldb + p0 : B + p0 * ldb + j0, ldb, alpha);
-      run(ta, m, ta ? A + p0 * lda : A + p0, lda, block, beta, C + j0, ldc,
-          bias ? bias + j0 : nullptr, p0 > 0);
+      for (i64 g = 0; g < groups.count; ++g)
+        run(ta, m, A + g * groups.a + (ta ? p0 * lda : p0), lda, block, beta,
+            C + g * groups.c + j0, ldc, bias ? bias + j0 : nullptr, p0 > 0);
     }
   }
 }
 
 template <typename T>
 void gemm_parallel(bool ta, bool tb, i64 m, i64 n, i64 k, T alpha, const T* A, i64 lda,
-                   const T* B, i64 ldb, T beta, T* C, i64 ldc, int threads, const T* bias) {
+                   const T* B, i64 ldb, T beta, T* C, i64 ldc, int threads, const T* bias,
+                   Groups groups) {
   constexpr int MR = Tile<T>::MR, NR = Tile<T>::NR;
-  if (threads <= 1 || m * n * k < 4096 * 64) {
-    gemm(ta, tb, m, n, k, alpha, A, lda, B, ldb, beta, C, ldc, bias);
+  if (threads <= 1 || m * n * k * groups.count < 4096 * 64) {
+    gemm(ta, tb, m, n, k, alpha, A, lda, B, ldb, beta, C, ldc, bias, groups);
     return;
   }
-  if (k >= 4 * std::max(m, n)) {
+  if (k >= 4 * std::max(m * groups.count, n)) {
     // a long shared dimension (a weight gradient, summed over every step and sequence):
     // each thread takes a share of it, so no operand is packed twice; then the sum
     const int nt = int(std::min<i64>(threads, k / kKC + 1));
+    const i64 size = m * n;  // of one group's part
     std::vector<std::vector<T>> part(nt);
 #pragma omp parallel num_threads(nt)
     {
       const int id = omp_get_thread_num();
       const i64 p0 = k * id / nt, p1 = k * (id + 1) / nt;
-      part[id].resize(std::size_t(m * n));
+      part[id].resize(std::size_t(size * groups.count));
       gemm(ta, tb, m, n, p1 - p0, alpha, ta ? A + p0 * lda : A + p0, lda,
            tb ? B + p0 : B + p0 * ldb, ldb, T(0), part[id].data(), n,
-           static_cast<const T*>(nullptr));
+           static_cast<const T*>(nullptr), Groups{groups.count, groups.a, size});
     }
-    for (i64 i = 0; i < m; ++i)
-      for (i64 j = 0; j < n; ++j) {
-        T sum = beta == T(0) ? T(0) : beta * C[i * ldc + j];
-        if (bias) sum += bias[j];
-        for (int id = 0; id < nt; ++id) sum += part[id][i * n + j];
-        C[i * ldc + j] = sum;
-      }
+    for (i64 g = 0; g < groups.count; ++g) {
+      T* Cg = C + g * groups.c;
+      for (i64 i = 0; i < m; ++i)
+        for (i64 j = 0; j < n; ++j) {
+          T sum = beta == T(0) ? T(0) : beta * Cg[i * ldc + j];
+          if (bias) sum += bias[j];
+          for (int id = 0; id < nt; ++id) sum += part[id][g * size + i * n + j];
+          Cg[i * ldc + j] = sum;
+        }
+    }
     return;
   }
-  const bool by_rows = m >= n;
+  const bool by_rows = m >= n;  // each thread: its rows (or columns) of every group
   const i64 units = by_rows ? (m + MR - 1) / MR : (n + NR - 1) / NR;
   const int nt = int(std::max<i64>(1, std::min<i64>(threads, units)));
 #pragma omp parallel num_threads(nt)
@@ -284,12 +292,12 @@ void gemm_parallel(bool ta, bool tb, i64 m, i64 n, i64 k, T alpha, const T* A, i
       const i64 r0 = u0 * MR, r1 = std::min(m, u1 * MR);
       if (r1 > r0)
         gemm(ta, tb, r1 - r0, n, k, alpha, ta ? A + r0 : A + r0 * lda, lda, B, ldb, beta,
-             C + r0 * ldc, ldc, bias);
+             C + r0 * ldc, ldc, bias, groups);
     } else {
       const i64 c0 = u0 * NR, c1 = std::min(n, u1 * NR);
       if (c1 > c0)
         gemm(ta, tb, m, c1 - c0, k, alpha, A, lda, tb ? B + c0 * ldb : B + c0, ldb, beta,
-             C + c0, ldc, bias ? bias + c0 : nullptr);
+             C + c0, ldc, bias ? bias + c0 : nullptr, groups);
     }
   }
 }
@@ -298,9 +306,9 @@ void gemm_parallel(bool ta, bool tb, i64 m, i64 n, i64 k, T alpha, const T* A, i
   template struct PackedB<T>;                                                              \
   template void gemm<T>(bool, i64, const T*, i64, const PackedB<T>&, T, T*, i64);          \
   template void gemm<T>(bool, bool, i64, i64, i64, T, const T*, i64, const T*, i64, T, T*, \
-                        i64, const T*);                                                    \
+                        i64, const T*, Groups);                                            \
   template void gemm_parallel<T>(bool, bool, i64, i64, i64, T, const T*, i64, const T*,    \
-                                 i64, T, T*, i64, int, const T*);
+                                 i64, T, T*, i64, int, const T*, Groups);
 RNNLAB_GEMM(float)
 RNNLAB_GEMM(double)
 

@@ -30,11 +30,19 @@ struct PackedB {
   }
 };
 
+// Several products sharing op(B): C_g = α op(A_g) op(B) + β C_g for g < count, with
+// A_g = A + g·a and C_g = C + g·c (elements). op(B) is packed once for all of them: the
+// weight gradients of a gate-major tape, δa_gᵀ x for each gate g, share x.
+struct Groups {
+  i64 count = 1, a = 0, c = 0;
+};
+
 // C = α op(A) op(B) + β C (+ bias, a row added to every row of C) on the calling thread.
 // β = 0 never reads C.
 template <typename T>
 void gemm(bool trans_a, bool trans_b, i64 m, i64 n, i64 k, T alpha, const T* A, i64 lda,
-          const T* B, i64 ldb, T beta, T* C, i64 ldc, const T* bias = nullptr);
+          const T* B, i64 ldb, T beta, T* C, i64 ldc, const T* bias = nullptr,
+          Groups groups = {});
 
 // C = op(A) · B + β C with B packed.
 template <typename T>
@@ -46,6 +54,6 @@ void gemm(bool trans_a, i64 m, const T* A, i64 lda, const PackedB<T>& B, T beta,
 template <typename T>
 void gemm_parallel(bool trans_a, bool trans_b, i64 m, i64 n, i64 k, T alpha, const T* A,
                    i64 lda, const T* B, i64 ldb, T beta, T* C, i64 ldc, int threads,
-                   const T* bias = nullptr);
+                   const T* bias = nullptr, Groups groups = {});
 
 }  // namespace rnnlab
