@@ -6,9 +6,10 @@ i.e. MKL/oneDNN), for every shape the engine calls, per regime.
 The engine calls two kinds of product per layer and direction (N = T·B rows, G gates of H
 units, K inputs):
 
-    hoisted   before / after the time loop, one per gate: the input projection xw = x W_gᵀ + b
-              (N×K · K×H), the input gradient dx = Σ_g δa_g W_g (N×H · H×K), the weight
-              gradients δa_gᵀ x (H×N · N×K) and δa_gᵀ h_{t−1} (H×N · N×H)
+    hoisted   before / after the time loop: one per gate for the input projection
+              xw = x W_gᵀ + b (N×K · K×H) and the input gradient dx = Σ_g δa_g W_g
+              (N×H · H×K); one call for every gate's weight gradient δa_gᵀ x (H×N · N×K)
+              and δa_gᵀ h_{t−1} (H×N · N×H), which packs x (h) once for all gates
     per step  inside the compiled loop: h_{t−1} W_hhᵀ (B×H · H×G·H) and δa W_hh; the weights
               are packed once per sequence and each thread multiplies its rows of the batch
 
@@ -45,7 +46,9 @@ def own(a, b, out, beta=0.0, bias=None):
 
 
 def aten(a, b, out, beta=0.0, bias=None):
-    if bias is not None:
+    if a.dim() == 3:  # products sharing b, as kernels.mm's ATen branch runs them
+        torch.matmul(a, b, out=out)
+    elif bias is not None:
         torch.addmm(bias, a, b, out=out)
     elif beta:
         out.addmm_(a, b)
@@ -69,13 +72,11 @@ def products(B: int, K: int, H: int, T: int):
         for g in range(G):
             mm(dG[g], W[g], dx, beta=1.0 if g else 0.0)
 
-    def weight_gradient_ih(mm):
-        for g in range(G):
-            mm(dG[g].t(), x, dW[g])
+    def weight_gradient_ih(mm):  # every gate in one call (cells.base.weight_grad)
+        mm(dG.transpose(1, 2), x, dW)
 
     def weight_gradient_hh(mm):
-        for g in range(G):
-            mm(dG[g].t(), h, dWh[g])
+        mm(dG.transpose(1, 2), h, dWh)
 
     flops = 2 * N * K * G * H
     return [("xw = x W_ihᵀ + b", flops, input_projection),
