@@ -460,7 +460,8 @@ void mm_op(const Tensor& a, const Tensor& b, Tensor out, double beta, const Tens
   // (transposed?, leading dimension) of a matrix's last two dimensions
   auto layout = [](const Tensor& t, const char* name) {
     const int64_t r = t.dim() - 2, c = t.dim() - 1;
-    if (t.stride(c) == 1 || t.size(c) == 1) return std::pair{false, std::max<int64_t>(t.stride(r), t.size(c))};
+    if (t.stride(c) == 1 || t.size(c) == 1)
+      return std::pair{false, std::max<int64_t>(t.stride(r), t.size(c))};
     TORCH_CHECK(t.stride(r) == 1 || t.size(r) == 1, "rnnlab kernels: mm operand ", name,
                 " must be row- or column-major");
     return std::pair{true, std::max<int64_t>(t.stride(c), t.size(r))};

@@ -22,7 +22,7 @@ constexpr int kBytes = 32, kMR = 6, kShortMR = 4;
 constexpr int kBytes = 16, kMR = 4, kShortMR = 2;
 #endif
 constexpr i64 kKC = 256;  // rows of op(B) per packed block: a panel stays in L1
-constexpr i64 kMC = 264;  // rows of op(A) per packed block (a multiple of both tile heights): in L2
+constexpr i64 kMC = 264;  // rows of op(A) per packed block, a multiple of 8 and 12: in L2
 constexpr i64 kNC = 512;  // columns of op(B) per packed block (floats; half for doubles): in L2
 
 template <typename T>
