@@ -240,30 +240,26 @@ def gate_major(W: Tensor, G: int) -> Tensor:
 
 def at_b(a: Tensor, b: Tensor, out: Tensor | None = None) -> Tensor:
     """aᵀ b for tall a (N, m), b (N, k): the weight-gradient product Σ_rows a_rowᵀ b_row
-    (`kernels.mm`).
+    (`kernels.mm`); for a (G, N, m), the G products a[g]ᵀ b in one call, which packs b once
+    for all of them.
 
     BLAS is slow on aᵀ b when b is very narrow (k of a few input features); bᵀ a is then
     several times faster, so the narrow side goes first.
     """
-    if b.shape[1] < 32 <= a.shape[1]:
-        product = (b.t() @ a).t()
+    if b.shape[1] < 32 <= a.shape[-1]:
+        product = (b.t() @ a).transpose(-2, -1)
         return product if out is None else out.copy_(product)
-    return kernels.mm(a.t(), b, out=out)
+    return kernels.mm(a.transpose(-2, -1), b, out=out)
 
 
 def weight_grad(dG: Tensor, inp: Tensor) -> Tensor:
     """∂L/∂W for gate-major δ (G, T, B, H) and the input rows the weight saw (T, B, K):
     Σ_{t,b} δ_{g,t,b}ᵀ inp_{t,b}, returned as (G·H, K), the layout of torch's weights. (Any
-    row shape will do: δ (G, N, H) with rows (N, K) too.)"""
+    row shape will do: δ (G, N, H) with rows (N, K) too.) Every gate in one product."""
     G, H = dG.shape[0], dG.shape[-1]
     rows = flat(inp)
     out = kernels.buffer((G * H, rows.shape[1]), dG)
-    deltas = dG.view(G, -1, H)
-    if rows.shape[1] < 32 <= H:  # narrow inputs: at_b's bᵀ a, gate by gate
-        for g, d in enumerate(deltas):
-            at_b(d, rows, out=out[g * H : (g + 1) * H])
-    else:  # every gate in one call: the input rows are packed once for all of them
-        kernels.mm(deltas.transpose(1, 2), rows, out=out.view(G, H, -1))
+    at_b(dG.view(G, -1, H), rows, out=out.view(G, H, -1))
     return out
 
 

@@ -237,9 +237,12 @@ def mm(a: torch.Tensor, b: torch.Tensor, *, out: torch.Tensor | None = None,
         out, beta = buffer((*a.shape[:-1], b.shape[1]), a), 0.0
     if _own_hoisted(a, b, out):
         return own_mm(a, b, out, beta=beta, bias=bias)
-    if a.dim() == 3:
-        product = torch.matmul(a, b) if bias is None else torch.matmul(a, b).add_(bias)
-        return out.copy_(product) if beta == 0 else out.mul_(beta).add_(product)
+    if a.dim() == 3:  # out[g] = a[g] @ b (+ bias) (+ beta · out[g])
+        if beta == 0:
+            torch.matmul(a, b, out=out)
+        else:
+            out.mul_(beta).add_(torch.matmul(a, b))
+        return out if bias is None else out.add_(bias)
     if bias is not None:
         if beta:
             out.mul_(beta).add_(bias).addmm_(a, b)
